@@ -1,0 +1,43 @@
+"""eil-pipelines: executive reports as code.
+
+The public API is imported lazily, so ``import eil_pipelines`` (and the CLI's
+``--help``) does not pay for pandas, matplotlib or DuckDB.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_pipelines": "eil_pipelines.spec",
+    "load_pipeline": "eil_pipelines.spec",
+    "Pipeline": "eil_pipelines.spec",
+    "PipelineSpec": "eil_pipelines.spec",
+    "make_context": "eil_pipelines.run",
+    "run_pipeline": "eil_pipelines.run",
+    "RunResult": "eil_pipelines.run",
+    "run_once": "eil_pipelines.run.batch",
+    "build_executive_report": "eil_pipelines.legacy",
+    "chart_sales_trend": "eil_pipelines.legacy",
+    "EilError": "eil_pipelines.errors",
+    "ConfigError": "eil_pipelines.errors",
+    "ConfigErrors": "eil_pipelines.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eil_pipelines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

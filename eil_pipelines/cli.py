@@ -1,0 +1,262 @@
+"""The ``eil-run`` command: argument parsing and printing only.
+
+This is the one place that prints, exits, and wires the scheduler to the
+runner.  Heavy libraries (pandas, matplotlib, duckdb) are imported only by
+the commands that run pipelines, so ``--help`` and ``validate`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from .errors import ConfigErrors, EilError
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+DEFAULT_PATH = "pipelines"
+
+COMMANDS = {
+    "validate": "check every pipeline file without running queries",
+}
+
+DESCRIPTION = """\
+Executive reports as code: each TOML file in PATH (default pipelines/) is a
+report; eil-run runs them on their schedules, or once with --once.
+
+commands:
+  eil-run [PATH]                 run the scheduler in the foreground
+  eil-run --once [PATH]          run every enabled pipeline once, now, and exit
+  eil-run validate [PATH]        check every pipeline file without running queries
+
+PATH is a pipelines folder or a single pipeline file.  Exit status: 0 success,
+1 a run failed, 2 invalid configuration or arguments.
+"""
+
+
+class UsageError(EilError):
+    """Bad command-line arguments (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}\nTry '{self.prog} --help'.")
+
+
+def _add_path(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default=DEFAULT_PATH,
+        metavar="PATH",
+        help="a pipelines folder or one pipeline file (default: pipelines/)",
+    )
+
+
+def build_main_parser() -> argparse.ArgumentParser:
+    """The parser for ``eil-run [--once] [PATH]``."""
+    parser = _Parser(
+        prog="eil-run",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_path(parser)
+    parser.add_argument("--once", action="store_true", help="run every enabled pipeline once, now, and exit")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this pipeline (repeatable); a disabled pipeline named here runs too",
+    )
+    parser.add_argument(
+        "--at",
+        metavar="DATETIME",
+        help="render as if scheduled at this time, read in each pipeline's zone "
+        "(e.g. 2026-11-27T07:00); regenerates past reports",
+    )
+    parser.add_argument("--reports", metavar="DIR", help="reports folder (default: reports/ beside PATH's folder)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        metavar="N",
+        help="pipelines run in parallel (default: 4)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    return parser
+
+
+def build_validate_parser() -> argparse.ArgumentParser:
+    """The parser for ``eil-run validate [PATH]``."""
+    parser = _Parser(
+        prog="eil-run validate",
+        description="Check every pipeline file in PATH without running queries: keys and types, "
+        "schedules, SQL and template files, template syntax.  Prints every problem.  "
+        "Exit 0 when all are valid, 2 otherwise.",
+    )
+    _add_path(parser)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``eil-run``; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        if args and args[0] in COMMANDS:
+            command, rest = args[0], args[1:]
+            if command == "validate":
+                return cmd_validate(build_validate_parser().parse_args(rest))
+        options = build_main_parser().parse_args(args)
+        _configure_logging(options.verbose)
+        if options.once:
+            return cmd_once(options)
+        return cmd_schedule(options)
+    except ConfigErrors as exc:
+        _print_config_errors(exc, sys.stderr)
+        return EXIT_CONFIG
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except EilError as exc:
+        print(f"eil-run: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("eil-run: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # argparse's --help
+        return int(exc.code or 0)
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"eil-run: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in eil-run; run again with --debug to see the traceback.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _print_config_errors(exc: ConfigErrors, out: TextIO) -> None:
+    for error in exc.errors:
+        print(error, file=out)
+    files = len(exc.errors)
+    count = exc.problem_count
+    print(
+        f"\n{count} problem{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}.",
+        file=out,
+    )
+
+
+def cmd_validate(options: argparse.Namespace) -> int:
+    """``eil-run validate``: load everything, run nothing."""
+    from .spec import load_pipelines
+
+    pipelines = load_pipelines(Path(options.path))
+    for pipeline in pipelines:
+        state = "" if pipeline.spec.enabled else " (disabled)"
+        print(f"ok  {pipeline.display_path}{state}")
+    print(f"\n{len(pipelines)} pipeline{'s' if len(pipelines) != 1 else ''} valid.")
+    return EXIT_OK
+
+
+def parse_at(text: str) -> datetime:
+    """Parse ``--at``: an ISO date or date-time, naive (each pipeline's zone) or with an offset."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f'eil-run: --at: invalid date-time "{text}": expected ISO 8601 such as '
+            "2026-11-27T07:00 or 2026-11-27"
+        ) from None
+
+
+def select(pipelines: list, only: list[str] | None) -> list:
+    """The pipelines to run: the ``--only`` names, else every enabled one."""
+    if not only:
+        return [p for p in pipelines if p.spec.enabled]
+    by_name = {p.name: p for p in pipelines}
+    unknown = [n for n in only if n not in by_name]
+    if unknown:
+        known = ", ".join(sorted(by_name))
+        raise UsageError(f"eil-run: --only: no pipeline named {', '.join(unknown)} (pipelines: {known})")
+    return [by_name[n] for n in dict.fromkeys(only)]
+
+
+def reports_dir_for(options: argparse.Namespace) -> Path:
+    """``--reports`` or ``reports/`` in the project root."""
+    if options.reports:
+        return Path(options.reports).resolve()
+    from .spec import project_root_for
+
+    return project_root_for(Path(options.path)) / "reports"
+
+
+def cmd_once(options: argparse.Namespace) -> int:
+    """``eil-run --once``: every selected pipeline once, a summary table, exit 0 or 1."""
+    from .run.batch import run_once
+    from .spec import load_pipelines
+
+    if options.workers < 1:
+        raise UsageError("eil-run: --workers must be at least 1")
+    at = parse_at(options.at) if options.at else None
+    pipelines = select(load_pipelines(Path(options.path)), options.only)
+    if not pipelines:
+        print("No enabled pipelines to run.")
+        return EXIT_OK
+    results = run_once(pipelines, reports_dir=reports_dir_for(options), at=at, workers=options.workers)
+    print_summary(results, sys.stdout)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def print_summary(results: list, out: TextIO) -> None:
+    """The table printed after ``--once``: pipeline, status, duration, files written."""
+    from .spec.loader import display_path
+
+    rows = []
+    for r in results:
+        docs = [f for f in r.files if f.parent.name == r.pipeline and not f.name.startswith("latest.")]
+        images = len([f for f in r.files if f.suffix == ".png"])
+        shown = ", ".join(display_path(f) for f in docs)
+        if images:
+            shown += f" (+{images} chart{'s' if images != 1 else ''})"
+        rows.append((r.pipeline, r.status, f"{r.duration:.2f}s", shown or "-"))
+    headers = ("pipeline", "status", "duration", "files written")
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers[:3])]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers[:3], widths, strict=True)) + "  " + headers[3]
+    print(line, file=out)
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3], file=out)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        print(file=out)
+        for r in failed:
+            print(f"{r.pipeline} failed: {r.error}", file=out)
+    ok = len(results) - len(failed)
+    print(f"\n{ok} succeeded, {len(failed)} failed.", file=out)
+
+
+def cmd_schedule(options: argparse.Namespace) -> int:
+    """``eil-run [PATH]``: the long-running scheduler."""
+    raise UsageError(
+        "eil-run: the scheduler (eil-run PATH without --once) is not available in this version; "
+        "use eil-run --once PATH"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os._exit(main())

@@ -1,0 +1,108 @@
+"""Errors that carry what the user needs to read.
+
+Nothing below the CLI prints or exits: every stage raises an :class:`EilError`
+whose ``str()`` is the complete message for the user, and the CLI prints it
+without a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+
+class EilError(Exception):
+    """Base class of every error meant for the user."""
+
+
+class ConfigError(EilError):
+    """A pipeline file (or project setting) is invalid.
+
+    ``problems`` holds every problem found as ``(key path, message)`` pairs, so
+    a user fixes them all in one pass instead of one per run.  A key path of
+    ``""`` means the problem is about the whole file (a syntax error, a
+    duplicate name).
+    """
+
+    def __init__(self, file: Path | str, problems: Sequence[tuple[str, str]], *, shown: str | None = None):
+        self.file = Path(file)
+        self.problems = list(problems)
+        self.shown = shown or str(file)
+        super().__init__(self.format())
+
+    def format(self, display_path: str | None = None) -> str:
+        """Render as ``file: key.path: message`` lines."""
+        shown = display_path or self.shown
+        lines = []
+        for key, message in self.problems:
+            lines.append(f"{shown}: {key}: {message}" if key else f"{shown}: {message}")
+        return "\n".join(lines)
+
+
+class ConfigErrors(EilError):
+    """Several files failed validation; holds one :class:`ConfigError` per file."""
+
+    def __init__(self, errors: Iterable[ConfigError]):
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+    @property
+    def problem_count(self) -> int:
+        """How many individual problems were found across all files."""
+        return sum(len(e.problems) for e in self.errors)
+
+
+class SourceError(EilError):
+    """A query failed against its data source.
+
+    The message names the pipeline, the query and the database's own message.
+    """
+
+    def __init__(self, pipeline: str, query: str, message: str):
+        self.pipeline = pipeline
+        self.query = query
+        self.detail = message
+        super().__init__(f'pipeline "{pipeline}", query "{query}": {message}')
+
+
+class ChartError(EilError):
+    """A chart could not be drawn from its query's result."""
+
+    def __init__(self, chart: str, message: str, pipeline: str | None = None):
+        self.chart = chart
+        self.pipeline = pipeline
+        self.detail = message
+        prefix = f'pipeline "{pipeline}", ' if pipeline else ""
+        super().__init__(f'{prefix}chart "{chart}": {message}')
+
+
+class RenderError(EilError):
+    """A template failed to compile or render.
+
+    ``template`` names the template file (or ``<built-in NAME>``) and ``line``
+    the line in it, when Jinja knows it.
+    """
+
+    def __init__(self, template: str, message: str, line: int | None = None):
+        self.template = template
+        self.line = line
+        self.detail = message
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"{where}: {message}")
+
+
+class MetricError(EilError):
+    """A metric could not be computed from its query's result."""
+
+    def __init__(self, metric: str, message: str):
+        self.metric = metric
+        self.detail = message
+        super().__init__(f'metric "{metric}": {message}')
+
+
+class OutputError(EilError):
+    """A report file could not be written."""
+
+
+class DeliveryError(EilError):
+    """A report could not be delivered."""

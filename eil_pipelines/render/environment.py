@@ -1,0 +1,301 @@
+"""Templates: loading, the sandboxed Jinja environment, rendering, errors.
+
+One template produces both formats.  It is Markdown with Jinja and is
+rendered twice: for ``md`` the output is the report; for ``html`` the
+output Markdown (with raw HTML blocks from filters and chart embeds) goes
+through markdown-it and into a self-contained HTML document.
+
+Security rules, and why:
+
+* The environment is an :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment`
+  (templates are project files, but reports are mailed to people who did
+  not write them): no attribute starting with ``_``, no ``str.format``
+  escapes, no ``list.append``/``dict.update`` on values.
+* pandas and numpy objects (``data.orders``, a column, a cell) allow only
+  the read-only attributes in :data:`SAFE_DATA_ATTRIBUTES`, plus column
+  names on a DataFrame (``data.orders.revenue``) and labels on a row
+  (``data.orders.iloc[0].revenue``).  An allow-list, not a block-list: ``to_csv``,
+  ``to_pickle``, ``ndarray.tofile`` write files, ``query``/``eval`` evaluate
+  strings with access to the caller's frame, ``apply``/``agg`` look methods
+  up by name (``df.agg("to_csv", ...)``), ``style`` and ``plot`` lead to
+  more writers.  Of the ``to_*`` methods only ``to_dict`` and ``to_list``
+  are allowed.
+* ``StrictUndefined``: a misspelt name is an error, never an empty string.
+* In the HTML rendering autoescape is on, and every printed value that is
+  not :class:`~markupsafe.Markup` is also kept from acting as Markdown: ``[``,
+  ``]``, ``\\`` and line breaks are written as character references, so a
+  value can neither become a link or image (an outside request) nor break
+  out of the line or HTML block it is printed in.  Markup from filters and
+  chart embeds is trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import pandas as pd
+from jinja2 import FunctionLoader, StrictUndefined, Template
+from jinja2.exceptions import (
+    SecurityError,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+)
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup, escape
+
+from ..errors import RenderError
+from .assets import NamedResults, chart_set
+from .filters import TemplateDataError, make_filters
+from .markdown import html_document, markdown_to_html, tidy_markdown
+
+Format = Literal["md", "html"]
+FORMATS: tuple[str, ...] = ("md", "html")
+
+#: How errors name the built-in template.
+BUILTIN_NAME = "<built-in executive>"
+
+#: What a template may read or call on a pandas or numpy object.
+SAFE_DATA_ATTRIBUTES = frozenset(
+    {
+        # shape and labels
+        "columns", "index", "shape", "size", "ndim", "empty", "dtype", "dtypes",
+        "name", "names", "values", "array",
+        # selecting rows and columns
+        "iloc", "loc", "at", "iat", "head", "tail", "get", "nlargest", "nsmallest",
+        "sort_values", "sort_index", "drop", "dropna", "drop_duplicates", "fillna",
+        "filter", "rename", "reset_index", "set_index", "isin", "between", "isna",
+        "notna", "isnull", "notnull", "astype", "round", "abs", "clip",
+        # summaries
+        "sum", "mean", "median", "min", "max", "count", "nunique", "unique",
+        "value_counts", "describe", "std", "var", "quantile", "prod", "mode", "any",
+        "all", "cumsum", "pct_change", "diff", "shift", "rank", "idxmax", "idxmin",
+        "groupby",
+        # iterating and converting
+        "items", "keys", "iterrows", "itertuples", "tolist", "to_list", "to_dict", "item",
+        # dates (the .dt accessor, Timestamp, Timedelta)
+        "dt", "date", "year", "month", "day", "hour", "minute", "second", "quarter",
+        "dayofweek", "weekday", "day_name", "month_name", "strftime", "isoformat",
+        "normalize", "days", "total_seconds", "to_pydatetime",
+        # text (the .str accessor)
+        "str", "upper", "lower", "title", "capitalize", "strip", "len", "contains",
+        "startswith", "endswith", "replace", "slice", "split",
+    }
+)  # fmt: skip
+
+_DATA_LIBRARIES = ("pandas", "numpy")
+
+# Characters that would make an escaped value act as Markdown (see the module docstring).
+_MARKDOWN_ACTIVE = str.maketrans(
+    {"[": "&#91;", "]": "&#93;", "\\": "&#92;", "\n": "&#10;", "\r": ""}
+)
+
+
+class ReportEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, with pandas and numpy objects held to an allow-list."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        """Refuse private attributes, mutators, and anything on a DataFrame,
+        Series or array that is not in :data:`SAFE_DATA_ATTRIBUTES`."""
+        if not super().is_safe_attribute(obj, attr, value):
+            return False
+        # Rows from itertuples() are namedtuples made inside pandas: their fields are data.
+        if isinstance(obj, tuple):
+            return True
+        if type(obj).__module__.partition(".")[0] not in _DATA_LIBRARIES:
+            return True
+        if attr in SAFE_DATA_ATTRIBUTES:
+            return True
+        # df.revenue is a column and row.revenue a cell: data, unless a method hides the label.
+        if callable(value):
+            return False
+        if isinstance(obj, pd.DataFrame):
+            return attr in obj.columns
+        return isinstance(obj, pd.Series) and attr in obj.index
+
+
+def _finalize_html(value: Any) -> Any:
+    if hasattr(value, "__html__"):
+        return value
+    return Markup(str(escape(value)).translate(_MARKDOWN_ACTIVE))
+
+
+def _no_includes(name: str) -> None:
+    raise TemplateDataError(
+        f"{{% include %}}, {{% import %}} and {{% extends %}} are not supported "
+        f"(asked for {name!r}): a report template is one file"
+    )
+
+
+def create_environment(
+    fmt: Format, *, max_rows: int = 50, currency: str = "$"
+) -> ReportEnvironment:
+    """The Jinja environment for one rendering in ``fmt``, with the report filters."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    env = ReportEnvironment(
+        undefined=StrictUndefined,
+        autoescape=fmt == "html",
+        finalize=_finalize_html if fmt == "html" else None,
+        loader=FunctionLoader(_no_includes),
+        # Jinja's default whitespace rules (no trim_blocks/lstrip_blocks), the ones
+        # its documentation teaches: templates control newlines with "-" markers.
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters.update(make_filters(fmt, max_rows=max_rows, currency=currency))
+    return env
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    """A report template's text and the name errors show for it."""
+
+    name: str
+    """``templates/weekly.md.j2`` as the project names it, or ``<built-in executive>``."""
+
+    text: str
+    """The template source."""
+
+    path: Path | None = None
+    """The file it was read from; ``None`` for the built-in template."""
+
+
+def load_template(path: Path | None = None, display_name: str | None = None) -> TemplateSource:
+    """Read a template file, or the built-in executive template when ``path`` is None.
+
+    ``display_name`` is how errors name the file (the path relative to the
+    project root); default: ``path`` as given.  Raises :class:`RenderError`
+    when the file cannot be read.
+    """
+    if path is None:
+        text = (
+            resources.files(__package__)
+            .joinpath("builtin/executive.md.j2")
+            .read_text(encoding="utf-8")
+        )
+        return TemplateSource(display_name or BUILTIN_NAME, text, None)
+    path = Path(path)
+    name = display_name or path.as_posix()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise RenderError(name, "template file not found") from None
+    except UnicodeDecodeError as exc:
+        raise RenderError(
+            name, f"template is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise RenderError(name, f"cannot read template: {exc.strerror or exc}") from None
+    return TemplateSource(name, text, path)
+
+
+def _compile(env: ReportEnvironment, source: TemplateSource) -> Template:
+    try:
+        code = env.compile(source.text, name=source.name, filename=source.name)
+    except TemplateSyntaxError as exc:
+        raise RenderError(source.name, f"template syntax error: {exc.message}", exc.lineno) from exc
+    return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+def compile_template(source: TemplateSource) -> None:
+    """Check a template's syntax without rendering it (``eil-run validate``).
+
+    Also catches unknown filter names.  Raises :class:`RenderError` with the
+    template name and line.
+    """
+    _compile(create_environment("md"), source)
+
+
+def _template_line(exc: BaseException, name: str) -> int | None:
+    # Jinja rewrites the traceback so template frames carry the template's
+    # file name and line; the innermost such frame is where it failed.
+    line = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == name:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _render_error(source: TemplateSource, exc: Exception) -> RenderError:
+    if isinstance(exc, TemplateSyntaxError):
+        return RenderError(source.name, f"template syntax error: {exc.message}", exc.lineno)
+    if isinstance(exc, SecurityError):
+        message = f"sandbox violation: {exc.message}"
+    elif isinstance(exc, UndefinedError):
+        message = f"undefined template variable: {exc.message}"
+    elif isinstance(exc, TemplateDataError):
+        message = str(exc.message)
+    elif isinstance(exc, TemplateError):
+        message = f"template error: {exc.message}"
+    else:
+        message = f"error while rendering: {type(exc).__name__}: {exc}"
+    return RenderError(source.name, message, _template_line(exc, source.name))
+
+
+def _title(context: Mapping[str, Any]) -> str:
+    pipeline = context.get("pipeline")
+    if isinstance(pipeline, Mapping):
+        title = pipeline.get("title")
+    else:
+        title = getattr(pipeline, "title", None)
+    return str(title) if title else "Report"
+
+
+def _template_values(context: Mapping[str, Any], fmt: Format) -> dict[str, Any]:
+    values = dict(context)
+    for key, empty in (
+        ("pipeline", {}),
+        ("run", {}),
+        ("params", {}),
+        ("sql", {}),
+        ("metrics", []),
+        ("insights", []),
+    ):
+        if values.get(key) is None:
+            values[key] = empty
+    values["data"] = NamedResults("query", "queries", dict(context.get("data") or {}))
+    values["charts"] = chart_set(context.get("charts"), fmt)
+    values["format"] = fmt
+    return values
+
+
+def render_report(
+    source: TemplateSource,
+    context: Mapping[str, Any],
+    fmt: Format,
+    *,
+    max_rows: int = 50,
+    currency: str = "$",
+) -> str:
+    """Render a report and return the whole file's text.
+
+    ``context`` holds what the template sees: ``pipeline`` (a dict, or an
+    object with attributes; its ``title`` is also the HTML ``<title>``),
+    ``run``, ``params`` and ``sql`` (dicts), ``data`` (query name →
+    DataFrame), ``charts`` (name → :class:`ChartAsset`), ``metrics`` (metric
+    objects) and ``insights`` (strings).  Missing ones are empty.  The
+    template also gets ``format`` (``"md"`` or ``"html"``).
+
+    For ``md`` the result is the Markdown report, tidied for linting; for
+    ``html`` a complete HTML document.  Every template failure is raised as
+    :class:`RenderError` naming the template and, when known, the line.
+    """
+    env = create_environment(fmt, max_rows=max_rows, currency=currency)
+    template = _compile(env, source)
+    values = _template_values(context, fmt)
+    try:
+        text = template.render(values)
+    except Exception as exc:
+        raise _render_error(source, exc) from exc
+    if fmt == "md":
+        return tidy_markdown(text)
+    # Not tidied: collapsing blank lines would change code inside <pre> blocks.
+    return html_document(_title(context), markdown_to_html(text))

@@ -1,0 +1,97 @@
+"""Markdown → HTML, the self-contained HTML document, and Markdown tidying."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from markdown_it import MarkdownIt
+from markupsafe import escape
+
+# The HTML report may fetch nothing and run nothing, even if a template or a
+# value slipped something past the escaping: the browser enforces it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+
+def markdown_to_html(text: str) -> str:
+    """Convert report Markdown to an HTML fragment.
+
+    CommonMark plus pipe tables; raw HTML is passed through (the template's
+    KPI cards, figures and tables are HTML blocks, and every value in them
+    was escaped by the renderer).  Links with ``javascript:`` and similar
+    schemes are dropped by markdown-it.
+    """
+    # One parser per call: cheap (about a millisecond) and safe under the worker pool.
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    return md.render(text)
+
+
+@cache
+def report_css() -> str:
+    """The report style sheet, inlined into every HTML report."""
+    return resources.files(__package__).joinpath("report.css").read_text(encoding="utf-8")
+
+
+def html_document(title: str, body_html: str, *, lang: str = "en") -> str:
+    """Wrap an HTML fragment in a complete, self-contained HTML5 document.
+
+    The style sheet is inline and a Content-Security-Policy forbids scripts
+    and any request to another site, so the file can be mailed or opened
+    offline and shows the same.
+    """
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="{escape(lang)}">\n'
+        "<head>\n"
+        '<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
+        '<meta name="generator" content="eil-pipelines">\n'
+        f"<title>{escape(title)}</title>\n"
+        f"<style>\n{report_css()}</style>\n"
+        "</head>\n"
+        "<body>\n"
+        '<main class="report">\n'
+        f"{body_html.strip()}\n"
+        "</main>\n"
+        "</body>\n"
+        "</html>\n"
+    )
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def tidy_markdown(text: str) -> str:
+    """Make rendered Markdown lint-clean whatever the template's whitespace.
+
+    Drops trailing spaces, collapses runs of blank lines to one outside code
+    fences, drops blank lines at the start, and ends with one newline.
+    Template control blocks leave such gaps behind; fixing them here keeps
+    the templates readable.
+    """
+    out: list[str] = []
+    fence: str | None = None
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        marker = _FENCE.match(line)
+        if fence is None:
+            if marker:
+                fence = marker.group(1)
+            elif not line and (not out or not out[-1]):
+                continue
+        elif (
+            marker
+            and marker.group(1)[0] == fence[0]
+            and len(marker.group(1)) >= len(fence)
+            and line.strip() == marker.group(1)
+        ):
+            fence = None
+        out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n"

@@ -1,0 +1,482 @@
+"""Loading pipeline files: TOML → validated :class:`Pipeline`, every problem at once.
+
+Pydantic finds every type problem in a file in one pass; this module turns
+them into ``file: key.path: message`` lines a person can act on, and adds the
+checks a model cannot make alone: cross-references, files that must exist,
+names unique within a folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigError, ConfigErrors, EilError
+from .models import NAME_PATTERN, PipelineSpec, reference_problems
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+#: Keys whose string values may hold ``${ENV_VAR}`` references.
+ENV_EXPANDED_KEYS = (("source", "path"),)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A validated pipeline file, with its paths resolved and its SQL read."""
+
+    name: str
+    """The pipeline's name (the ``name`` key or the file stem)."""
+    file: Path
+    """Absolute path of the pipeline file."""
+    root: Path
+    """The project root: the parent of the pipelines folder."""
+    spec: PipelineSpec
+    """The validated contents."""
+    sql: dict[str, str] = field(default_factory=dict)
+    """Each query's SQL text, read from ``file`` where the query names one."""
+
+    @property
+    def display_path(self) -> str:
+        """The file as the user should see it: relative to the working folder when inside it."""
+        return display_path(self.file)
+
+    @property
+    def template_path(self) -> Path | None:
+        """The custom template's absolute path, or ``None`` for the built-in one."""
+        template = self.spec.report.template
+        return resolve_path(self.root, template) if template else None
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the pipeline file, resolved against the project root."""
+        return resolve_path(self.root, relative)
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working folder when it lies inside it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def resolve_path(root: Path, relative: str) -> Path:
+    """Resolve a path written in a pipeline against the project root (never the cwd)."""
+    candidate = Path(relative).expanduser()
+    return candidate if candidate.is_absolute() else (root / candidate).resolve()
+
+
+def project_root_for(path: Path) -> Path:
+    """The project root for a pipelines folder or a single pipeline file.
+
+    It is the parent of the pipelines folder, so ``eil-run /srv/bi/pipelines``
+    reads ``data/…`` from ``/srv/bi`` whatever the working folder is.
+    """
+    path = path.resolve()
+    folder = path.parent if path.is_file() else path
+    return folder.parent
+
+
+def pipeline_files(path: Path) -> list[Path]:
+    """The pipeline files a PATH argument names: one file, or a folder's ``*.toml``."""
+    if not path.exists():
+        raise EilError(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.suffix != ".toml":
+            raise EilError(f"{path}: a pipeline file must end in .toml")
+        return [path.resolve()]
+    files = sorted(p.resolve() for p in path.glob("*.toml") if p.is_file())
+    if not files:
+        raise EilError(f"{path}: no pipeline files (*.toml) in this folder")
+    return files
+
+
+def load_pipelines(
+    path: Path | str,
+    *,
+    env: Mapping[str, str] | None = None,
+    check_templates: bool = True,
+) -> list[Pipeline]:
+    """Load and validate every pipeline that PATH names.
+
+    Raises :class:`ConfigErrors` holding every problem of every file, after
+    reading them all.  ``env`` is the environment for ``${VAR}`` references
+    (default ``os.environ``).
+    """
+    path = Path(path)
+    files = pipeline_files(path)
+    root = project_root_for(path)
+    environment = os.environ if env is None else env
+    pipelines: list[Pipeline] = []
+    errors: list[ConfigError] = []
+    for file in files:
+        try:
+            pipelines.append(
+                load_pipeline(file, root=root, env=environment, check_templates=check_templates)
+            )
+        except ConfigError as exc:
+            errors.append(exc)
+    seen: dict[str, Pipeline] = {}
+    for pipeline in pipelines:
+        if pipeline.name in seen:
+            first = seen[pipeline.name]
+            errors.append(
+                ConfigError(
+                    pipeline.file,
+                    shown=pipeline.display_path,
+                    problems=
+                    [
+                        (
+                            "name" if pipeline.spec.name else "",
+                            f'duplicate pipeline name "{pipeline.name}": '
+                            f"{first.display_path} has the same name",
+                        )
+                    ],
+                )
+            )
+        else:
+            seen[pipeline.name] = pipeline
+    if errors:
+        errors.sort(key=lambda e: str(e.file))
+        raise ConfigErrors(errors)
+    return pipelines
+
+
+def load_pipeline(
+    file: Path | str,
+    *,
+    root: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    check_templates: bool = True,
+) -> Pipeline:
+    """Load one pipeline file; raise :class:`ConfigError` listing all its problems."""
+    file = Path(file).resolve()
+    root = project_root_for(file) if root is None else root
+    shown = display_path(file)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(file, [("", f"cannot read the file: {exc.strerror}")], shown=shown) from None
+    except UnicodeDecodeError:
+        raise ConfigError(file, [("", "the file is not valid UTF-8 text")], shown=shown) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, [("", _toml_message(exc))], shown=shown) from None
+
+    problems = expand_env(raw, os.environ if env is None else env)
+    spec: PipelineSpec | None = None
+    try:
+        spec = PipelineSpec.model_validate(raw, context={"references_checked": True})
+    except ValidationError as exc:
+        problems.extend(pydantic_problems(exc, raw, PipelineSpec))
+    # Cross-references are checked on the raw data too, so they are reported
+    # alongside type errors instead of after the user fixes those.
+    problems.extend(p for p in reference_problems(raw) if p not in problems)
+    stem_problem = _name_problem(file, raw)
+    if stem_problem:
+        problems.append(stem_problem)
+    if spec is None or problems:
+        raise ConfigError(file, _dedupe(problems), shown=shown)
+
+    sql: dict[str, str] = {}
+    for query_name, query in spec.queries.items():
+        if query.file is not None:
+            sql_path = resolve_path(root, query.file)
+            try:
+                sql[query_name] = sql_path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                problems.append(
+                    (f"queries.{query_name}.file", f"SQL file not found: {query.file} (looked for {sql_path})")
+                )
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append((f"queries.{query_name}.file", f"cannot read SQL file {query.file}: {exc}"))
+        else:
+            sql[query_name] = query.sql or ""
+        if query_name in sql and not sql[query_name].strip():
+            problems.append((f"queries.{query_name}", "the SQL is empty"))
+
+    name = spec.name or file.stem
+    pipeline = Pipeline(name=name, file=file, root=root, spec=spec, sql=sql)
+    if spec.report.template:
+        template_path = pipeline.template_path
+        assert template_path is not None
+        if not template_path.is_file():
+            problems.append(
+                ("report.template", f"template not found: {spec.report.template} (looked for {template_path})")
+            )
+        elif check_templates:
+            problems.extend(_template_problems(pipeline, template_path))
+    if problems:
+        raise ConfigError(file, problems, shown=shown)
+    return pipeline
+
+
+def _template_problems(pipeline: Pipeline, template_path: Path) -> list[tuple[str, str]]:
+    from ..errors import RenderError
+    from ..render import compile_template, load_template
+
+    try:
+        compile_template(load_template(template_path, display_name=display_path(template_path)))
+    except RenderError as exc:
+        return [("report.template", str(exc))]
+    return []
+
+
+def expand_env(raw: dict[str, Any], env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) in the keys that allow it, in place.
+
+    Returns a problem for each variable that is not set and has no default.
+    The expanded value is never echoed in messages, since it may be a secret.
+    """
+    problems = []
+    for keys in ENV_EXPANDED_KEYS:
+        node: Any = raw
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not isinstance(node.get(keys[-1]), str):
+            continue
+        missing: list[str] = []
+
+        def substitute(match: re.Match[str], missing: list[str] = missing) -> str:
+            value = env.get(match.group(1))
+            if value is None:
+                if match.group(2) is not None:
+                    return match.group(2)
+                missing.append(match.group(1))
+                return ""
+            return value
+
+        node[keys[-1]] = _ENV_REF.sub(substitute, node[keys[-1]])
+        problems.extend((".".join(keys), f'environment variable "{var}" is not set') for var in missing)
+    return problems
+
+
+def _name_problem(file: Path, raw: dict[str, Any]) -> tuple[str, str] | None:
+    if "name" in raw:
+        return None  # the model checks an explicit name
+    if not re.match(NAME_PATTERN, file.stem):
+        return (
+            "",
+            f'the file name "{file.stem}" is not a valid pipeline name: use lowercase letters, '
+            'digits, "_" and "-", starting with a letter or digit (or set a "name" key)',
+        )
+    return None
+
+
+def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
+    text = str(exc)
+    match = re.search(r"\(at line (\d+), column (\d+)\)", text)
+    reason = re.sub(r"\s*\(at .*?\)\s*$", "", text)
+    reason = reason[:1].lower() + reason[1:]
+    if match:
+        return f"TOML syntax error at line {match.group(1)}, column {match.group(2)}: {reason}"
+    return f"TOML syntax error: {reason}"
+
+
+def _dedupe(problems: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for problem in problems:
+        if problem not in out:
+            out.append(problem)
+    return out
+
+
+# --- pydantic errors → user messages -------------------------------------------------
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "list_type": "a list",
+    "date_type": "a date (such as 2026-01-31)",
+    "datetime_type": "a date-time (such as 2026-01-31T08:00)",
+    "time_type": "a time",
+    "timedelta_type": 'a duration such as "15m"',
+    "is_instance_of": "a value of another type",
+}
+
+
+def describe_value(value: Any) -> str:
+    """Name a TOML value's type and show it, as in ``string "yes"`` or ``integer 5``."""
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f'string "{shown}"'
+    if isinstance(value, datetime):
+        return f"date-time {value.isoformat()}"
+    if isinstance(value, date):
+        return f"date {value.isoformat()}"
+    if isinstance(value, time):
+        return f"time {value.isoformat()}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def format_key_path(parts: Iterable[str | int]) -> str:
+    """``("charts", 0, "y")`` → ``charts[0].y``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _walk(raw: Any, loc: tuple[Any, ...]) -> tuple[list[str | int], Any, bool]:
+    """Follow ``loc`` through the raw data as far as it goes.
+
+    Pydantic adds segments that are not keys (union member names such as
+    ``list[str]``, validator names); those are dropped.  Returns the key path,
+    the value found there, and whether the whole path was found.
+    """
+    path: list[str | int] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        else:
+            return path, node, False
+    return path, node, True
+
+
+def _model_at(model: type[BaseModel], path: list[str | int]) -> type[BaseModel] | None:
+    """The model class that validates the table at ``path``, for "did you mean"."""
+    import typing
+
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        info = current.model_fields.get(part)
+        if info is None:
+            return None
+        current = _unwrap_model(info.annotation, typing)
+        if current is None:
+            return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap_model(annotation: Any, typing: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _unwrap_model(arg, typing)
+        if found is not None:
+            return found
+    return None
+
+
+def pydantic_problems(
+    exc: ValidationError, raw: dict[str, Any], model: type[BaseModel]
+) -> list[tuple[str, str]]:
+    """Translate a ValidationError into ``(key path, message)`` pairs a user can act on."""
+    grouped: dict[str, list[tuple[dict[str, Any], Any, bool]]] = {}
+    order: list[str] = []
+    for error in exc.errors():
+        path, value, complete = _walk(raw, tuple(error["loc"]))
+        if error["type"] == "missing" and error["loc"]:
+            key = format_key_path([*path, error["loc"][-1]]) if not complete else format_key_path(path)
+        elif error["type"] == "extra_forbidden":
+            key = format_key_path(path)
+        else:
+            key = format_key_path(path)
+        if key not in grouped:
+            grouped[key] = []
+            order.append(key)
+        grouped[key].append((error, value, complete))
+
+    problems: list[tuple[str, str]] = []
+    for key in order:
+        entries = grouped[key]
+        types = {e["type"] for e, _, _ in entries}
+        if len(entries) > 1 and types <= set(_EXPECTED) | {"literal_error"}:
+            # A union (such as str | list[str]) failed on every member: one message.
+            expected: list[str] = []
+            for error, _, _ in entries:
+                expected.append(_expected_text(error))
+            value = entries[0][1]
+            unique = list(dict.fromkeys(expected))
+            problems.append((key, f"expected {_join_or(unique)}, got {describe_value(value)}"))
+            continue
+        for error, value, _ in entries:
+            problems.append((key, _message(error, value, key, raw, model)))
+    return _dedupe(problems)
+
+
+def _expected_text(error: dict[str, Any]) -> str:
+    if error["type"] == "literal_error":
+        return "one of " + error["ctx"]["expected"].replace("'", '"')
+    if error["type"] == "list_type":
+        return "a list"
+    return _EXPECTED.get(error["type"], error["msg"])
+
+
+def _join_or(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _message(error: dict[str, Any], value: Any, key: str, raw: dict[str, Any], model: type[BaseModel]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx", {})
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        name = str(error["loc"][-1])
+        parent_path, _, _ = _walk(raw, tuple(error["loc"][:-1]))
+        parent = _model_at(model, parent_path)
+        options = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        allowed = f" (allowed: {', '.join(options)})" if options and not close else ""
+        return f'unknown key "{name}"{hint}{allowed}'
+    if kind == "literal_error":
+        expected = ctx.get("expected", "").replace("'", '"')
+        options = re.findall(r'"([^"]*)"', expected)
+        close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        return f"expected one of {expected}, got {describe_value(value)}{hint}"
+    if kind in ("value_error", "assertion_error"):
+        message = error["msg"]
+        return re.sub(r"^(Value error|Assertion failed), ", "", message)
+    if kind == "string_pattern_mismatch":
+        return (
+            f'invalid name "{value}": use lowercase letters, digits, "_" and "-", '
+            "starting with a letter or digit"
+        )
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}, got {describe_value(value)}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}, got {describe_value(value)}"
+    if kind == "too_short":
+        what = {"queries": "at least one query is needed", "report.formats": "at least one format is needed"}
+        return what.get(key, f"needs at least {ctx.get('min_length')} item(s)")
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {describe_value(value)}"
+    return error["msg"]

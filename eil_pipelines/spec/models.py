@@ -1,0 +1,448 @@
+"""The pipeline file contract, as Pydantic models.
+
+Every field has a docstring: it becomes the field's description in the JSON
+Schema and the reference in ``docs/pipeline-file.md`` (a test keeps them in
+step).  The models are frozen: a loaded pipeline never changes under a run.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from ..schedule.durations import parse_duration
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+#: Parameters every query and template receives; user params may not reuse them.
+BUILTIN_PARAMS = (
+    "run_date",
+    "run_time",
+    "period_start",
+    "period_end",
+    "prev_period_start",
+    "prev_period_end",
+)
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _to_duration(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_duration),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|w|d|h|m|s)\s*)+$",
+            "examples": ["90s", "15m", "1h30m"],
+        }
+    ),
+]
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+NumberFormat = Literal["number", "currency", "percent", "compact"]
+
+
+def _to_times(value: Any) -> Any:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        return value
+    out = []
+    for item in values:
+        if not isinstance(item, str) or not re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", item.strip()):
+            raise ValueError(f'invalid time {item!r}: expected "HH:MM", such as "08:00"')
+        parts = [int(p) for p in item.strip().split(":")]
+        try:
+            out.append(time(*parts))
+        except ValueError:
+            raise ValueError(
+                f'invalid time "{item}": hour must be 0-23 and minute 0-59'
+            ) from None
+    return out
+
+
+DailyTimes = Annotated[
+    list[time],
+    BeforeValidator(_to_times),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\d{1,2}:\d{2}$"},
+                {"type": "array", "items": {"type": "string", "pattern": r"^\d{1,2}:\d{2}$"}},
+            ],
+            "examples": ["08:00", ["08:00", "17:30"]],
+        }
+    ),
+]
+
+
+class StrictModel(BaseModel):
+    """Base: unknown keys are errors, types are not coerced, instances are frozen."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class ScheduleSpec(StrictModel):
+    """When a pipeline runs.  Give exactly one of ``cron``, ``every`` or ``daily``."""
+
+    cron: str | None = None
+    """A 5-field cron expression (names, ranges, lists, steps, ``L`` and ``#``) or an
+    alias such as ``@daily``; day-of-month and day-of-week combine as in Vixie cron."""
+
+    every: Duration | None = None
+    """Run at a fixed interval of real time, such as ``"15m"`` or ``"1h30m"``; fire
+    times are whole multiples of it counted from ``start``."""
+
+    daily: DailyTimes | None = None
+    """Run every day at a local time (``"08:00"``) or at each of a list of times."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
+    """With ``daily``: only on these weekdays, such as ``["mon", "fri"]``."""
+
+    timezone: str | None = None
+    """IANA time zone the schedule is read in, such as ``"Europe/Berlin"``; default:
+    the machine's local zone."""
+
+    start: datetime | None = None
+    """Anchor of an ``every`` grid (local time in ``timezone``); default 2000-01-01T00:00."""
+
+    period: Literal["interval", "day", "week", "month"] = "interval"
+    """What a run covers: ``interval`` (previous fire to this fire), or the previous
+    calendar ``day``, ISO ``week`` or ``month``."""
+
+    catch_up: Literal["latest", "all", "none"] = "latest"
+    """Fire times missed while the scheduler was down: run the ``latest`` one, ``all``
+    of them (up to ``max_catch_up``), or ``none``."""
+
+    max_catch_up: Annotated[int, Field(ge=1)] = 10
+    """With ``catch_up = "all"``: at most this many missed runs, the most recent ones."""
+
+    overlap: Literal["skip", "queue"] = "skip"
+    """A fire time that comes while the previous run is still going is ``skip``ped
+    (and logged) or ``queue``d."""
+
+    retries: Annotated[int, Field(ge=0)] = 0
+    """How many times a failed run is tried again."""
+
+    retry_delay: Duration = timedelta(minutes=1)
+    """Wait before the first retry; doubles at each further attempt."""
+
+    timeout: Duration | None = None
+    """A run still going after this long is stopped and recorded as timed out."""
+
+    jitter: Duration | None = None
+    """A random delay of up to this long before each run, to spread pipelines that
+    share a fire time."""
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from ..schedule.triggers import validate_cron
+
+            validate_cron(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f'unknown time zone "{value}": expected an IANA name such as '
+                    '"Europe/Berlin" or "UTC"'
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleSpec:
+        given = [k for k in ("cron", "every", "daily") if getattr(self, k) is not None]
+        if len(given) != 1:
+            if given:
+                both = " and ".join(f'"{k}"' for k in given)
+                raise ValueError(f'give exactly one of "cron", "every" or "daily", not {both}')
+            raise ValueError('give exactly one of "cron", "every" or "daily"')
+        if self.days is not None and self.daily is None:
+            raise ValueError('"days" goes with "daily"; for cron use the day-of-week field')
+        if self.start is not None and self.every is None:
+            raise ValueError('"start" goes with "every"')
+        return self
+
+
+class SourceSpec(StrictModel):
+    """Where the queries run."""
+
+    kind: Literal["duckdb", "sqlite"] = "duckdb"
+    """The database engine: ``duckdb`` (embedded, reads CSV and Parquet files named
+    in the SQL) or ``sqlite``."""
+
+    path: str | None = None
+    """Database file, relative to the project root; ``${ENV_VAR}`` is expanded.
+    Opened read-only.  Without it, DuckDB runs in memory (SQLite needs a path)."""
+
+    @model_validator(mode="after")
+    def _sqlite_needs_path(self) -> SourceSpec:
+        if self.kind == "sqlite" and not self.path:
+            raise ValueError('a "sqlite" source needs a "path"')
+        return self
+
+
+class QuerySpec(StrictModel):
+    """One named query.  Give exactly one of ``sql`` or ``file``."""
+
+    sql: str | None = None
+    """The SQL text.  Parameters are written ``$name`` and always bound."""
+
+    file: str | None = None
+    """A file holding the SQL, relative to the project root."""
+
+    @model_validator(mode="after")
+    def _one_of(self) -> QuerySpec:
+        if (self.sql is None) == (self.file is None):
+            which = "both" if self.sql is not None else "neither"
+            raise ValueError(f'give exactly one of "sql" or "file" (got {which})')
+        return self
+
+
+class MetricSpec(StrictModel):
+    """A KPI figure at the top of the report."""
+
+    label: str
+    """The name shown to the reader, such as ``"Revenue"``."""
+
+    query: str
+    """The query whose first row holds the value (it should return one row)."""
+
+    column: str
+    """Column holding this period's value."""
+
+    compare: str | None = None
+    """Column holding the previous period's value, for the change."""
+
+    format: NumberFormat = "number"
+    """How the value prints: ``number``, ``currency``, ``percent`` (a fraction:
+    0.124 prints 12.4%) or ``compact`` (1.2M)."""
+
+    good: Literal["up", "down"] = "up"
+    """Which direction of change is good news (``down`` for costs, churn, errors)."""
+
+    decimals: Annotated[int, Field(ge=0, le=6)] | None = None
+    """Digits after the decimal point; default depends on ``format``."""
+
+
+ChartType = Literal["line", "bar", "barh", "area", "scatter", "pie", "hist"]
+
+
+class ChartSpec(StrictModel):
+    """A chart drawn from a query's result."""
+
+    name: Name
+    """Unique within the pipeline; the image's file name and the template key
+    (``charts.<name>``)."""
+
+    query: str
+    """The query whose result is drawn."""
+
+    type: ChartType = "line"
+    """``line``, ``bar``, ``barh``, ``area``, ``scatter``, ``pie`` or ``hist``."""
+
+    x: str | None = None
+    """The x-axis column (category labels for ``pie``); not used by ``hist``."""
+
+    y: str | list[str]
+    """The value column, or a list of columns drawn as separate series."""
+
+    series: str | None = None
+    """Draw one series per distinct value of this column (long-format data)."""
+
+    title: str | None = None
+    """Chart title; default: the chart name in words."""
+
+    format: NumberFormat | None = None
+    """How value-axis tick labels print; default plain numbers."""
+
+    @model_validator(mode="after")
+    def _shape(self) -> ChartSpec:
+        ys = [self.y] if isinstance(self.y, str) else self.y
+        if not ys:
+            raise ValueError('"y" needs at least one column')
+        if self.type != "hist" and self.x is None:
+            raise ValueError(f'a "{self.type}" chart needs an "x" column')
+        if self.series is not None and len(ys) > 1:
+            raise ValueError('use either "series" or a list of "y" columns, not both')
+        if self.type == "pie" and (len(ys) > 1 or self.series is not None):
+            raise ValueError('a "pie" chart takes one "y" column and no "series"')
+        return self
+
+    @property
+    def y_columns(self) -> list[str]:
+        """``y`` as a list."""
+        return [self.y] if isinstance(self.y, str) else list(self.y)
+
+
+class ReportSpec(StrictModel):
+    """How the report is rendered."""
+
+    template: str | None = None
+    """A Jinja template, relative to the project root; without it, the built-in
+    executive template.  One template produces every format."""
+
+    formats: Annotated[list[Literal["md", "html"]], Field(min_length=1)] = ["md", "html"]
+    """Which files to write: ``md``, ``html`` or both."""
+
+    max_rows: Annotated[int, Field(ge=1)] = 50
+    """Tables show at most this many rows and say how many were left out."""
+
+    currency: str = "$"
+    """Symbol used by the ``currency`` format."""
+
+    @field_validator("formats")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each format may appear once")
+        return value
+
+
+ParamValue = bool | int | float | str | date
+
+
+class PipelineSpec(StrictModel):
+    """One report: a pipeline file."""
+
+    title: Annotated[str, StringConstraints(min_length=1)]
+    """The report's title."""
+
+    name: Name | None = None
+    """The pipeline's name; default: the file name without ``.toml``."""
+
+    description: str = ""
+    """The question the report answers, shown under the title."""
+
+    enabled: bool = True
+    """A disabled pipeline is validated but never run."""
+
+    schedule: ScheduleSpec | None = None
+    """When to run; without it the pipeline runs only on demand (``--once``)."""
+
+    source: SourceSpec = SourceSpec()
+    """Where the queries run; default: an in-memory DuckDB."""
+
+    params: dict[str, ParamValue] = {}
+    """User parameters, bound into every query that uses them (``$name``) and
+    available to templates as ``params.<name>``."""
+
+    queries: Annotated[dict[str, QuerySpec], Field(min_length=1)]
+    """Named queries; each result reaches the template as ``data.<name>``."""
+
+    metrics: list[MetricSpec] = []
+    """KPI figures at the top of the report."""
+
+    charts: list[ChartSpec] = []
+    """Charts drawn from query results."""
+
+    report: ReportSpec = ReportSpec()
+    """Template and output formats."""
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, item in value.items():
+            if not re.match(PARAM_NAME_PATTERN, key):
+                raise ValueError(f'parameter name "{key}" must be a letter or _ then letters, digits or _')
+            if key in BUILTIN_PARAMS:
+                raise ValueError(f'parameter "{key}" is built in and cannot be set')
+        return value
+
+    @field_validator("queries")
+    @classmethod
+    def _query_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not re.match(PARAM_NAME_PATTERN, key):
+                raise ValueError(f'query name "{key}" must be a letter or _ then letters, digits or _')
+        return value
+
+    @model_validator(mode="after")
+    def _references(self, info: ValidationInfo) -> PipelineSpec:
+        if info.context and info.context.get("references_checked"):
+            return self  # the loader reports these itself, beside every other problem
+        problems = reference_problems(self.model_dump())
+        if problems:
+            raise ValueError("; ".join(f"{k}: {m}" for k, m in problems))
+        return self
+
+
+def reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """Cross-references a field validator cannot see: metrics and charts naming
+    queries that do not exist, and duplicate chart names.
+
+    Works on the raw parsed TOML so the loader can report these together with
+    the type errors of the same file.
+    """
+    problems: list[tuple[str, str]] = []
+    queries = raw.get("queries")
+    names = sorted(queries) if isinstance(queries, dict) else []
+    defined = ", ".join(names) if names else "none"
+    for section in ("metrics", "charts"):
+        items = raw.get(section)
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            query = item.get("query")
+            if isinstance(query, str) and isinstance(queries, dict) and query not in queries:
+                hint = _did_you_mean(query, names)
+                problems.append(
+                    (
+                        f"{section}[{i}].query",
+                        f'no query named "{query}"{hint} (queries defined: {defined})',
+                    )
+                )
+    charts = raw.get("charts")
+    if isinstance(charts, list):
+        seen: dict[str, int] = {}
+        for i, item in enumerate(charts):
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str):
+                if name in seen:
+                    problems.append(
+                        (f"charts[{i}].name", f'chart name "{name}" is already used by charts[{seen[name]}]')
+                    )
+                seen.setdefault(name, i)
+    return problems
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""

@@ -1,0 +1,184 @@
+"""``eil-run`` as a user runs it: a subprocess on a temporary project."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def eil(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m eil_pipelines`` with ``args``; never raises on a non-zero exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "eil_pipelines", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+GOOD = """
+title = "Sales"
+description = "How much did we sell?"
+[schedule]
+cron = "0 7 * * *"
+timezone = "Europe/Berlin"
+period = "day"
+[queries.kpis]
+sql = "SELECT sum(v) FILTER (WHERE d >= $period_start AND d < $period_end) AS v, sum(v) FILTER (WHERE d >= $prev_period_start AND d < $prev_period_end) AS p FROM 'data/s.csv'"
+[queries.daily]
+sql = "SELECT d, v FROM 'data/s.csv' ORDER BY d"
+[[metrics]]
+label = "Sales"
+query = "kpis"
+column = "v"
+compare = "p"
+format = "currency"
+[[charts]]
+name = "trend"
+query = "daily"
+x = "d"
+y = "v"
+"""
+
+BROKEN_SQL = """
+title = "Broken"
+[queries.kpis]
+sql = "SELECT nope FROM 'data/s.csv'"
+"""
+
+
+@pytest.fixture
+def sales_project(project):
+    project.write("data/s.csv", "d,v\n2026-11-25,10\n2026-11-26,12\n2026-11-27,15\n")
+    project.pipeline("sales", GOOD)
+    return project
+
+
+def test_once_writes_dated_reports_from_any_working_folder(sales_project, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    result = eil("--once", str(sales_project.pipelines), "--at", "2026-11-28T07:00", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    folder = sales_project.root / "reports" / "sales"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "2026-11-28.html",
+        "2026-11-28.md",
+        "2026-11-28_charts",
+        "latest.html",
+        "latest.md",
+    ]
+    md = (folder / "2026-11-28.md").read_text()
+    assert "# Sales" in md
+    assert "$15.00" in md  # yesterday (27th) in Berlin
+    assert "![" in md and "(2026-11-28_charts/trend.png)" in md
+    assert (folder / "2026-11-28_charts" / "trend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (folder / "2026-11-28.html").read_text()
+    assert "<svg" in html and "<style" in html
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["pipeline", "status", "duration", "files", "written"]
+    assert lines[1].split()[:2] == ["sales", "succeeded"]
+    assert "1 succeeded, 0 failed." in result.stdout
+
+
+def test_one_failing_pipeline_does_not_stop_the_others(sales_project):
+    sales_project.pipeline("broken", BROKEN_SQL)
+    result = eil("--once", "pipelines", cwd=sales_project.root)
+    assert result.returncode == 1
+    assert (sales_project.root / "reports/sales/latest.md").exists()
+    assert not (sales_project.root / "reports/broken").exists()
+    assert 'broken failed: pipeline "broken", query "kpis": Binder Error: Referenced column "nope" not found' in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_failed_rerun_keeps_the_earlier_report(sales_project):
+    assert eil("--once", "pipelines", "--at", "2026-11-28", cwd=sales_project.root).returncode == 0
+    report = sales_project.root / "reports/sales/2026-11-28.md"
+    before = report.read_bytes()
+    (sales_project.root / "data/s.csv").write_text("d,x\n2026-11-27,1\n")  # the column the SQL needs is gone
+    result = eil("--once", "pipelines", "--at", "2026-11-28", cwd=sales_project.root)
+    assert result.returncode == 1
+    assert report.read_bytes() == before
+
+
+def test_invalid_configuration_exits_2_with_every_problem(sales_project):
+    sales_project.pipeline("bad", 'titel = "x"\n[queries.q]\nsql = "SELECT 1"\n[schedule]\ncron = "0 25 * * *"\n')
+    result = eil("--once", "pipelines", cwd=sales_project.root)
+    assert result.returncode == 2
+    assert 'pipelines/bad.toml: title: required key is missing' in result.stderr
+    assert 'pipelines/bad.toml: titel: unknown key "titel"; did you mean "title"?' in result.stderr
+    assert 'pipelines/bad.toml: schedule.cron: invalid cron expression "0 25 * * *"' in result.stderr
+    assert "3 problems in 1 file." in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (sales_project.root / "reports").exists()
+
+
+def test_validate_ok_and_bad(sales_project):
+    ok = eil("validate", "pipelines", cwd=sales_project.root)
+    assert ok.returncode == 0
+    assert ok.stdout.splitlines() == ["ok  pipelines/sales.toml", "", "1 pipeline valid."]
+    sales_project.pipeline("bad", "title = 3\n")
+    bad = eil("validate", "pipelines", cwd=sales_project.root)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines()[:2] == [
+        "pipelines/bad.toml: title: expected a string, got integer 3",
+        "pipelines/bad.toml: queries: required key is missing",
+    ]
+
+
+def test_only_and_unknown_only(sales_project):
+    sales_project.pipeline("other", 'title = "Other"\n[queries.q]\nsql = "SELECT 1 AS x"\n')
+    result = eil("--once", "pipelines", "--only", "other", cwd=sales_project.root)
+    assert result.returncode == 0
+    assert (sales_project.root / "reports/other/latest.md").exists()
+    assert not (sales_project.root / "reports/sales").exists()
+    unknown = eil("--once", "pipelines", "--only", "nope", cwd=sales_project.root)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "eil-run: --only: no pipeline named nope (pipelines: other, sales)"
+
+
+def test_disabled_pipeline_is_skipped_unless_named(sales_project):
+    sales_project.pipeline("off", 'title = "Off"\nenabled = false\n[queries.q]\nsql = "SELECT 1 AS x"\n')
+    eil("--once", "pipelines", cwd=sales_project.root)
+    assert not (sales_project.root / "reports/off").exists()
+    assert eil("--once", "pipelines", "--only", "off", cwd=sales_project.root).returncode == 0
+    assert (sales_project.root / "reports/off/latest.md").exists()
+
+
+def test_bad_at_and_bad_path(sales_project):
+    bad_at = eil("--once", "pipelines", "--at", "yesterday", cwd=sales_project.root)
+    assert bad_at.returncode == 2
+    assert bad_at.stderr.strip() == (
+        'eil-run: --at: invalid date-time "yesterday": expected ISO 8601 such as 2026-11-27T07:00 or 2026-11-27'
+    )
+    missing = eil("--once", "nowhere", cwd=sales_project.root)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "eil-run: nowhere: no such file or folder"
+
+
+def test_single_file_path_and_reports_option(sales_project, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    result = eil("--once", "pipelines/sales.toml", "--reports", str(out), "--at", "2026-11-28", cwd=sales_project.root)
+    assert result.returncode == 0, result.stderr
+    assert (out / "sales" / "2026-11-28.md").exists()
+
+
+def test_help_and_validate_do_not_import_heavy_libraries(sales_project):
+    probe = (
+        "import sys\n"
+        "from eil_pipelines.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "heavy = sorted(m for m in ('pandas', 'matplotlib', 'duckdb', 'numpy') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    for args in (["--help"], ["validate", "pipelines"]):
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *args], cwd=sales_project.root, capture_output=True, text=True
+        )
+        assert "HEAVY []" in result.stdout, (args, result.stdout, result.stderr)
