@@ -38,7 +38,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import pandas as pd
 from jinja2 import FunctionLoader, StrictUndefined, Template
 from jinja2.exceptions import (
     SecurityError,
@@ -49,10 +48,14 @@ from jinja2.exceptions import (
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
+from .._lazy import LazyModule
 from ..errors import RenderError
 from .assets import NamedResults, chart_set
 from .filters import TemplateDataError, make_filters
 from .markdown import html_document, markdown_to_html, tidy_markdown
+
+# pandas loads only when a report renders: `eil-run validate` compiles templates without it.
+pd = LazyModule("pandas")
 
 Format = Literal["md", "html"]
 FORMATS: tuple[str, ...] = ("md", "html")

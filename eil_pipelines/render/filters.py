@@ -20,10 +20,10 @@ from decimal import Decimal
 from numbers import Real
 from typing import Any
 
-import pandas as pd
 from jinja2.exceptions import TemplateRuntimeError
 from markupsafe import Markup, escape
 
+from .._lazy import LazyModule
 from ..formatting import (
     MISSING,
     format_change,
@@ -33,6 +33,9 @@ from ..formatting import (
     format_percent,
     is_missing,
 )
+
+# pandas loads only when a report renders: `eil-run validate` compiles templates without it.
+pd = LazyModule("pandas")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
