@@ -23,6 +23,8 @@ DEFAULT_PATH = "pipelines"
 
 COMMANDS = {
     "validate": "check every pipeline file without running queries",
+    "list": "each pipeline, its schedule in words, next fire times and last status",
+    "history": "recent runs from the run ledger",
 }
 
 DESCRIPTION = """\
@@ -33,6 +35,8 @@ commands:
   eil-run [PATH]                 run the scheduler in the foreground
   eil-run --once [PATH]          run every enabled pipeline once, now, and exit
   eil-run validate [PATH]        check every pipeline file without running queries
+  eil-run list [PATH]            schedules in words, next fire times, last status
+  eil-run history [PATH]         recent runs from the run ledger
 
 PATH is a pipelines folder or a single pipeline file.  Exit status: 0 success,
 1 a run failed, 2 invalid configuration or arguments.
@@ -66,7 +70,9 @@ def build_main_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_path(parser)
-    parser.add_argument("--once", action="store_true", help="run every enabled pipeline once, now, and exit")
+    parser.add_argument(
+        "--once", action="store_true", help="run every enabled pipeline once, now, and exit"
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -79,7 +85,9 @@ def build_main_parser() -> argparse.ArgumentParser:
         help="render as if scheduled at this time, read in each pipeline's zone "
         "(e.g. 2026-11-27T07:00); regenerates past reports",
     )
-    parser.add_argument("--reports", metavar="DIR", help="reports folder (default: reports/ beside PATH's folder)")
+    parser.add_argument(
+        "--reports", metavar="DIR", help="reports folder (default: reports/ beside PATH's folder)"
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -87,7 +95,51 @@ def build_main_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="pipelines run in parallel (default: 4)",
     )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    return parser
+
+
+def build_list_parser() -> argparse.ArgumentParser:
+    """The parser for ``eil-run list [PATH]``."""
+    parser = _Parser(
+        prog="eil-run list",
+        description="Each pipeline: its schedule in words, its next fire times (in its zone and "
+        "in UTC) and the status of its last run.",
+    )
+    _add_path(parser)
+    parser.add_argument(
+        "--next", type=int, default=3, metavar="N", help="how many fire times (default: 3)"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument("--reports", metavar="DIR", help="reports folder holding the run ledger")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    return parser
+
+
+def build_history_parser() -> argparse.ArgumentParser:
+    """The parser for ``eil-run history [PATH]``."""
+    parser = _Parser(
+        prog="eil-run history",
+        description="Recent runs from the run ledger, newest first.  PATH a single pipeline "
+        "file shows only that pipeline.",
+    )
+    _add_path(parser)
+    parser.add_argument(
+        "--failed", action="store_true", help="only failed, timed-out and abandoned runs"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="how many runs (default: 20)"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument("--reports", metavar="DIR", help="reports folder holding the run ledger")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
 
@@ -114,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             command, rest = args[0], args[1:]
             if command == "validate":
                 return cmd_validate(build_validate_parser().parse_args(rest))
+            if command == "list":
+                return cmd_list(build_list_parser().parse_args(rest))
+            if command == "history":
+                return cmd_history(build_history_parser().parse_args(rest))
         options = build_main_parser().parse_args(args)
         _configure_logging(options.verbose)
         if options.once:
@@ -193,7 +249,9 @@ def select(pipelines: list, only: list[str] | None) -> list:
     unknown = [n for n in only if n not in by_name]
     if unknown:
         known = ", ".join(sorted(by_name))
-        raise UsageError(f"eil-run: --only: no pipeline named {', '.join(unknown)} (pipelines: {known})")
+        raise UsageError(
+            f"eil-run: --only: no pipeline named {', '.join(unknown)} (pipelines: {known})"
+        )
     return [by_name[n] for n in dict.fromkeys(only)]
 
 
@@ -218,7 +276,9 @@ def cmd_once(options: argparse.Namespace) -> int:
     if not pipelines:
         print("No enabled pipelines to run.")
         return EXIT_OK
-    results = run_once(pipelines, reports_dir=reports_dir_for(options), at=at, workers=options.workers)
+    results = run_once(
+        pipelines, reports_dir=reports_dir_for(options), at=at, workers=options.workers
+    )
     print_summary(results, sys.stdout)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
@@ -229,7 +289,9 @@ def print_summary(results: list, out: TextIO) -> None:
 
     rows = []
     for r in results:
-        docs = [f for f in r.files if f.parent.name == r.pipeline and not f.name.startswith("latest.")]
+        docs = [
+            f for f in r.files if f.parent.name == r.pipeline and not f.name.startswith("latest.")
+        ]
         images = len([f for f in r.files if f.suffix == ".png"])
         shown = ", ".join(display_path(f) for f in docs)
         if images:
@@ -237,10 +299,15 @@ def print_summary(results: list, out: TextIO) -> None:
         rows.append((r.pipeline, r.status, f"{r.duration:.2f}s", shown or "-"))
     headers = ("pipeline", "status", "duration", "files written")
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers[:3])]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers[:3], widths, strict=True)) + "  " + headers[3]
+    line = (
+        "  ".join(h.ljust(w) for h, w in zip(headers[:3], widths, strict=True)) + "  " + headers[3]
+    )
     print(line, file=out)
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3], file=out)
+        print(
+            "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3],
+            file=out,
+        )
     failed = [r for r in results if not r.ok]
     if failed:
         print(file=out)
@@ -251,11 +318,180 @@ def print_summary(results: list, out: TextIO) -> None:
 
 
 def cmd_schedule(options: argparse.Namespace) -> int:
-    """``eil-run [PATH]``: the long-running scheduler."""
-    raise UsageError(
-        "eil-run: the scheduler (eil-run PATH without --once) is not available in this version; "
-        "use eil-run --once PATH"
+    """``eil-run [PATH]``: the long-running scheduler, in the foreground."""
+    import signal
+    import threading
+
+    from .run.service import SchedulerService
+
+    if options.workers < 1:
+        raise UsageError("eil-run: --workers must be at least 1")
+    reports = reports_dir_for(options)
+    _log_to_file(reports / "scheduler.log")
+    logging.getLogger("eil_pipelines").setLevel(logging.INFO)
+    service = SchedulerService(Path(options.path), reports_dir=reports, workers=options.workers)
+    stop = threading.Event()
+    reload_asked = threading.Event()
+    interrupts = {"count": 0}
+
+    def on_stop(signum: int, _frame: object) -> None:
+        interrupts["count"] += 1
+        if interrupts["count"] > 1:
+            # A second Ctrl-C: the user does not want to wait for the runs in flight.
+            os._exit(130)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: reload_asked.set())
+    service.start()
+    log = logging.getLogger("eil_pipelines.scheduler")
+    log.info("scheduler running (pid %d); Ctrl-C stops it", os.getpid())
+
+    def take_reload() -> bool:
+        asked = reload_asked.is_set()
+        reload_asked.clear()
+        return asked
+
+    from .run.service import run_forever
+
+    run_forever(service, stop, on_reload=take_reload)
+    log.info("stopping: waiting up to %.0fs for runs in flight", options.grace)
+    finished = service.stop(options.grace)
+    log.info("stopped" if finished else "stopped; unfinished runs recorded as abandoned")
+    return EXIT_OK
+
+
+def _log_to_file(path: Path) -> None:
+    from logging.handlers import RotatingFileHandler
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("eil_pipelines")
+    logger.addHandler(handler)
+    # The console handler comes from basicConfig on the root logger; show INFO there too.
+    for root_handler in logging.getLogger().handlers:
+        root_handler.setLevel(logging.INFO)
+        root_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+
+
+def _open_ledger(reports: Path):
+    from .ledger import Ledger
+    from .run.service import ledger_path
+
+    path = ledger_path(reports)
+    if not path.exists():
+        return None
+    return Ledger(path)
+
+
+def cmd_list(options: argparse.Namespace) -> int:
+    """``eil-run list``: schedules in words, next fire times, last status."""
+    import json
+    from datetime import UTC
+
+    from .run.context import pipeline_trigger, pipeline_zone
+    from .spec import load_pipelines
+
+    if options.next < 1:
+        raise UsageError("eil-run list: --next must be at least 1")
+    pipelines = load_pipelines(Path(options.path))
+    ledger = _open_ledger(reports_dir_for(options))
+    now = datetime.now(UTC)
+    rows = []
+    for pipeline in pipelines:
+        trigger = pipeline_trigger(pipeline)
+        zone = pipeline_zone(pipeline)
+        fires = []
+        if trigger is not None and pipeline.spec.enabled:
+            moment = now
+            for _ in range(options.next):
+                moment = trigger.next_fire(moment)
+                fires.append(moment)
+        last = ledger.last_run(pipeline.name) if ledger else None
+        rows.append(
+            {
+                "pipeline": pipeline.name,
+                "title": pipeline.spec.title,
+                "enabled": pipeline.spec.enabled,
+                "schedule": trigger.describe() if trigger else "on demand only",
+                "timezone": zone.key,
+                "next": [
+                    {"local": f.astimezone(zone).isoformat(), "utc": f.astimezone(UTC).isoformat()}
+                    for f in fires
+                ],
+                "last_status": last.status if last else None,
+                "last_scheduled_at": last.scheduled_at.isoformat() if last else None,
+            }
+        )
+    if options.format == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for row in rows:
+        state = "" if row["enabled"] else " (disabled)"
+        print(f"{row['pipeline']}{state}: {row['title']}")
+        print(f"  schedule: {row['schedule']}")
+        for fire in row["next"]:
+            print(f"  next:     {fire['local']}  ({fire['utc']} UTC)")
+        last = (
+            f"{row['last_status']} (scheduled {row['last_scheduled_at']})"
+            if row["last_status"]
+            else "never run"
+        )
+        print(f"  last run: {last}")
+    return EXIT_OK
+
+
+def cmd_history(options: argparse.Namespace) -> int:
+    """``eil-run history``: recent runs from the ledger."""
+    import json
+
+    from .spec.loader import load_pipeline
+
+    if options.limit < 1:
+        raise UsageError("eil-run history: --limit must be at least 1")
+    path = Path(options.path)
+    pipeline = None
+    if path.is_file():
+        pipeline = load_pipeline(path).name
+    elif not path.exists():
+        raise EilError(f"{path}: no such file or folder")
+    ledger = _open_ledger(reports_dir_for(options))
+    records = (
+        ledger.history(pipeline=pipeline, failed_only=options.failed, limit=options.limit)
+        if ledger
+        else []
     )
+    rows = [
+        {
+            "pipeline": r.pipeline,
+            "scheduled_at": r.scheduled_at.isoformat(),
+            "started_at": r.started_at.isoformat() if r.started_at else None,
+            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            "duration_s": r.duration_s,
+            "status": r.status,
+            "attempt": r.attempt,
+            "error": r.error,
+            "files": r.files,
+        }
+        for r in records
+    ]
+    if options.format == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("No runs recorded yet.")
+        return EXIT_OK
+    for row in rows:
+        duration = f"{row['duration_s']:.2f}s" if row["duration_s"] is not None else "-"
+        print(
+            f"{row['scheduled_at']}  {row['pipeline']}  {row['status']}  attempt {row['attempt']}  {duration}"
+        )
+        if row["error"]:
+            print(f"    {row['error']}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,11 +43,12 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from eil_pipelines.errors import EilError
 
@@ -113,6 +114,8 @@ class RunRecord:
     pid: int | None
     host: str | None
     owner_token: str | None
+    summary: dict[str, Any] | None = None
+    """Headline figures of a finished run (``{"metrics": [{"label", "text", "change_text"}]}``)."""
 
 
 # --- schema -----------------------------------------------------------------
@@ -137,6 +140,7 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
             pid          INTEGER,
             host         TEXT,
             owner_token  TEXT,
+            summary      TEXT,
             UNIQUE (pipeline, scheduled_at)
         )
         """
@@ -292,13 +296,13 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 
 _COLUMNS = (
     "id, pipeline, scheduled_at, run_id, status, attempt, started_at, finished_at, "
-    "duration_s, error, files, pid, host, owner_token"
+    "duration_s, error, files, pid, host, owner_token, summary"
 )
 
 
 def _record(row: Sequence) -> RunRecord:
     (id_, pipeline, scheduled_at, run_id, status, attempt, started_at, finished_at) = row[:8]
-    (duration_s, error, files, pid, host, owner_token) = row[8:]
+    (duration_s, error, files, pid, host, owner_token, summary) = row[8:]
     return RunRecord(
         id=id_,
         pipeline=pipeline,
@@ -314,6 +318,7 @@ def _record(row: Sequence) -> RunRecord:
         pid=pid,
         host=host,
         owner_token=owner_token,
+        summary=json.loads(summary) if summary else None,
     )
 
 
@@ -556,8 +561,12 @@ class Ledger:
         error: str | None = None,
         files: Iterable[str | os.PathLike[str]] = (),
         run_id: str | None = None,
+        summary: Mapping[str, Any] | None = None,
     ) -> RunRecord:
         """Record the outcome of a running row and return it.
+
+        ``summary`` is a small JSON-able mapping kept with the row (the run's
+        headline metrics, for digests).
 
         Sets ``status`` (anything but ``running``), ``finished_at = now``,
         ``duration_s`` (from ``started_at``), ``error`` (pass redacted text)
@@ -589,9 +598,17 @@ class Ledger:
                 # Clamp: a clock stepped backwards shouldn't produce a negative duration.
                 duration = max(0.0, (now - row.started_at).total_seconds())
             conn.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, duration_s = ?, error = ?, files = ?"
-                " WHERE id = ?",
-                (status, finished, duration, error, paths, row.id),
+                "UPDATE runs SET status = ?, finished_at = ?, duration_s = ?, error = ?, files = ?,"
+                " summary = ? WHERE id = ?",
+                (
+                    status,
+                    finished,
+                    duration,
+                    error,
+                    paths,
+                    json.dumps(summary, sort_keys=True) if summary is not None else None,
+                    row.id,
+                ),
             )
             return self._fetch(conn, pipeline, key)  # type: ignore[return-value]
 
