@@ -24,7 +24,9 @@ class ConfigError(EilError):
     duplicate name).
     """
 
-    def __init__(self, file: Path | str, problems: Sequence[tuple[str, str]], *, shown: str | None = None):
+    def __init__(
+        self, file: Path | str, problems: Sequence[tuple[str, str]], *, shown: str | None = None
+    ):
         self.file = Path(file)
         self.problems = list(problems)
         self.shown = shown or str(file)

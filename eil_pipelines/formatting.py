@@ -67,14 +67,28 @@ def format_compact(value: Any, decimals: int | None = None, symbol: str = "") ->
     for step, suffix in _COMPACT_STEPS:
         if magnitude >= step * 0.9995:
             scaled = magnitude / step
-            places = decimals if decimals is not None else (2 if scaled < 10 else 1 if scaled < 100 else 0)
-            text = f"{scaled:.{places}f}".rstrip("0").rstrip(".") if decimals is None else f"{scaled:.{places}f}"
+            places = (
+                decimals
+                if decimals is not None
+                else (2 if scaled < 10 else 1 if scaled < 100 else 0)
+            )
+            text = (
+                f"{scaled:.{places}f}".rstrip("0").rstrip(".")
+                if decimals is None
+                else f"{scaled:.{places}f}"
+            )
             return f"{sign}{symbol}{text}{suffix}"
-    places = decimals if decimals is not None else (0 if magnitude.is_integer() or magnitude >= 100 else 2)
+    places = (
+        decimals
+        if decimals is not None
+        else (0 if magnitude.is_integer() or magnitude >= 100 else 2)
+    )
     return f"{sign}{symbol}{magnitude:.{places}f}"
 
 
-def format_value(value: Any, fmt: str = "number", *, currency: str = "$", decimals: int | None = None) -> str:
+def format_value(
+    value: Any, fmt: str = "number", *, currency: str = "$", decimals: int | None = None
+) -> str:
     """Format by name: ``number``, ``currency``, ``percent`` or ``compact``."""
     if fmt == "currency":
         return format_currency(value, currency, decimals)

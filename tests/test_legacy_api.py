@@ -20,7 +20,9 @@ class Tags(HTMLParser):
 
 
 def test_build_executive_report_with_chart(tmp_path):
-    df = pd.DataFrame({"day": pd.date_range("2026-11-01", periods=5), "revenue": [10.0, 12, 9, 14, 15]})
+    df = pd.DataFrame(
+        {"day": pd.date_range("2026-11-01", periods=5), "revenue": [10.0, 12, 9, 14, 15]}
+    )
     chart = eil_pipelines.chart_sales_trend(df, "day", "revenue", reports_dir=tmp_path)
     assert chart == tmp_path / "charts" / "revenue_day.png"
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -35,7 +37,10 @@ def test_build_executive_report_with_chart(tmp_path):
         reports_dir=tmp_path,
         now=datetime(2026, 11, 28, 9, 30, 5),
     )
-    assert [p.name for p in paths] == ["sales-trend_20261128_093005.md", "sales-trend_20261128_093005.html"]
+    assert [p.name for p in paths] == [
+        "sales-trend_20261128_093005.md",
+        "sales-trend_20261128_093005.html",
+    ]
     md = paths[0].read_text()
     assert md.startswith("# Sales <Trend>\n")
     assert "Are sales growing?" in md
@@ -53,7 +58,12 @@ def test_build_executive_report_with_chart(tmp_path):
 
 def test_insights_as_text_and_no_charts(tmp_path):
     paths = eil_pipelines.build_executive_report(
-        "Plain", "Q?", "SELECT 1", pd.DataFrame({"a": [1]}), "- first\n- second\n", reports_dir=tmp_path
+        "Plain",
+        "Q?",
+        "SELECT 1",
+        pd.DataFrame({"a": [1]}),
+        "- first\n- second\n",
+        reports_dir=tmp_path,
     )
     md = paths[0].read_text()
     assert "- first" in md and "- second" in md
@@ -64,6 +74,7 @@ def test_chart_sales_trend_positional_title(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     df = pd.DataFrame({"month": [1, 2, 3], "sales": [3.0, 4.0, 5.0]})
     path = eil_pipelines.chart_sales_trend(df, "month", "sales", "Monthly Sales")
-    assert path == tmp_path / "reports" / "charts" / "monthly-sales_month.png" or path.resolve() == (
-        tmp_path / "reports/charts/monthly-sales_month.png"
+    assert (
+        path == tmp_path / "reports" / "charts" / "monthly-sales_month.png"
+        or path.resolve() == (tmp_path / "reports/charts/monthly-sales_month.png")
     )

@@ -29,7 +29,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
-def write_all(handle, data: bytes) -> None:  # noqa: ANN001 - any binary file object
+def write_all(handle, data: bytes) -> None:
     """Write ``data`` to an open binary file (the one place tests inject a write failure)."""
     handle.write(data)
 

@@ -49,7 +49,9 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
     try:
         pipeline_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the reports folder {pipeline_dir}: {exc.strerror}") from None
+        raise OutputError(
+            f"cannot create the reports folder {pipeline_dir}: {exc.strerror}"
+        ) from None
     staging = pipeline_dir / f".staging-{uuid.uuid4().hex}"
     written: list[Path] = []
     try:

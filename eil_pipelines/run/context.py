@@ -118,7 +118,9 @@ def stamp_for(moment: datetime, min_interval: timedelta | None) -> str:
     return moment.strftime("%Y-%m-%dT%H%M%S")
 
 
-def make_context(pipeline: Pipeline, scheduled_at: datetime, *, attempt: int = 1, trigger: Any = None) -> RunContext:
+def make_context(
+    pipeline: Pipeline, scheduled_at: datetime, *, attempt: int = 1, trigger: Any = None
+) -> RunContext:
     """Build the context for running ``pipeline`` as if scheduled at ``scheduled_at``.
 
     ``scheduled_at`` must be aware; a naive value is read in the pipeline's zone.
@@ -182,7 +184,12 @@ def period_bounds(
     else:
         raise ValueError(f"unknown period {kind!r}")
     start_day, end_day, prev_day = days
-    return _midnight(start_day, zone), _midnight(end_day, zone), _midnight(prev_day, zone), _midnight(start_day, zone)
+    return (
+        _midnight(start_day, zone),
+        _midnight(end_day, zone),
+        _midnight(prev_day, zone),
+        _midnight(start_day, zone),
+    )
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:

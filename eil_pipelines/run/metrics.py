@@ -150,7 +150,11 @@ def chart_sentence(chart: ChartSpec, df: pd.DataFrame, *, currency: str = "$") -
     total = totals[totals > 0].sum()
     text = format_value(totals[leader], chart.format or "number", currency=currency)
     what = (chart.title or chart.name.replace("_", " ")).rstrip(".")
-    share = f" ({totals[leader] / total * 100:.0f}% of the total)" if total > 0 and totals[leader] > 0 else ""
+    share = (
+        f" ({totals[leader] / total * 100:.0f}% of the total)"
+        if total > 0 and totals[leader] > 0
+        else ""
+    )
     return f"{leader} led {what[:1].lower() + what[1:]} with {text}{share}."
 
 

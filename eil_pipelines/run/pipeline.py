@@ -101,7 +101,7 @@ def run_pipeline(
     metrics: list[MetricResult] = []
     status, error = "succeeded", None
     try:
-        data, metrics, rendered = _produce(pipeline, ctx, stages, on_source)
+        _data, metrics, rendered = _produce(pipeline, ctx, stages, on_source)
         t = _time.perf_counter()
         files = write_report(reports_dir / pipeline.name, rendered)
         stages.write = _time.perf_counter() - t
@@ -151,18 +151,28 @@ def _produce(
     stages.query = _time.perf_counter() - t
 
     metrics = [compute_metric(m, data[m.query], currency=currency) for m in spec.metrics]
-    insights = build_insights(metrics, spec.charts, data, period_word(ctx.period_kind), currency=currency)
+    insights = build_insights(
+        metrics, spec.charts, data, period_word(ctx.period_kind), currency=currency
+    )
 
     t = _time.perf_counter()
     files = ReportFiles(stamp=ctx.stamp)
-    assets = draw_charts(pipeline, data, files, want_png="md" in spec.report.formats, want_svg="html" in spec.report.formats)
+    assets = draw_charts(
+        pipeline,
+        data,
+        files,
+        want_png="md" in spec.report.formats,
+        want_svg="html" in spec.report.formats,
+    )
     stages.charts = _time.perf_counter() - t
 
     t = _time.perf_counter()
     from ..render import load_template, render_report
 
     template_path = pipeline.template_path
-    template = load_template(template_path, display_name=display_path(template_path) if template_path else None)
+    template = load_template(
+        template_path, display_name=display_path(template_path) if template_path else None
+    )
     context = {
         "pipeline": {"name": pipeline.name, "title": spec.title, "description": spec.description},
         "run": ctx.template_run(),
@@ -201,7 +211,9 @@ def draw_charts(
         df = data[chart.query]
         try:
             figure = draw_chart(chart, df, currency=pipeline.spec.report.currency)
-            svg = render_chart(figure, "svg", close=not want_png).decode("utf-8") if want_svg else ""
+            svg = (
+                render_chart(figure, "svg", close=not want_png).decode("utf-8") if want_svg else ""
+            )
             if want_png:
                 files.images[f"{chart.name}.png"] = render_chart(figure, "png")
         except ChartError as exc:

@@ -18,7 +18,7 @@ def parse_duration(text: str) -> timedelta:
     with a message fit for the user when the text is not a positive duration.
     """
     if not isinstance(text, str):
-        raise ValueError(f"expected a duration string such as \"15m\", got {text!r}")
+        raise ValueError(f'expected a duration string such as "15m", got {text!r}')
     compact = text.strip().replace(" ", "").lower()
     if not compact or not _WHOLE.match(compact):
         raise ValueError(
@@ -36,7 +36,7 @@ def format_duration(delta: timedelta) -> str:
     total = delta.total_seconds()
     if total < 1:
         return f"{round(total * 1000)}ms"
-    total = int(round(total))
+    total = round(total)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if total >= size:

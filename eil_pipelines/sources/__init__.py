@@ -22,7 +22,7 @@ from ..spec.models import SourceSpec
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DuckDBSource", "Source", "SQLiteSource", "open_source"]
+__all__ = ["DuckDBSource", "SQLiteSource", "Source", "open_source"]
 
 
 class Source:
@@ -40,7 +40,11 @@ class Source:
 
     def describe(self, query: str, sql: str, params: Mapping[str, Any]) -> list[str]:
         """The result's column names, without running the query to completion."""
-        return list(self.run(query, f"SELECT * FROM ({sql.strip().rstrip(';')}) AS q LIMIT 0", params).columns)
+        return list(
+            self.run(
+                query, f"SELECT * FROM ({sql.strip().rstrip(';')}) AS q LIMIT 0", params
+            ).columns
+        )
 
     def interrupt(self) -> None:
         """Stop the query now running (from another thread), for timeouts."""
@@ -67,7 +71,17 @@ class Source:
 
 
 # Statement kinds whose result is rows; DuckDB gives DDL a one-column "Count" result.
-_ROW_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA", "CALL", "EXECUTE", "RELATION", "INSERT", "UPDATE", "DELETE"}
+_ROW_STATEMENTS = {
+    "SELECT",
+    "EXPLAIN",
+    "PRAGMA",
+    "CALL",
+    "EXECUTE",
+    "RELATION",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+}
 
 
 class DuckDBSource(Source):
@@ -94,7 +108,9 @@ class DuckDBSource(Source):
             self.connection.execute("SET enable_progress_bar = false")
             self.connection.execute("SET file_search_path = $root", {"root": str(root)})
         except duckdb.Error as exc:
-            raise EilError(f'pipeline "{pipeline}": cannot open DuckDB database {path}: {exc}') from None
+            raise EilError(
+                f'pipeline "{pipeline}": cannot open DuckDB database {path}: {exc}'
+            ) from None
 
     def run(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
         duckdb = self._duckdb
@@ -114,7 +130,9 @@ class DuckDBSource(Source):
                 result = self.connection.execute(statement, bound)
             assert result is not None
             if result.description is None or statements[-1].type.name not in _ROW_STATEMENTS:
-                raise SourceError(self.pipeline, query, "the last statement returns no rows (use SELECT)")
+                raise SourceError(
+                    self.pipeline, query, "the last statement returns no rows (use SELECT)"
+                )
             return result.df()
         except duckdb.InterruptException:
             raise SourceError(self.pipeline, query, "the query was interrupted") from None
@@ -128,7 +146,9 @@ class DuckDBSource(Source):
         self.connection.close()
 
 
-_SQLITE_PARAM = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|[:$@]([A-Za-z_][A-Za-z0-9_]*)""", re.S)
+_SQLITE_PARAM = re.compile(
+    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|[:$@]([A-Za-z_][A-Za-z0-9_]*)""", re.S
+)
 
 
 class SQLiteSource(Source):
@@ -145,7 +165,9 @@ class SQLiteSource(Source):
                 f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False
             )
         except sqlite3.Error as exc:
-            raise EilError(f'pipeline "{pipeline}": cannot open SQLite database {path}: {exc}') from None
+            raise EilError(
+                f'pipeline "{pipeline}": cannot open SQLite database {path}: {exc}'
+            ) from None
 
     def run(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
         import pandas as pd
@@ -156,7 +178,9 @@ class SQLiteSource(Source):
         try:
             cursor = self.connection.execute(sql, bound)
             if cursor.description is None:
-                raise SourceError(self.pipeline, query, "the statement returns no rows (use SELECT)")
+                raise SourceError(
+                    self.pipeline, query, "the statement returns no rows (use SELECT)"
+                )
             columns = [c[0] for c in cursor.description]
             return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
         except sqlite3.Warning as exc:  # e.g. "You can only execute one statement at a time."

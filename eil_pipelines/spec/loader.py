@@ -132,8 +132,7 @@ def load_pipelines(
                 ConfigError(
                     pipeline.file,
                     shown=pipeline.display_path,
-                    problems=
-                    [
+                    problems=[
                         (
                             "name" if pipeline.spec.name else "",
                             f'duplicate pipeline name "{pipeline.name}": '
@@ -164,7 +163,9 @@ def load_pipeline(
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(file, [("", f"cannot read the file: {exc.strerror}")], shown=shown) from None
+        raise ConfigError(
+            file, [("", f"cannot read the file: {exc.strerror}")], shown=shown
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(file, [("", "the file is not valid UTF-8 text")], shown=shown) from None
     except tomllib.TOMLDecodeError as exc:
@@ -193,10 +194,15 @@ def load_pipeline(
                 sql[query_name] = sql_path.read_text(encoding="utf-8")
             except FileNotFoundError:
                 problems.append(
-                    (f"queries.{query_name}.file", f"SQL file not found: {query.file} (looked for {sql_path})")
+                    (
+                        f"queries.{query_name}.file",
+                        f"SQL file not found: {query.file} (looked for {sql_path})",
+                    )
                 )
             except (OSError, UnicodeDecodeError) as exc:
-                problems.append((f"queries.{query_name}.file", f"cannot read SQL file {query.file}: {exc}"))
+                problems.append(
+                    (f"queries.{query_name}.file", f"cannot read SQL file {query.file}: {exc}")
+                )
         else:
             sql[query_name] = query.sql or ""
         if query_name in sql and not sql[query_name].strip():
@@ -209,7 +215,10 @@ def load_pipeline(
         assert template_path is not None
         if not template_path.is_file():
             problems.append(
-                ("report.template", f"template not found: {spec.report.template} (looked for {template_path})")
+                (
+                    "report.template",
+                    f"template not found: {spec.report.template} (looked for {template_path})",
+                )
             )
         elif check_templates:
             problems.extend(_template_problems(pipeline, template_path))
@@ -254,7 +263,9 @@ def expand_env(raw: dict[str, Any], env: Mapping[str, str]) -> list[tuple[str, s
             return value
 
         node[keys[-1]] = _ENV_REF.sub(substitute, node[keys[-1]])
-        problems.extend((".".join(keys), f'environment variable "{var}" is not set') for var in missing)
+        problems.extend(
+            (".".join(keys), f'environment variable "{var}" is not set') for var in missing
+        )
     return problems
 
 
@@ -353,10 +364,9 @@ def _walk(raw: Any, loc: tuple[Any, ...]) -> tuple[list[str | int], Any, bool]:
     path: list[str | int] = []
     node = raw
     for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and isinstance(part, str) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             node = node[part]
             path.append(part)
         else:
@@ -402,7 +412,11 @@ def pydantic_problems(
     for error in exc.errors():
         path, value, complete = _walk(raw, tuple(error["loc"]))
         if error["type"] == "missing" and error["loc"]:
-            key = format_key_path([*path, error["loc"][-1]]) if not complete else format_key_path(path)
+            key = (
+                format_key_path([*path, error["loc"][-1]])
+                if not complete
+                else format_key_path(path)
+            )
         elif error["type"] == "extra_forbidden":
             key = format_key_path(path)
         else:
@@ -442,7 +456,9 @@ def _join_or(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
-def _message(error: dict[str, Any], value: Any, key: str, raw: dict[str, Any], model: type[BaseModel]) -> str:
+def _message(
+    error: dict[str, Any], value: Any, key: str, raw: dict[str, Any], model: type[BaseModel]
+) -> str:
     kind = error["type"]
     ctx = error.get("ctx", {})
     if kind == "missing":
@@ -475,7 +491,10 @@ def _message(error: dict[str, Any], value: Any, key: str, raw: dict[str, Any], m
     if kind == "less_than_equal":
         return f"must be at most {ctx.get('le')}, got {describe_value(value)}"
     if kind == "too_short":
-        what = {"queries": "at least one query is needed", "report.formats": "at least one format is needed"}
+        what = {
+            "queries": "at least one query is needed",
+            "report.formats": "at least one format is needed",
+        }
         return what.get(key, f"needs at least {ctx.get('min_length')} item(s)")
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {describe_value(value)}"

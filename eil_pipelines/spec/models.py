@@ -76,9 +76,7 @@ def _to_times(value: Any) -> Any:
         try:
             out.append(time(*parts))
         except ValueError:
-            raise ValueError(
-                f'invalid time "{item}": hour must be 0-23 and minute 0-59'
-            ) from None
+            raise ValueError(f'invalid time "{item}": hour must be 0-23 and minute 0-59') from None
     return out
 
 
@@ -375,9 +373,11 @@ class PipelineSpec(StrictModel):
     @field_validator("params")
     @classmethod
     def _param_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key, item in value.items():
+        for key in value:
             if not re.match(PARAM_NAME_PATTERN, key):
-                raise ValueError(f'parameter name "{key}" must be a letter or _ then letters, digits or _')
+                raise ValueError(
+                    f'parameter name "{key}" must be a letter or _ then letters, digits or _'
+                )
             if key in BUILTIN_PARAMS:
                 raise ValueError(f'parameter "{key}" is built in and cannot be set')
         return value
@@ -387,7 +387,9 @@ class PipelineSpec(StrictModel):
     def _query_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key in value:
             if not re.match(PARAM_NAME_PATTERN, key):
-                raise ValueError(f'query name "{key}" must be a letter or _ then letters, digits or _')
+                raise ValueError(
+                    f'query name "{key}" must be a letter or _ then letters, digits or _'
+                )
         return value
 
     @model_validator(mode="after")
@@ -435,7 +437,10 @@ def reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
             if isinstance(name, str):
                 if name in seen:
                     problems.append(
-                        (f"charts[{i}].name", f'chart name "{name}" is already used by charts[{seen[name]}]')
+                        (
+                            f"charts[{i}].name",
+                            f'chart name "{name}" is already used by charts[{seen[name]}]',
+                        )
                     )
                 seen.setdefault(name, i)
     return problems

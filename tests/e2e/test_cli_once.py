@@ -93,7 +93,10 @@ def test_one_failing_pipeline_does_not_stop_the_others(sales_project):
     assert result.returncode == 1
     assert (sales_project.root / "reports/sales/latest.md").exists()
     assert not (sales_project.root / "reports/broken").exists()
-    assert 'broken failed: pipeline "broken", query "kpis": Binder Error: Referenced column "nope" not found' in result.stdout
+    assert (
+        'broken failed: pipeline "broken", query "kpis": Binder Error: Referenced column "nope" not found'
+        in result.stdout
+    )
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -101,19 +104,25 @@ def test_failed_rerun_keeps_the_earlier_report(sales_project):
     assert eil("--once", "pipelines", "--at", "2026-11-28", cwd=sales_project.root).returncode == 0
     report = sales_project.root / "reports/sales/2026-11-28.md"
     before = report.read_bytes()
-    (sales_project.root / "data/s.csv").write_text("d,x\n2026-11-27,1\n")  # the column the SQL needs is gone
+    (sales_project.root / "data/s.csv").write_text(
+        "d,x\n2026-11-27,1\n"
+    )  # the column the SQL needs is gone
     result = eil("--once", "pipelines", "--at", "2026-11-28", cwd=sales_project.root)
     assert result.returncode == 1
     assert report.read_bytes() == before
 
 
 def test_invalid_configuration_exits_2_with_every_problem(sales_project):
-    sales_project.pipeline("bad", 'titel = "x"\n[queries.q]\nsql = "SELECT 1"\n[schedule]\ncron = "0 25 * * *"\n')
+    sales_project.pipeline(
+        "bad", 'titel = "x"\n[queries.q]\nsql = "SELECT 1"\n[schedule]\ncron = "0 25 * * *"\n'
+    )
     result = eil("--once", "pipelines", cwd=sales_project.root)
     assert result.returncode == 2
-    assert 'pipelines/bad.toml: title: required key is missing' in result.stderr
+    assert "pipelines/bad.toml: title: required key is missing" in result.stderr
     assert 'pipelines/bad.toml: titel: unknown key "titel"; did you mean "title"?' in result.stderr
-    assert 'pipelines/bad.toml: schedule.cron: invalid cron expression "0 25 * * *"' in result.stderr
+    assert (
+        'pipelines/bad.toml: schedule.cron: invalid cron expression "0 25 * * *"' in result.stderr
+    )
     assert "3 problems in 1 file." in result.stderr
     assert "Traceback" not in result.stderr
     assert not (sales_project.root / "reports").exists()
@@ -140,11 +149,16 @@ def test_only_and_unknown_only(sales_project):
     assert not (sales_project.root / "reports/sales").exists()
     unknown = eil("--once", "pipelines", "--only", "nope", cwd=sales_project.root)
     assert unknown.returncode == 2
-    assert unknown.stderr.strip() == "eil-run: --only: no pipeline named nope (pipelines: other, sales)"
+    assert (
+        unknown.stderr.strip()
+        == "eil-run: --only: no pipeline named nope (pipelines: other, sales)"
+    )
 
 
 def test_disabled_pipeline_is_skipped_unless_named(sales_project):
-    sales_project.pipeline("off", 'title = "Off"\nenabled = false\n[queries.q]\nsql = "SELECT 1 AS x"\n')
+    sales_project.pipeline(
+        "off", 'title = "Off"\nenabled = false\n[queries.q]\nsql = "SELECT 1 AS x"\n'
+    )
     eil("--once", "pipelines", cwd=sales_project.root)
     assert not (sales_project.root / "reports/off").exists()
     assert eil("--once", "pipelines", "--only", "off", cwd=sales_project.root).returncode == 0
@@ -164,7 +178,15 @@ def test_bad_at_and_bad_path(sales_project):
 
 def test_single_file_path_and_reports_option(sales_project, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    result = eil("--once", "pipelines/sales.toml", "--reports", str(out), "--at", "2026-11-28", cwd=sales_project.root)
+    result = eil(
+        "--once",
+        "pipelines/sales.toml",
+        "--reports",
+        str(out),
+        "--at",
+        "2026-11-28",
+        cwd=sales_project.root,
+    )
     assert result.returncode == 0, result.stderr
     assert (out / "sales" / "2026-11-28.md").exists()
 
@@ -179,6 +201,9 @@ def test_help_and_validate_do_not_import_heavy_libraries(sales_project):
     )
     for args in (["--help"], ["validate", "pipelines"]):
         result = subprocess.run(
-            [sys.executable, "-c", probe, *args], cwd=sales_project.root, capture_output=True, text=True
+            [sys.executable, "-c", probe, *args],
+            cwd=sales_project.root,
+            capture_output=True,
+            text=True,
         )
         assert "HEAVY []" in result.stdout, (args, result.stdout, result.stderr)

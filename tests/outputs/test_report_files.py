@@ -86,7 +86,15 @@ def test_failure_while_renaming_keeps_every_file_whole(tmp_path, monkeypatch):
         write_report(folder, files("2026-11-28", "new"))
     # Each file is either the old or the new version, never a mix within a file.
     for path, data in snapshot(folder).items():
-        assert data in {b"# old\n", b"# new\n", b"<p>old</p>", b"png-a-old", b"png-a-new", b"png-b-old", b"png-b-new"}, path
+        assert data in {
+            b"# old\n",
+            b"# new\n",
+            b"<p>old</p>",
+            b"png-a-old",
+            b"png-a-new",
+            b"png-b-old",
+            b"png-b-new",
+        }, path
     assert (folder / "2026-11-28.html").read_text() == "<p>old</p>"
 
 

@@ -43,7 +43,7 @@ def context(**changes) -> dict:
         "run": {
             "period_start": datetime(2026, 11, 1),
             "period_end": datetime(2026, 12, 1),
-            "run_date": date(2026, 12, 1),
+            "date": date(2026, 12, 1),
         },
         "params": {"region": "EMEA"},
         "sql": {

@@ -19,13 +19,33 @@ def local(*args: int) -> datetime:
 @pytest.mark.parametrize(
     ("kind", "at", "expected"),
     [
-        ("day", local(2026, 11, 28, 7), (local(2026, 11, 27), local(2026, 11, 28), local(2026, 11, 26), local(2026, 11, 27))),
+        (
+            "day",
+            local(2026, 11, 28, 7),
+            (local(2026, 11, 27), local(2026, 11, 28), local(2026, 11, 26), local(2026, 11, 27)),
+        ),
         # Monday 2026-11-30: the previous ISO week is Mon 23 - Mon 30.
-        ("week", local(2026, 11, 30, 8), (local(2026, 11, 23), local(2026, 11, 30), local(2026, 11, 16), local(2026, 11, 23))),
+        (
+            "week",
+            local(2026, 11, 30, 8),
+            (local(2026, 11, 23), local(2026, 11, 30), local(2026, 11, 16), local(2026, 11, 23)),
+        ),
         # A Saturday still reports the previous full week.
-        ("week", local(2026, 11, 28, 8), (local(2026, 11, 16), local(2026, 11, 23), local(2026, 11, 9), local(2026, 11, 16))),
-        ("month", local(2026, 3, 1, 6), (local(2026, 2, 1), local(2026, 3, 1), local(2026, 1, 1), local(2026, 2, 1))),
-        ("month", local(2026, 1, 15), (local(2025, 12, 1), local(2026, 1, 1), local(2025, 11, 1), local(2025, 12, 1))),
+        (
+            "week",
+            local(2026, 11, 28, 8),
+            (local(2026, 11, 16), local(2026, 11, 23), local(2026, 11, 9), local(2026, 11, 16)),
+        ),
+        (
+            "month",
+            local(2026, 3, 1, 6),
+            (local(2026, 2, 1), local(2026, 3, 1), local(2026, 1, 1), local(2026, 2, 1)),
+        ),
+        (
+            "month",
+            local(2026, 1, 15),
+            (local(2025, 12, 1), local(2026, 1, 1), local(2025, 11, 1), local(2025, 12, 1)),
+        ),
     ],
 )
 def test_calendar_periods(kind, at, expected):
@@ -35,7 +55,9 @@ def test_calendar_periods(kind, at, expected):
 def test_day_period_across_spring_forward_is_23_hours():
     start, end, _, _ = period_bounds("day", local(2026, 3, 30, 7), BERLIN, None)
     assert (start, end) == (local(2026, 3, 29), local(2026, 3, 30))
-    assert end.astimezone(ZoneInfo("UTC")) - start.astimezone(ZoneInfo("UTC")) == timedelta(hours=23)
+    assert end.astimezone(ZoneInfo("UTC")) - start.astimezone(ZoneInfo("UTC")) == timedelta(
+        hours=23
+    )
 
 
 def test_interval_without_schedule_is_previous_24_hours():

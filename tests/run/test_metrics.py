@@ -13,13 +13,24 @@ from eil_pipelines.spec.models import ChartSpec, MetricSpec
 
 
 def metric(**kw) -> MetricSpec:
-    base = {"label": "Revenue", "query": "kpis", "column": "revenue", "compare": "prev", "format": "currency"}
+    base = {
+        "label": "Revenue",
+        "query": "kpis",
+        "column": "revenue",
+        "compare": "prev",
+        "format": "currency",
+    }
     return MetricSpec(**{**base, **kw})
 
 
 def test_rise_with_currency_format():
     m = compute_metric(metric(), pd.DataFrame({"revenue": [1_240_000.0], "prev": [1_103_202.0]}))
-    assert (m.value, m.previous, m.direction, m.sentiment) == (1_240_000.0, 1_103_202.0, "up", "good")
+    assert (m.value, m.previous, m.direction, m.sentiment) == (
+        1_240_000.0,
+        1_103_202.0,
+        "up",
+        "good",
+    )
     assert m.text == "$1,240,000"
     assert m.change_text == "▲ +12.4%"
     assert math.isclose(m.change_pct, 0.124, abs_tol=1e-3)
@@ -33,14 +44,19 @@ def test_fall_is_good_when_down_is_good():
     )
     assert (m.direction, m.sentiment, m.text) == ("down", "good", "5.3%")
     assert m.change_text == "▼ −1.2 pts"
-    assert metric_sentence(m, "week") == "Cancellation rate fell 1.2 points to 5.3% against the previous week."
+    assert (
+        metric_sentence(m, "week")
+        == "Cancellation rate fell 1.2 points to 5.3% against the previous week."
+    )
 
 
 def test_unchanged_and_no_comparison():
     flat = compute_metric(metric(format="number"), pd.DataFrame({"revenue": [5], "prev": [5]}))
     assert (flat.direction, flat.sentiment) == ("flat", "neutral")
     assert metric_sentence(flat, "day") == "Revenue was unchanged at 5 against the previous day."
-    plain = compute_metric(metric(compare=None, format="compact"), pd.DataFrame({"revenue": [1_500_000]}))
+    plain = compute_metric(
+        metric(compare=None, format="compact"), pd.DataFrame({"revenue": [1_500_000]})
+    )
     assert plain.direction is None
     assert metric_sentence(plain, "day") == "Revenue was 1.5M."
 
@@ -48,7 +64,9 @@ def test_unchanged_and_no_comparison():
 def test_previous_zero_has_no_percentage():
     m = compute_metric(metric(), pd.DataFrame({"revenue": [100.0], "prev": [0.0]}))
     assert m.change_pct is None
-    assert metric_sentence(m, "day") == "Revenue rose to $100.00 from $0.00 against the previous day."
+    assert (
+        metric_sentence(m, "day") == "Revenue rose to $100.00 from $0.00 against the previous day."
+    )
 
 
 def test_empty_result_and_null_values():
@@ -70,22 +88,37 @@ def test_missing_column_lists_available():
 def test_several_rows_is_an_error():
     with pytest.raises(MetricError) as info:
         compute_metric(metric(), pd.DataFrame({"revenue": [1, 2], "prev": [1, 2]}))
-    assert str(info.value) == 'metric "Revenue": query "kpis" returned 2 rows; a metric reads a query that returns one row'
+    assert (
+        str(info.value)
+        == 'metric "Revenue": query "kpis" returned 2 rows; a metric reads a query that returns one row'
+    )
 
 
 def test_text_value_is_an_error():
     with pytest.raises(MetricError) as info:
         compute_metric(metric(), pd.DataFrame({"revenue": ["a lot"], "prev": [1]}))
-    assert str(info.value) == "metric \"Revenue\": column \"revenue\" of query \"kpis\" holds str 'a lot', not a number"
+    assert (
+        str(info.value)
+        == 'metric "Revenue": column "revenue" of query "kpis" holds str \'a lot\', not a number'
+    )
 
 
 def test_insights_cover_metrics_category_leaders_and_empty_queries():
     m = compute_metric(metric(), pd.DataFrame({"revenue": [110.0], "prev": [100.0]}))
-    chart = ChartSpec(name="by_region", query="regions", type="bar", x="region", y="revenue", format="currency",
-                      title="Revenue by region")
+    chart = ChartSpec(
+        name="by_region",
+        query="regions",
+        type="bar",
+        x="region",
+        y="revenue",
+        format="currency",
+        title="Revenue by region",
+    )
     data = {
         "kpis": pd.DataFrame({"revenue": [110.0], "prev": [100.0]}),
-        "regions": pd.DataFrame({"region": ["EMEA", "APAC", "AMER"], "revenue": [50.0, 30.0, 20.0]}),
+        "regions": pd.DataFrame(
+            {"region": ["EMEA", "APAC", "AMER"], "revenue": [50.0, 30.0, 20.0]}
+        ),
         "empty": pd.DataFrame({"a": []}),
     }
     assert build_insights([m], [chart], data, "day") == [

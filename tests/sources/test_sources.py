@@ -61,7 +61,10 @@ def test_parameters_are_never_formatted_into_sql(tmp_path, duck_file):
 
 
 def test_duckdb_file_is_opened_read_only(tmp_path, duck_file):
-    with open_source("p", SourceSpec(path="data/w.duckdb"), tmp_path) as source, pytest.raises(SourceError) as info:
+    with (
+        open_source("p", SourceSpec(path="data/w.duckdb"), tmp_path) as source,
+        pytest.raises(SourceError) as info,
+    ):
         source.run("wipe", "DELETE FROM sales RETURNING *", {})
     assert "read-only" in str(info.value)
 
@@ -79,18 +82,24 @@ def test_sql_error_names_pipeline_query_and_database_message(tmp_path):
     with open_source("daily", SourceSpec(), tmp_path) as source, pytest.raises(SourceError) as info:
         source.run("kpis", "SELECT nope FROM range(3)", {})
     message = str(info.value)
-    assert message.startswith('pipeline "daily", query "kpis": Binder Error: Referenced column "nope" not found')
+    assert message.startswith(
+        'pipeline "daily", query "kpis": Binder Error: Referenced column "nope" not found'
+    )
 
 
 def test_syntax_error(tmp_path):
     with open_source("daily", SourceSpec(), tmp_path) as source, pytest.raises(SourceError) as info:
         source.run("kpis", "SELEC 1", {})
-    assert str(info.value).startswith('pipeline "daily", query "kpis": Parser Error: syntax error at or near "SELEC"')
+    assert str(info.value).startswith(
+        'pipeline "daily", query "kpis": Parser Error: syntax error at or near "SELEC"'
+    )
 
 
 def test_undefined_parameter_is_named(tmp_path):
     with open_source("daily", SourceSpec(), tmp_path) as source, pytest.raises(SourceError) as info:
-        source.run("kpis", "SELECT $regoin AS r", {"region": "EMEA", "run_date": datetime(2026, 1, 1)})
+        source.run(
+            "kpis", "SELECT $regoin AS r", {"region": "EMEA", "run_date": datetime(2026, 1, 1)}
+        )
     assert str(info.value) == (
         'pipeline "daily", query "kpis": the SQL uses $regoin, which is not a parameter '
         "(defined: region, run_date)"
@@ -100,12 +109,17 @@ def test_undefined_parameter_is_named(tmp_path):
 def test_statement_without_rows(tmp_path):
     with open_source("p", SourceSpec(), tmp_path) as source, pytest.raises(SourceError) as info:
         source.run("q", "CREATE TABLE t(a INT)", {})
-    assert str(info.value) == 'pipeline "p", query "q": the last statement returns no rows (use SELECT)'
+    assert (
+        str(info.value)
+        == 'pipeline "p", query "q": the last statement returns no rows (use SELECT)'
+    )
 
 
 def test_several_statements_return_the_last_result(tmp_path):
     with open_source("p", SourceSpec(), tmp_path) as source:
-        df = source.run("q", "CREATE TEMP TABLE t AS SELECT $n AS a; SELECT a * 2 AS b FROM t", {"n": 21})
+        df = source.run(
+            "q", "CREATE TEMP TABLE t AS SELECT $n AS a; SELECT a * 2 AS b FROM t", {"n": 21}
+        )
     assert df["b"].tolist() == [42]
 
 
@@ -124,7 +138,10 @@ def test_sqlite_with_bound_parameters(tmp_path, sqlite_file):
             "WHERE day >= date($start) AND day < :end GROUP BY region ORDER BY region",
             {"start": datetime(2026, 11, 27), "end": date(2026, 11, 28), "other": 3},
         )
-    assert df.to_dict("records") == [{"region": "APAC", "revenue": 5.0}, {"region": "EMEA", "revenue": 20.0}]
+    assert df.to_dict("records") == [
+        {"region": "APAC", "revenue": 5.0},
+        {"region": "EMEA", "revenue": 20.0},
+    ]
 
 
 def test_sqlite_parameter_inside_string_literal_is_not_a_parameter(tmp_path, sqlite_file):

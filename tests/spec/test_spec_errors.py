@@ -35,11 +35,17 @@ def test_unknown_key_suggests_the_right_one(project):
 
 def test_unknown_nested_key_gives_dotted_path(project):
     text = 'title = "x"\n' + BASE + '[schedule]\ncron = "0 7 * * *"\ntimezon = "UTC"\n'
-    assert problems(project, text) == ['schedule.timezon: unknown key "timezon"; did you mean "timezone"?']
+    assert problems(project, text) == [
+        'schedule.timezon: unknown key "timezon"; did you mean "timezone"?'
+    ]
 
 
 def test_unknown_key_in_list_item(project):
-    text = 'title = "x"\n' + BASE + '[[charts]]\nname = "c"\nquery = "q"\nx = "x"\ny = "x"\ncolour = "red"\n'
+    text = (
+        'title = "x"\n'
+        + BASE
+        + '[[charts]]\nname = "c"\nquery = "q"\nx = "x"\ny = "x"\ncolour = "red"\n'
+    )
     assert problems(project, text) == [
         'charts[0].colour: unknown key "colour" (allowed: name, query, type, x, y, series, title, format)'
     ]
@@ -64,16 +70,28 @@ def test_missing_required_key_in_metric(project):
         ("title = 5", "title: expected a string, got integer 5"),
         ('[report]\nmax_rows = "ten"', 'report.max_rows: expected an integer, got string "ten"'),
         ("[report]\nmax_rows = 0", "report.max_rows: must be at least 1, got integer 0"),
-        ('[report]\nformats = ["pdf"]', 'report.formats[0]: expected one of "md" or "html", got string "pdf"'),
-        ('[source]\nkind = "postgres"', 'source.kind: expected one of "duckdb" or "sqlite", got string "postgres"'),
-        ("[params]\nregion = [1, 2]", (
-            "params.region: expected true or false, an integer, a number, a string or a date "
-            "(such as 2026-01-31), got a list"
-        )),
-        ("[params]\nwhen = 2026-01-01T08:00:00", (
-            "params.when: expected true or false, an integer, a number, a string or a date "
-            "(such as 2026-01-31), got date-time 2026-01-01T08:00:00"
-        )),
+        (
+            '[report]\nformats = ["pdf"]',
+            'report.formats[0]: expected one of "md" or "html", got string "pdf"',
+        ),
+        (
+            '[source]\nkind = "postgres"',
+            'source.kind: expected one of "duckdb" or "sqlite", got string "postgres"',
+        ),
+        (
+            "[params]\nregion = [1, 2]",
+            (
+                "params.region: expected true or false, an integer, a number, a string or a date "
+                "(such as 2026-01-31), got a list"
+            ),
+        ),
+        (
+            "[params]\nwhen = 2026-01-01T08:00:00",
+            (
+                "params.when: expected true or false, an integer, a number, a string or a date "
+                "(such as 2026-01-31), got date-time 2026-01-01T08:00:00"
+            ),
+        ),
         ('[params]\nrun_date = "x"', 'params: parameter "run_date" is built in and cannot be set'),
         ("queries = 3", "queries: expected a table, got integer 3"),
     ],
@@ -82,7 +100,9 @@ def test_wrong_types(project, line, expected):
     title = "" if line.startswith("title") else 'title = "x"\n'
     base = "" if line.startswith("queries") else BASE
     # Top-level keys must come before the first table.
-    text = (title + line + "\n" + base) if not line.startswith("[") else (title + base + line + "\n")
+    text = (
+        (title + line + "\n" + base) if not line.startswith("[") else (title + base + line + "\n")
+    )
     assert problems(project, text) == [expected]
 
 
@@ -121,26 +141,43 @@ def test_all_problems_reported_at_once(project):
         ('cron = "0 7 * *"', 'schedule.cron: invalid cron expression "0 7 * *"'),
         ('every = "15 minutes"', 'schedule.every: invalid duration "15 minutes"'),
         ('every = "0s"', 'schedule.every: invalid duration "0s": must be greater than zero'),
-        ('daily = "25:00"', 'schedule.daily: invalid time "25:00": hour must be 0-23 and minute 0-59'),
-        ('daily = "8am"', "schedule.daily: invalid time '8am': expected \"HH:MM\", such as \"08:00\""),
-        ('daily = "08:00"\ntimezone = "Mars/Olympus"', (
-            'schedule.timezone: unknown time zone "Mars/Olympus": expected an IANA name such as '
-            '"Europe/Berlin" or "UTC"'
-        )),
-        ('cron = "0 7 * * *"\nevery = "1h"', (
-            'schedule: give exactly one of "cron", "every" or "daily", not "cron" and "every"'
-        )),
+        (
+            'daily = "25:00"',
+            'schedule.daily: invalid time "25:00": hour must be 0-23 and minute 0-59',
+        ),
+        (
+            'daily = "8am"',
+            'schedule.daily: invalid time \'8am\': expected "HH:MM", such as "08:00"',
+        ),
+        (
+            'daily = "08:00"\ntimezone = "Mars/Olympus"',
+            (
+                'schedule.timezone: unknown time zone "Mars/Olympus": expected an IANA name such as '
+                '"Europe/Berlin" or "UTC"'
+            ),
+        ),
+        (
+            'cron = "0 7 * * *"\nevery = "1h"',
+            ('schedule: give exactly one of "cron", "every" or "daily", not "cron" and "every"'),
+        ),
         ('timezone = "UTC"', 'schedule: give exactly one of "cron", "every" or "daily"'),
-        ('cron = "0 7 * * *"\ndays = ["mon"]', (
-            'schedule: "days" goes with "daily"; for cron use the day-of-week field'
-        )),
-        ('daily = "08:00"\ndays = ["monday"]', (
-            'schedule.days[0]: expected one of "mon", "tue", "wed", "thu", "fri", "sat" or "sun", '
-            'got string "monday"; did you mean "mon"?'
-        )),
-        ('cron = "0 7 * * *"\nperiod = "quarter"', (
-            'schedule.period: expected one of "interval", "day", "week" or "month", got string "quarter"'
-        )),
+        (
+            'cron = "0 7 * * *"\ndays = ["mon"]',
+            ('schedule: "days" goes with "daily"; for cron use the day-of-week field'),
+        ),
+        (
+            'daily = "08:00"\ndays = ["monday"]',
+            (
+                'schedule.days[0]: expected one of "mon", "tue", "wed", "thu", "fri", "sat" or "sun", '
+                'got string "monday"; did you mean "mon"?'
+            ),
+        ),
+        (
+            'cron = "0 7 * * *"\nperiod = "quarter"',
+            (
+                'schedule.period: expected one of "interval", "day", "week" or "month", got string "quarter"'
+            ),
+        ),
     ],
 )
 def test_bad_schedules(project, schedule, expected):
@@ -157,7 +194,9 @@ def test_missing_sql_file(project):
 
 
 def test_missing_template_file(project):
-    found = problems(project, 'title = "x"\n' + BASE + '[report]\ntemplate = "templates/nope.md.j2"\n')
+    found = problems(
+        project, 'title = "x"\n' + BASE + '[report]\ntemplate = "templates/nope.md.j2"\n'
+    )
     assert found == [
         "report.template: template not found: templates/nope.md.j2 "
         f"(looked for {project.root / 'templates/nope.md.j2'})"
@@ -174,16 +213,25 @@ def test_template_syntax_error_names_template_and_line(project, monkeypatch):
 
 
 def test_environment_variable_not_set(project):
-    path = project.pipeline("p", 'title = "x"\n' + BASE + '[source]\npath = "${WAREHOUSE_DIR}/w.duckdb"\n')
+    path = project.pipeline(
+        "p", 'title = "x"\n' + BASE + '[source]\npath = "${WAREHOUSE_DIR}/w.duckdb"\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_pipeline(path, root=project.root, env={})
-    assert info.value.problems == [("source.path", 'environment variable "WAREHOUSE_DIR" is not set')]
+    assert info.value.problems == [
+        ("source.path", 'environment variable "WAREHOUSE_DIR" is not set')
+    ]
 
 
 def test_environment_variable_expanded(project):
-    path = project.pipeline("p", 'title = "x"\n' + BASE + '[source]\npath = "${WH:-data}/w.duckdb"\n')
+    path = project.pipeline(
+        "p", 'title = "x"\n' + BASE + '[source]\npath = "${WH:-data}/w.duckdb"\n'
+    )
     assert load_pipeline(path, root=project.root, env={}).spec.source.path == "data/w.duckdb"
-    assert load_pipeline(path, root=project.root, env={"WH": "/srv"}).spec.source.path == "/srv/w.duckdb"
+    assert (
+        load_pipeline(path, root=project.root, env={"WH": "/srv"}).spec.source.path
+        == "/srv/w.duckdb"
+    )
 
 
 def test_sqlite_source_needs_path(project):
