@@ -106,9 +106,13 @@ class SchedulerService:
 
     # -- life cycle -------------------------------------------------------------------
 
-    def start(self, *, watch: bool = True) -> None:
+    def start(self, *, watch: bool = True, loop: bool = True) -> None:
         """Load every pipeline (raising ConfigErrors if any is invalid), recover the
-        ledger, schedule the jobs and start the loop."""
+        ledger, schedule the jobs and start the loop.
+
+        ``watch=False`` skips the folder watcher (call :meth:`reload`);
+        ``loop=False`` skips the loop thread (drive ``self.scheduler.run_due``).
+        """
         from ..ledger import Ledger
         from ..spec.loader import load_pipelines
 
@@ -126,7 +130,7 @@ class SchedulerService:
                 self._loaded[pipeline.file] = _Loaded(pipeline, _fingerprint(pipeline))
                 self._schedule(pipeline, at_start=True)
             self._snapshot = self._take_snapshot()
-        self.scheduler.start()
+        self.scheduler.start(loop=loop)
         self.log_table()
         if watch:
             self._watcher = threading.Thread(target=self._watch, name="eil-reload", daemon=True)

@@ -280,16 +280,31 @@ class Scheduler:
 
     # -- running ----------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the loop thread and the worker pool."""
+    def start(self, *, loop: bool = True) -> None:
+        """Start the worker pool and the loop thread.
+
+        ``loop=False`` starts only the pool: the caller then drives the
+        scheduler with :meth:`run_due`, as tests with a manual clock do.
+        """
         with self._lock:
-            if self._thread is not None:
-                return
-            self._pool = ThreadPoolExecutor(
-                max_workers=self.workers, thread_name_prefix=f"{self._name}-worker"
-            )
-            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-            self._thread.start()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix=f"{self._name}-worker"
+                )
+            if loop and self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no run is in flight (or ``timeout`` seconds pass); True when idle."""
+        deadline = None if timeout is None else _time.monotonic() + timeout
+        with self._lock:
+            while self._in_flight:
+                remaining = None if deadline is None else deadline - _time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+            return True
 
     def wakeup(self) -> None:
         """Make the loop look at the clock now (after a clock change, say)."""

@@ -1,0 +1,54 @@
+"""A manual clock, for driving a :class:`~eil_pipelines.schedule.loop.Scheduler` in tests.
+
+Time only moves when the test says so, so scheduling logic is tested by
+stepping the clock, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from datetime import datetime, timedelta
+
+
+class ManualClock:
+    """A clock whose time moves only through :meth:`advance` and :meth:`set`.
+
+    A scheduler waiting on it sleeps until the time is moved (it ignores
+    real timeouts), then looks at the new time.
+    """
+
+    def __init__(self, start: datetime):
+        if start.tzinfo is None:
+            raise ValueError("ManualClock needs an aware start time")
+        self._now = start
+        self._lock = threading.Lock()
+        self._waiting: weakref.WeakSet[threading.Condition] = weakref.WeakSet()
+
+    def now(self) -> datetime:
+        """The manual time."""
+        with self._lock:
+            return self._now
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> None:
+        """Wait until the time moves (or the condition is notified for another reason)."""
+        if timeout == 0:
+            return
+        with self._lock:
+            self._waiting.add(condition)
+        condition.wait()
+
+    def set(self, moment: datetime) -> None:
+        """Jump to ``moment`` (forwards or backwards) and wake every waiter."""
+        with self._lock:
+            self._now = moment
+            waiting = list(self._waiting)
+        for condition in waiting:
+            with condition:
+                condition.notify_all()
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        """Move forward by ``delta`` (a timedelta or seconds); returns the new time."""
+        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        self.set(self.now() + step)
+        return self.now()
