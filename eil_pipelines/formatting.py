@@ -72,11 +72,10 @@ def format_compact(value: Any, decimals: int | None = None, symbol: str = "") ->
                 if decimals is not None
                 else (2 if scaled < 10 else 1 if scaled < 100 else 0)
             )
-            text = (
-                f"{scaled:.{places}f}".rstrip("0").rstrip(".")
-                if decimals is None
-                else f"{scaled:.{places}f}"
-            )
+            text = f"{scaled:.{places}f}"
+            if decimals is None and "." in text:
+                # Trailing zeros only after the point: 1.50M → 1.5M, but 830K stays 830K.
+                text = text.rstrip("0").rstrip(".")
             return f"{sign}{symbol}{text}{suffix}"
     places = (
         decimals

@@ -202,7 +202,8 @@ def draw_charts(
     """Draw each chart once, render the formats the report needs, and return template assets."""
     if not pipeline.spec.charts:
         return {}
-    from ..charts import chart_summary, draw_chart, render_chart
+    from ..charts import draw_chart, render_chart
+    from ..charts.style import words
     from ..errors import ChartError
     from ..render import ChartAsset
 
@@ -211,6 +212,7 @@ def draw_charts(
         df = data[chart.query]
         try:
             figure = draw_chart(chart, df, currency=pipeline.spec.report.currency)
+            summary = figure.summary  # read before rendering frees the figure
             svg = (
                 render_chart(figure, "svg", close=not want_png).decode("utf-8") if want_svg else ""
             )
@@ -220,8 +222,8 @@ def draw_charts(
             raise ChartError(chart.name, exc.detail, pipeline=pipeline.name) from None
         assets[chart.name] = ChartAsset(
             name=chart.name,
-            title=chart.title or chart.name.replace("_", " ").capitalize(),
-            alt=chart_summary(chart, df),
+            title=chart.title or words(chart.name),
+            alt=summary,
             png_path=f"{charts_dir_name(files.stamp)}/{chart.name}.png",
             svg=svg,
         )
