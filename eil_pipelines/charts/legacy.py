@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import unicodedata
 from pathlib import Path
 
 import pandas as pd
 
+from ..outputs.atomic import atomic_write_bytes
 from ..spec.models import ChartSpec
 from .draw import draw_from
 from .render import render_chart
@@ -52,16 +52,4 @@ def chart_sales_trend(
     image = render_chart(fig, "png")
 
     folder = Path(reports_dir) / "charts"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.png"
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(image)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_bytes(folder / f"{name}.png", image)
