@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from eil_pipelines.cli import build_main_parser, build_validate_parser
+from eil_pipelines.cli import (
+    build_history_parser,
+    build_list_parser,
+    build_main_parser,
+    build_validate_parser,
+)
 from eil_pipelines.render.filters import make_filters
 from eil_pipelines.run.context import RunContext
 from eil_pipelines.run.metrics import MetricResult
@@ -94,7 +99,9 @@ def test_every_template_variable_is_documented():
     assert missing == []
 
 
-@pytest.mark.parametrize("parser", [build_main_parser, build_validate_parser])
+@pytest.mark.parametrize(
+    "parser", [build_main_parser, build_validate_parser, build_list_parser, build_history_parser]
+)
 def test_every_cli_option_is_documented(parser):
     text = (DOCS / "cli.md").read_text()
     options = [
