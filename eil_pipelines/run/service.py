@@ -16,21 +16,29 @@ Policies, documented in docs/scheduler.md:
   on :meth:`reload`, SIGHUP).  A new file is scheduled, a changed one is
   rescheduled, a deleted one unscheduled.  A file edited into an invalid
   state is logged with every problem, and its last good version keeps running.
+* Stopping a run: past its ``timeout``, or still going when :meth:`stop`'s
+  grace period ends, a run starts no further query and the one executing is
+  interrupted; it is recorded ``timed_out`` (its row stays ``abandoned`` at
+  shutdown, for the next start's catch-up to see).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, EilError
+from ..errors import ConfigError, EilError, SourceError
+from ..ledger import LedgerStateError
+from ..schedule.durations import format_duration
 from ..schedule.loop import Clock, Firing, JobOptions, Scheduler, SystemClock
 from ..spec.loader import Pipeline, load_pipeline, pipeline_files, project_root_for
 from .context import make_context, pipeline_trigger, pipeline_zone
@@ -50,6 +58,22 @@ def ledger_path(reports_dir: Path) -> Path:
 class _Loaded:
     pipeline: Pipeline
     fingerprint: tuple[Any, ...]
+
+
+#: How often a run that must stop (timeout, shutdown) has its query interrupted again.
+INTERRUPT_EVERY_S = 0.05
+
+
+@dataclass
+class _Flight:
+    """One run in flight, as the timeout and shutdown paths see it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    querying: Any = None
+    """The source while one of its queries executes (only then may it be interrupted)."""
+    stop_reason: str | None = None
+    """Set when the run must stop: ``"timeout"`` or ``"shutdown"``."""
+    done: bool = False
 
 
 def _fingerprint(pipeline: Pipeline) -> tuple[Any, ...]:
@@ -97,8 +121,7 @@ class SchedulerService:
         self._loaded: dict[Path, _Loaded] = {}
         self._broken: dict[Path, str] = {}
         self._snapshot: dict[Path, tuple[int, int]] = {}
-        self._timed_out: set[tuple[str, datetime]] = set()
-        self._sources: dict[tuple[str, datetime], Any] = {}
+        self._flights: dict[tuple[str, datetime], _Flight] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -116,6 +139,9 @@ class SchedulerService:
         from ..ledger import Ledger
         from ..spec.loader import load_pipelines
 
+        # The snapshot is taken before the files are read: an edit made while they
+        # are read then differs from it, and the watcher reloads.
+        snapshot = self._take_snapshot()
         pipelines = load_pipelines(self.path, env=self.env)
         self.ledger = Ledger(ledger_path(self.reports_dir))
         now = self.clock.now()
@@ -129,7 +155,7 @@ class SchedulerService:
             for pipeline in pipelines:
                 self._loaded[pipeline.file] = _Loaded(pipeline, _fingerprint(pipeline))
                 self._schedule(pipeline, at_start=True)
-            self._snapshot = self._take_snapshot()
+            self._snapshot = snapshot
         self.scheduler.start(loop=loop)
         self.log_table()
         if watch:
@@ -152,6 +178,12 @@ class SchedulerService:
                     record.pipeline,
                     record.scheduled_at.isoformat(),
                 )
+            # Their rows say abandoned (a restart runs them again): stop their queries
+            # rather than let them write a report behind the ledger's back.
+            with self._lock:
+                flights = list(self._flights.values())
+            for flight in flights:
+                self._cancel(flight, "shutdown")
         if self._watcher is not None:
             self._watcher.join(timeout=2)
         return finished
@@ -225,60 +257,97 @@ class SchedulerService:
         return None
 
     def _run(self, name: str, firing: Firing) -> bool:
+        # The flight is registered before anything else, so a timeout that comes
+        # early (a tiny timeout, a slow ledger) still finds the run to stop.
+        # UTC: two readings of 02:30 on a fall-back day are equal in local time.
+        key = (name, firing.scheduled_at.astimezone(UTC))
+        flight = _Flight()
+        with self._lock:
+            self._flights[key] = flight
+        try:
+            return self._run_flight(name, firing, flight)
+        finally:
+            with self._lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+            with flight.lock:
+                flight.done = True
+
+    def _claim(self, name: str, firing: Firing, run_id: str) -> Any:
+        """Claim the run's row in the ledger; ``None`` when it isn't this run's to do."""
+        now = self.clock.now()
+        if firing.attempt > 1:
+            # A retry continues the row's count (a reclaimed abandoned run started at 2).
+            previous = self.ledger.get(name, firing.scheduled_at)
+            attempt = max(firing.attempt, previous.attempt + 1) if previous else firing.attempt
+            return self.ledger.reclaim(
+                name, firing.scheduled_at, run_id=run_id, attempt=attempt, now=now
+            )
+        record = self.ledger.claim(name, firing.scheduled_at, run_id=run_id, now=now)
+        if record is None:
+            existing = self.ledger.get(name, firing.scheduled_at)
+            if existing is not None and existing.status == "abandoned":
+                record = self.ledger.reclaim(
+                    name,
+                    firing.scheduled_at,
+                    run_id=run_id,
+                    attempt=existing.attempt + 1,
+                    now=now,
+                    allowed_from=("abandoned",),
+                )
+        if record is None:
+            log.info(
+                "not run: %s at %s is already in the ledger (another process, or an earlier run)",
+                name,
+                firing.scheduled_at.isoformat(),
+            )
+        return record
+
+    def _run_flight(self, name: str, firing: Firing, flight: _Flight) -> bool:
         pipeline = self._current(name)
         if pipeline is None:
             return True
         ctx = make_context(pipeline, firing.scheduled_at, attempt=firing.attempt)
-        key = (name, firing.scheduled_at)
-        now = self.clock.now()
-        if firing.attempt == 1:
-            record = self.ledger.claim(name, firing.scheduled_at, run_id=ctx.run_id, now=now)
-            if record is None:
-                existing = self.ledger.get(name, firing.scheduled_at)
-                if existing is not None and existing.status == "abandoned":
-                    record = self.ledger.reclaim(
-                        name,
-                        firing.scheduled_at,
-                        run_id=ctx.run_id,
-                        attempt=existing.attempt + 1,
-                        now=now,
-                        allowed_from=("abandoned",),
-                    )
-            if record is None:
-                log.info(
-                    "not run: %s at %s is already in the ledger (another process, or an earlier run)",
-                    name,
-                    firing.scheduled_at.isoformat(),
-                )
-                return True
-        else:
-            record = self.ledger.reclaim(
-                name, firing.scheduled_at, run_id=ctx.run_id, attempt=firing.attempt, now=now
-            )
-            if record is None:
-                return True
-        log.info(
-            "started: %s at %s (attempt %d)", name, firing.scheduled_at.isoformat(), firing.attempt
-        )
+        record = self._claim(name, firing, ctx.run_id)
+        if record is None:
+            return True
+        attempt = record.attempt
+        if attempt != ctx.attempt:  # the ledger's count: a recovered run is its attempt 2
+            ctx = dataclasses.replace(ctx, attempt=attempt)
+        log.info("started: %s at %s (attempt %d)", name, firing.scheduled_at.isoformat(), attempt)
 
         def remember(source: Any) -> None:
-            with self._lock:
-                self._sources[key] = source
+            # Guard each query: none starts once the run must stop, and the one
+            # executing is marked, so the stop path interrupts only a live query
+            # (never a connection being closed) and can't miss one that starts late.
+            unguarded = source.run
 
-        try:
-            result = run_pipeline(
-                pipeline, ctx, self.reports_dir, clock=self.clock.now, on_source=remember
-            )
-        finally:
-            with self._lock:
-                self._sources.pop(key, None)
-                timed_out = key in self._timed_out
-                self._timed_out.discard(key)
+            def guarded(query: str, sql: str, params: Any) -> Any:
+                with flight.lock:
+                    if flight.stop_reason is not None:
+                        raise SourceError(
+                            name, query, f"not started: the run was stopped ({flight.stop_reason})"
+                        )
+                    flight.querying = source
+                try:
+                    return unguarded(query, sql, params)
+                finally:
+                    with flight.lock:
+                        flight.querying = None
+
+            source.run = guarded
+
+        result = run_pipeline(
+            pipeline, ctx, self.reports_dir, clock=self.clock.now, on_source=remember
+        )
+        with flight.lock:
+            stop_reason = flight.stop_reason
         status, error = result.status, result.error
-        if timed_out and not result.ok:
+        if stop_reason == "timeout" and not result.ok:
             status = "timed_out"
             assert pipeline.spec.schedule is not None and pipeline.spec.schedule.timeout is not None
-            error = f"stopped after the timeout of {pipeline.spec.schedule.timeout}: {error}"
+            limit = format_duration(pipeline.spec.schedule.timeout)
+            error = f"stopped after the timeout of {limit}: {error}"
         summary = {
             "metrics": [
                 {
@@ -290,16 +359,22 @@ class SchedulerService:
                 for m in result.metrics
             ]
         }
-        self.ledger.finish(
-            name,
-            firing.scheduled_at,
-            status=status,
-            now=self.clock.now(),
-            error=error,
-            files=[str(f) for f in result.files],
-            run_id=ctx.run_id,
-            summary=summary,
-        )
+        try:
+            self.ledger.finish(
+                name,
+                firing.scheduled_at,
+                status=status,
+                now=self.clock.now(),
+                error=error,
+                files=[str(f) for f in result.files],
+                run_id=ctx.run_id,
+                summary=summary,
+            )
+        except LedgerStateError as exc:
+            # Abandoned at shutdown (or by another process's recovery) meanwhile:
+            # the row is no longer this run's, and its new state stands.
+            log.warning("not recorded: %s at %s: %s", name, firing.scheduled_at.isoformat(), exc)
+            return True
         if status == "succeeded":
             shown = ", ".join(
                 str(f)
@@ -319,21 +394,49 @@ class SchedulerService:
                 status,
                 name,
                 firing.scheduled_at.isoformat(),
-                firing.attempt,
+                attempt,
                 error,
             )
         return status == "succeeded"
 
     def _on_timeout(self, firing: Firing) -> None:
-        key = (firing.key, firing.scheduled_at)
+        key = (firing.key, firing.scheduled_at.astimezone(UTC))
         with self._lock:
-            self._timed_out.add(key)
-            source = self._sources.get(key)
+            flight = self._flights.get(key)
+        if flight is None:  # it finished meanwhile
+            return
         log.warning(
             "timeout: %s at %s: interrupting its query", firing.key, firing.scheduled_at.isoformat()
         )
-        if source is not None:
-            source.interrupt()
+        self._cancel(flight, "timeout")
+
+    def _cancel(self, flight: _Flight, reason: str) -> None:
+        """Stop a run: no further query starts, and the one executing is interrupted.
+
+        A single interrupt can miss: the run may not have opened its source yet
+        (the first run of a process spends a second importing DuckDB), or may be
+        between two queries, and DuckDB ignores an interrupt when no query runs.
+        So a helper thread interrupts again every :data:`INTERRUPT_EVERY_S`
+        seconds while a query executes, until the run ends.
+        """
+        with flight.lock:
+            if flight.done or flight.stop_reason is not None:
+                return
+            flight.stop_reason = reason
+
+        def interrupt_until_done() -> None:
+            while True:
+                with flight.lock:
+                    if flight.done:
+                        return
+                    if flight.querying is not None:
+                        try:
+                            flight.querying.interrupt()
+                        except Exception:  # a closed connection: the query ended anyway
+                            log.debug("interrupt failed", exc_info=True)
+                time.sleep(INTERRUPT_EVERY_S)
+
+        threading.Thread(target=interrupt_until_done, name="eil-interrupt", daemon=True).start()
 
     def _on_skip(self, firing: Firing, reason: str) -> None:
         log.info("skipped: %s at %s: %s", firing.key, firing.scheduled_at.isoformat(), reason)
@@ -377,6 +480,9 @@ class SchedulerService:
         deleted ones.  Returns a line per change, for logs and tests."""
         changes: list[str] = []
         with self._lock:
+            # Before reading anything (see start()): a file saved or deleted while
+            # this reload reads the folder is seen by the watcher's next look.
+            snapshot = self._take_snapshot()
             try:
                 current = set(pipeline_files(self.path))
             except EilError:
@@ -431,7 +537,7 @@ class SchedulerService:
                     else " (not scheduled: disabled or no schedule)"
                 )
                 changes.append(f"{verb} {pipeline.name}{when}")
-            self._snapshot = self._take_snapshot()
+            self._snapshot = snapshot
         for change in changes:
             log.info("reload: %s", change)
         return changes

@@ -2,8 +2,9 @@
 
 The loop thread sleeps on a condition variable until the earliest entry of
 its heap is due, or until something wakes it (a job added or removed, a run
-finished, shutdown).  There is no polling and no thread per job: 10,000
-jobs cost one heap and the same worker threads as ten.
+finished, shutdown), and at least once a minute, so that a wall clock that
+jumped or a machine that slept is noticed within a minute.  There is no thread
+per job: 10,000 jobs cost one heap and the same worker threads as ten.
 
 Every policy that concerns *time* lives here, generic over jobs:
 
@@ -12,15 +13,32 @@ Every policy that concerns *time* lives here, generic over jobs:
   now is due at once.  ``catch_up`` decides: ``latest`` runs only the most
   recent, ``all`` runs each in order (at most ``max_catch_up``, the most
   recent), ``none`` runs only a fire time that is not older than
-  ``misfire_grace``.  The others are reported as skipped.
+  ``misfire_grace``.  The others are reported as skipped.  With ``all`` the
+  runs go one after another, oldest first, never side by side.
 * **Overlap**: a fire time that comes while the job's previous run is still
   going is skipped (``overlap = "skip"``) or queued behind it (``"queue"``).
 * **Retries**: a failed run is tried again after ``retry_delay``, doubled at
-  each attempt, up to ``retries`` times, for the same scheduled time.
+  each attempt, up to ``retries`` times, for the same scheduled time.  A retry
+  that comes while another run of the job is going waits behind it.
 * **Timeouts**: ``timeout`` after a run starts, the job's ``on_timeout``
-  hook is called with the run (the pipeline service interrupts its query).
+  hook is called with the run (the pipeline service interrupts its query),
+  even if the job was replaced or removed meanwhile.
 * **Jitter**: a run starts up to ``jitter`` after its fire time; the
   scheduled time the run stands for is unchanged.
+
+Replacing a job (``add`` with a key in use) carries its counters and its run
+in flight over to the new one; a replaced or removed job's pending fires,
+jittered starts and retries are dropped, and a run of it that fails later is
+not retried.
+
+Time is kept in UTC inside: fire times come from triggers in their own zone,
+where Python orders two datetimes of one zone by their clock readings and
+ignores ``fold`` (02:30 summer time sorts after 02:00 winter time on a
+fall-back day), so the heap is keyed by UTC instants and every delay is added
+in UTC.  ``Firing.scheduled_at`` stays in the trigger's zone.
+
+Hooks (``on_skip``, ``on_timeout``) are called without the scheduler's lock
+held, so they may take their own locks and call back into the scheduler.
 
 The clock is a seam: :class:`SystemClock` in production, a fake one in
 tests, which drive time by hand instead of sleeping.
@@ -36,12 +54,21 @@ import threading
 import time as _time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Literal, Protocol
 
 log = logging.getLogger("eil_pipelines.schedule")
+
+#: The longest the loop sleeps without looking at the clock.  A timed wait
+#: runs on a monotonic clock, which does not move while the machine sleeps
+#: and does not follow changes to the wall clock.
+_MAX_WAIT = 60.0
+
+#: A hook to call once the lock is released: the function and its arguments.
+_Hook = tuple[Callable[..., Any], tuple[Any, ...]]
 
 CatchUp = Literal["latest", "all", "none"]
 Overlap = Literal["skip", "queue"]
@@ -138,6 +165,8 @@ class Job:
     error_count: int = 0
     last_run: datetime | None = None
     last_error: str | None = None
+    replaced_by: Job | None = field(default=None, repr=False)
+    """The job that took this one's key while a run of it was in flight."""
 
 
 @dataclass(frozen=True)
@@ -183,8 +212,12 @@ class Scheduler:
         self._jobs: dict[str, Job] = {}
         # (when, kind, sequence, job key, job generation, payload): a stale generation
         # marks an entry of a removed or replaced job, dropped when it surfaces.
+        # Times in the heap are UTC, so that it orders instants, not clock readings.
         self._heap: list[tuple[datetime, int, int, str, int, Any]] = []
         self._seq = itertools.count()
+        # Generations are unique across the scheduler: a job removed and added
+        # again under the same key must not revive the old job's entries.
+        self._generations = itertools.count()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -214,6 +247,8 @@ class Scheduler:
         the ``catch_up`` policy decides what runs.
         """
         with self._lock:
+            after = first_after or self.clock.now()
+            next_fire = trigger.next_fire(after)
             old = self._jobs.get(key)
             job = Job(
                 key=key,
@@ -223,21 +258,23 @@ class Scheduler:
                 on_timeout=on_timeout,
                 on_skip=on_skip,
                 kind=kind,
-                generation=(old.generation + 1) if old else 0,
+                next_fire=next_fire,
+                generation=next(self._generations),
             )
             if old is not None:
                 # Counters and the running state carry over a reschedule: a
-                # changed file must not let an overlapping run start.
+                # changed file must not let an overlapping run start.  The run
+                # in flight books its end on the job that replaced its own.
                 job.running, job.run_count, job.error_count = (
                     old.running,
                     old.run_count,
                     old.error_count,
                 )
                 job.last_run, job.last_error = old.last_run, old.last_error
-            after = first_after or self.clock.now()
-            job.next_fire = trigger.next_fire(after)
+                job.queue, old.queue = old.queue, deque()
+                old.replaced_by = job
             self._jobs[key] = job
-            self._push(job.next_fire, _FIRE, key, job.generation, None)
+            self._push(next_fire, _FIRE, key, job.generation, next_fire)
             self._lock.notify_all()
             return job
 
@@ -247,7 +284,7 @@ class Scheduler:
             job = self._jobs.pop(key, None)
             if job is None:
                 return False
-            job.generation += 1  # invalidates its heap entries
+            # Its heap entries go stale: no job under the key has their generation.
             job.queue.clear()
             self._lock.notify_all()
             return True
@@ -340,7 +377,7 @@ class Scheduler:
             return self._in_flight
 
     def next_wakeup(self) -> datetime | None:
-        """When the loop next has something to do (the earliest valid heap entry)."""
+        """When the loop next has something to do (the earliest valid heap entry), in UTC."""
         with self._lock:
             self._drop_stale()
             return self._heap[0][0] if self._heap else None
@@ -351,85 +388,137 @@ class Scheduler:
         The loop calls this after every wake; tests call it directly to step
         a scheduler without its thread.
         """
+        hooks: list[_Hook] = []
         with self._lock:
-            now = now or self.clock.now()
-            started = 0
-            while self._heap and self._heap[0][0] <= now and self._accepting:
-                when, kind, _, key, generation, payload = heapq.heappop(self._heap)
-                job = self._jobs.get(key)
-                if job is None or job.generation != generation:
-                    continue
-                if kind == _FIRE:
-                    started += self._fire(job, when, now)
-                elif kind in (_START, _RETRY):
-                    started += self._start(job, payload)
-                elif kind == _TIMEOUT and job.on_timeout is not None:
-                    firing, token = payload
-                    if token in self._active:
-                        self._call_hook(job.on_timeout, firing)
-            return started
+            started = self._dispatch(_utc(now or self.clock.now()), hooks)
+        self._call_hooks(hooks)
+        return started
 
     # -- internals --------------------------------------------------------------------
 
+    def _now(self) -> datetime:
+        return _utc(self.clock.now())
+
     def _push(self, when: datetime, kind: int, key: str, generation: int, payload: Any) -> None:
-        heapq.heappush(self._heap, (when, kind, next(self._seq), key, generation, payload))
+        entry = (_utc(when), kind, next(self._seq), key, generation, payload)
+        heapq.heappush(self._heap, entry)
+
+    def _is_stale(self, kind: int, key: str, generation: int, payload: Any) -> bool:
+        if kind == _TIMEOUT:
+            # A timeout belongs to a run, not to the job's current version:
+            # it holds as long as the run does.
+            return payload[2] not in self._active
+        job = self._jobs.get(key)
+        return job is None or job.generation != generation
 
     def _drop_stale(self) -> None:
         while self._heap:
-            _, _, _, key, generation, _ = self._heap[0]
-            job = self._jobs.get(key)
-            if job is not None and job.generation == generation:
+            _, kind, _, key, generation, payload = self._heap[0]
+            if not self._is_stale(kind, key, generation, payload):
                 return
             heapq.heappop(self._heap)
 
-    def _loop(self) -> None:
-        with self._lock:
-            while not self._stopping:
-                self.run_due()
-                self._drop_stale()
-                timeout = None
-                if self._heap:
-                    timeout = max(0.0, (self._heap[0][0] - self.clock.now()).total_seconds())
-                self.clock.wait(self._lock, timeout)
+    def _dispatch(self, now: datetime, hooks: list[_Hook]) -> int:
+        """Handle every heap entry due at ``now`` (UTC); the lock is held."""
+        started = 0
+        while self._heap and self._heap[0][0] <= now and self._accepting:
+            _, kind, _, key, generation, payload = heapq.heappop(self._heap)
+            if self._is_stale(kind, key, generation, payload):
+                continue
+            if kind == _TIMEOUT:
+                owner, firing, _token = payload
+                if owner.on_timeout is not None:
+                    hooks.append((owner.on_timeout, (firing,)))
+                continue
+            job = self._jobs[key]
+            if kind == _FIRE:
+                started += self._fire(job, payload, now, hooks)
+            else:  # _START, _RETRY
+                started += self._start(job, payload, hooks)
+        return started
 
-    def _fire(self, job: Job, planned: datetime, now: datetime) -> int:
+    def _loop(self) -> None:
+        # The lock is held throughout except while the clock waits and while
+        # hooks run, so the time the wait is based on is read just before it.
+        self._lock.acquire()
+        try:
+            while not self._stopping:
+                hooks: list[_Hook] = []
+                try:
+                    self._dispatch(self._now(), hooks)
+                except Exception:  # the loop must outlive any one job's trouble
+                    log.exception("the scheduler loop failed while dispatching")
+                if hooks:
+                    self._lock.release()
+                    try:
+                        self._call_hooks(hooks)
+                    finally:
+                        self._lock.acquire()
+                    continue  # the clock moved on while the hooks ran
+                self._drop_stale()
+                timeout = _MAX_WAIT
+                if self._heap:
+                    due_in = (self._heap[0][0] - self._now()).total_seconds()
+                    timeout = min(timeout, max(0.0, due_in))
+                self.clock.wait(self._lock, timeout)
+        finally:
+            self._lock.release()
+
+    def _fire(self, job: Job, planned: datetime, now: datetime, hooks: list[_Hook]) -> int:
         """A job's fire time came: decide which fire times run (catch-up), and plan the next."""
         options = job.options
+        keep = max(options.max_catch_up, 1)
         due = [planned]
         # Every further fire time up to now was missed (downtime, a clock jump).
-        cursor = planned
-        cap = max(options.max_catch_up, 1) + 1
-        while True:
-            following = job.trigger.next_fire(cursor)
-            if following > now:
-                break
-            due.append(following)
-            cursor = following
-            if len(due) > 10_000:  # a clock jumped years ahead: don't walk every minute of it
-                due = due[-cap:]
-        job.next_fire = job.trigger.next_fire(cursor)
-        self._push(job.next_fire, _FIRE, job.key, job.generation, None)
+        cursor, following = planned, None
+        try:
+            while True:
+                following = job.trigger.next_fire(cursor)
+                if _utc(following) > now:
+                    break
+                due.append(following)
+                cursor = following
+                if len(due) > 10_000:  # a clock jumped years ahead: don't walk every minute of it
+                    due = due[-(keep + 1) :]
+        except Exception:
+            log.exception("job %s: its trigger failed; it will not fire again", job.key)
+            following = None
+        job.next_fire = following
+        if following is not None:
+            self._push(following, _FIRE, job.key, job.generation, following)
 
-        grace = options.misfire_grace
+        # Slices, never "t in due": two datetimes of one zone compare equal
+        # when their clock readings are, though one may be an hour later.
         if options.catch_up == "all":
-            run, skipped = due[-options.max_catch_up :], due[: -options.max_catch_up]
-        elif options.catch_up == "latest":
+            run, skipped = due[-keep:], due[:-keep]
+        elif options.catch_up == "latest" or now - _utc(due[-1]) <= options.misfire_grace:
+            # "none" runs the newest only when it is on time: missed times are older.
             run, skipped = due[-1:], due[:-1]
         else:
-            on_time = [t for t in due if now - t <= grace]
-            run, skipped = on_time[-1:], [t for t in due if t not in on_time[-1:]]
-        if skipped:
-            reason = f"missed while the scheduler was not running (catch_up = {options.catch_up})"
-            for moment in skipped:
-                self._skip(job, Firing(job.key, moment), reason)
+            run, skipped = [], due
+        reason = f"missed while the scheduler was not running (catch_up = {options.catch_up})"
+        for moment in skipped:
+            self._skip(job, Firing(job.key, moment), reason, hooks)
+        if not run:
+            return 0
+        if job.running:
+            for moment in run:
+                firing = Firing(job.key, moment, 1, moment)
+                if options.overlap == "queue":
+                    job.queue.append(firing)  # in order, and no jitter: they wait anyway
+                else:
+                    self._skip(job, firing, _OVERLAP_SKIP, hooks)
+            return 0
+        first, backlog = run[0], run[1:]
+        delay = self._jitter(options)
+        firing = Firing(job.key, first, 1, _shift(first, delay))
         started = 0
-        for moment in run:
-            delay = self._jitter(options)
-            firing = Firing(job.key, moment, 1, moment + delay)
-            if delay:
-                self._push(firing.due_at, _START, job.key, job.generation, firing)
-            else:
-                started += self._start(job, firing)
+        if delay:
+            self._push(firing.due_at or first, _START, job.key, job.generation, firing)
+        else:
+            started = self._start(job, firing, hooks)
+        # Caught-up runs go one after another, behind the first.
+        job.queue.extend(Firing(job.key, moment, 1, moment) for moment in backlog)
         return started
 
     def _jitter(self, options: JobOptions) -> timedelta:
@@ -437,12 +526,13 @@ class Scheduler:
             return timedelta(0)
         return timedelta(seconds=self._rng.uniform(0, options.jitter.total_seconds()))
 
-    def _start(self, job: Job, firing: Firing) -> int:
-        if job.running and firing.attempt == 1:
-            if job.options.overlap == "queue":
+    def _start(self, job: Job, firing: Firing, hooks: list[_Hook]) -> int:
+        if job.running:
+            # A retry is not a new fire time: it waits rather than being skipped.
+            if firing.attempt > 1 or job.options.overlap == "queue":
                 job.queue.append(firing)
-                return 0
-            self._skip(job, firing, "the previous run was still going (overlap = skip)")
+            else:
+                self._skip(job, firing, _OVERLAP_SKIP, hooks)
             return 0
         if self._pool is None:
             raise RuntimeError("the scheduler is not started")
@@ -451,31 +541,38 @@ class Scheduler:
         token = next(self._seq)
         self._active.add(token)
         if job.options.timeout:
-            started = self.clock.now()
-            self._push(
-                started + job.options.timeout, _TIMEOUT, job.key, job.generation, (firing, token)
-            )
-        self._pool.submit(self._execute, job, firing, token)
+            payload = (job, firing, token)
+            self._push(self._now() + job.options.timeout, _TIMEOUT, job.key, -1, payload)
+        future = self._pool.submit(self._execute, job, firing, token)
+        future.add_done_callback(partial(self._forget_if_cancelled, job, firing, token))
         return 1
 
     def _execute(self, job: Job, firing: Firing, token: int) -> None:
-        ok, error = True, None
+        ok, error = False, "the run was interrupted"
         try:
             result = job.func(firing)
             ok = result is not False
-            if not ok:
-                error = "the run failed"
+            error = None if ok else "the run failed"
         except Exception as exc:  # a job's error must never kill a worker or the loop
-            ok, error = False, f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
             log.error("job %s raised %s", job.key, error, exc_info=True)
+        except BaseException as exc:  # SystemExit and the like: book the run, then let it go
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._finish(job, firing, token, ok, error)
+
+    def _finish(self, job: Job, firing: Firing, token: int, ok: bool, error: str | None) -> None:
+        hooks: list[_Hook] = []
         with self._lock:
             self._active.discard(token)
-            job.running -= 1
-            job.run_count += 1
-            job.last_run = firing.scheduled_at
+            live = _latest(job)  # the job now holding the key, if this one was replaced
+            live.running -= 1
+            live.run_count += 1
+            live.last_run = firing.scheduled_at
             if not ok:
-                job.error_count += 1
-                job.last_error = error
+                live.error_count += 1
+                live.last_error = error
             current = self._jobs.get(job.key)
             if (
                 not ok
@@ -484,24 +581,71 @@ class Scheduler:
                 and self._accepting
             ):
                 delay = job.options.retry_delay * (2 ** (firing.attempt - 1))
+                due = self._now() + delay
+                zone = firing.scheduled_at.tzinfo
                 retry = Firing(
-                    job.key, firing.scheduled_at, firing.attempt + 1, self.clock.now() + delay
+                    job.key, firing.scheduled_at, firing.attempt + 1, due.astimezone(zone)
                 )
-                self._push(retry.due_at, _RETRY, job.key, job.generation, retry)
-            if job.queue and current is job and self._accepting:
-                self._start(job, job.queue.popleft())
+                self._push(due, _RETRY, job.key, job.generation, retry)
+            if live.queue and current is live and self._accepting:
+                self._start(live, live.queue.popleft(), hooks)
             self._in_flight -= 1
             self._idle.notify_all()
             self._lock.notify_all()
+        self._call_hooks(hooks)
 
-    def _skip(self, job: Job, firing: Firing, reason: str) -> None:
+    def _forget_if_cancelled(self, job: Job, firing: Firing, token: int, future: Future) -> None:
+        """A run the pool dropped at shutdown before it started: it is not in flight."""
+        if not future.cancelled():
+            return
+        log.warning(
+            "not run: %s at %s: the scheduler shut down first",
+            job.key,
+            firing.scheduled_at.isoformat(),
+        )
+        with self._lock:
+            self._active.discard(token)
+            _latest(job).running -= 1
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def _skip(self, job: Job, firing: Firing, reason: str, hooks: list[_Hook]) -> None:
         log.info("skipped %s at %s: %s", job.key, firing.scheduled_at.isoformat(), reason)
         if job.on_skip is not None:
-            self._call_hook(job.on_skip, firing, reason)
+            hooks.append((job.on_skip, (firing, reason)))
 
     @staticmethod
-    def _call_hook(hook: Callable[..., Any], *args: Any) -> None:
-        try:
-            hook(*args)
-        except Exception:
-            log.exception("a scheduler hook failed")
+    def _call_hooks(hooks: list[_Hook]) -> None:
+        for hook, args in hooks:
+            try:
+                hook(*args)
+            except Exception:
+                log.exception("a scheduler hook failed")
+
+
+_OVERLAP_SKIP = "the previous run was still going (overlap = skip)"
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; naive datetimes are refused rather than read as local time."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"expected an aware datetime, got {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def _shift(moment: datetime, delay: timedelta) -> datetime:
+    """``moment`` plus ``delay`` of real time, in ``moment``'s zone.
+
+    Adding a timedelta to a zoned datetime moves its clock reading, which is
+    off by the change when the span crosses a daylight-saving switch.
+    """
+    if not delay:
+        return moment
+    return (_utc(moment) + delay).astimezone(moment.tzinfo)
+
+
+def _latest(job: Job) -> Job:
+    """The job that holds ``job``'s key now, following replacements."""
+    while job.replaced_by is not None:
+        job = job.replaced_by
+    return job

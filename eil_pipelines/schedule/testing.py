@@ -23,7 +23,10 @@ class ManualClock:
             raise ValueError("ManualClock needs an aware start time")
         self._now = start
         self._lock = threading.Lock()
-        self._waiting: weakref.WeakSet[threading.Condition] = weakref.WeakSet()
+        self._version = 0  # bumped on every move of the time
+        # The version each waiter last saw: a move between a waiter's reads and its
+        # wait must wake it at once, or it would sleep through the change.
+        self._seen: weakref.WeakKeyDictionary[threading.Condition, int] = weakref.WeakKeyDictionary()
 
     def now(self) -> datetime:
         """The manual time."""
@@ -35,14 +38,18 @@ class ManualClock:
         if timeout == 0:
             return
         with self._lock:
-            self._waiting.add(condition)
+            seen = self._seen.get(condition)
+            self._seen[condition] = self._version
+            if seen != self._version:
+                return  # the time moved since this waiter last looked: look again
         condition.wait()
 
     def set(self, moment: datetime) -> None:
         """Jump to ``moment`` (forwards or backwards) and wake every waiter."""
         with self._lock:
             self._now = moment
-            waiting = list(self._waiting)
+            self._version += 1
+            waiting = list(self._seen.keys())
         for condition in waiting:
             with condition:
                 condition.notify_all()
