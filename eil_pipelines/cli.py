@@ -323,9 +323,13 @@ def cmd_schedule(options: argparse.Namespace) -> int:
     import threading
 
     from .run.service import SchedulerService
+    from .spec import load_pipelines
 
     if options.workers < 1:
         raise UsageError("eil-run: --workers must be at least 1")
+    # Validate before writing anything: an invalid folder (or a mistyped PATH)
+    # must not leave a reports folder with a log behind.  start() loads again.
+    load_pipelines(Path(options.path))
     reports = reports_dir_for(options)
     _log_to_file(reports / "scheduler.log")
     logging.getLogger("eil_pipelines").setLevel(logging.INFO)
@@ -357,9 +361,16 @@ def cmd_schedule(options: argparse.Namespace) -> int:
     from .run.service import run_forever
 
     run_forever(service, stop, on_reload=take_reload)
-    log.info("stopping: waiting up to %.0fs for runs in flight", options.grace)
+    log.info("stopping: waiting up to %gs for runs in flight", options.grace)
     finished = service.stop(options.grace)
     log.info("stopped" if finished else "stopped; unfinished runs recorded as abandoned")
+    if not finished:
+        # The grace period is over: don't let the interpreter's exit wait for the
+        # worker threads of the abandoned runs (it joins them, however long they take).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 
@@ -426,6 +437,8 @@ def cmd_list(options: argparse.Namespace) -> int:
                 "last_scheduled_at": last.scheduled_at.isoformat() if last else None,
             }
         )
+    if ledger is not None:
+        ledger.close()
     if options.format == "json":
         print(json.dumps(rows, indent=2))
         return EXIT_OK
@@ -459,11 +472,10 @@ def cmd_history(options: argparse.Namespace) -> int:
     elif not path.exists():
         raise EilError(f"{path}: no such file or folder")
     ledger = _open_ledger(reports_dir_for(options))
-    records = (
-        ledger.history(pipeline=pipeline, failed_only=options.failed, limit=options.limit)
-        if ledger
-        else []
-    )
+    records = []
+    if ledger is not None:
+        records = ledger.history(pipeline=pipeline, failed_only=options.failed, limit=options.limit)
+        ledger.close()
     rows = [
         {
             "pipeline": r.pipeline,

@@ -186,6 +186,8 @@ class SchedulerService:
                 self._cancel(flight, "shutdown")
         if self._watcher is not None:
             self._watcher.join(timeout=2)
+        if finished and self.ledger is not None:
+            self.ledger.close()  # with runs left over, they may still record their end
         return finished
 
     # -- scheduling -------------------------------------------------------------------

@@ -610,9 +610,10 @@ class Scheduler:
             self._idle.notify_all()
 
     def _skip(self, job: Job, firing: Firing, reason: str, hooks: list[_Hook]) -> None:
-        log.info("skipped %s at %s: %s", job.key, firing.scheduled_at.isoformat(), reason)
         if job.on_skip is not None:
-            hooks.append((job.on_skip, (firing, reason)))
+            hooks.append((job.on_skip, (firing, reason)))  # the owner logs and records it
+        else:
+            log.info("skipped %s at %s: %s", job.key, firing.scheduled_at.isoformat(), reason)
 
     @staticmethod
     def _call_hooks(hooks: list[_Hook]) -> None:

@@ -26,7 +26,9 @@ class ManualClock:
         self._version = 0  # bumped on every move of the time
         # The version each waiter last saw: a move between a waiter's reads and its
         # wait must wake it at once, or it would sleep through the change.
-        self._seen: weakref.WeakKeyDictionary[threading.Condition, int] = weakref.WeakKeyDictionary()
+        self._seen: weakref.WeakKeyDictionary[threading.Condition, int] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def now(self) -> datetime:
         """The manual time."""

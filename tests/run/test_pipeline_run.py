@@ -58,7 +58,7 @@ def run(project, text: str, name: str = "sales", at: datetime = AT):
 
 
 def test_a_full_run_writes_both_formats_with_every_part(project):
-    pipeline, result = run(project, BASE)
+    _pipeline, result = run(project, BASE)
     assert result.ok, result.error
     folder = project.reports / "sales"
     assert result.stamp == "2026-11-28"
@@ -85,7 +85,7 @@ def test_params_are_bound_and_change_the_result(project):
 
 def test_formats_currency_and_max_rows(project):
     text = BASE + '[report]\nformats = ["md"]\ncurrency = "€"\nmax_rows = 1\n'
-    _, result = run(project, text)
+    _, _result = run(project, text)
     folder = project.reports / "sales"
     assert sorted(p.name for p in folder.iterdir()) == [
         "2026-11-28.md",
@@ -98,7 +98,7 @@ def test_formats_currency_and_max_rows(project):
 
 
 def test_html_only_draws_no_png(project):
-    _, result = run(project, BASE + '[report]\nformats = ["html"]\n')
+    _, _result = run(project, BASE + '[report]\nformats = ["html"]\n')
     assert sorted(p.name for p in (project.reports / "sales").iterdir()) == [
         "2026-11-28.html",
         "latest.html",
@@ -106,7 +106,7 @@ def test_html_only_draws_no_png(project):
 
 
 def test_name_key_overrides_file_stem(project):
-    pipeline, result = run(project, 'name = "renamed"\n' + BASE)
+    pipeline, _result = run(project, 'name = "renamed"\n' + BASE)
     assert pipeline.name == "renamed"
     assert (project.reports / "renamed" / "latest.md").exists()
 
@@ -230,7 +230,7 @@ def test_template_errors_fail_the_run_and_keep_earlier_reports(
     project, monkeypatch, template, expected
 ):
     monkeypatch.chdir(project.root)
-    _, first = run(project, BASE)
+    _, _first = run(project, BASE)
     before = (project.reports / "sales" / "latest.md").read_bytes()
     project.write("templates/t.md.j2", template)
     _, result = run(project, BASE + '[report]\ntemplate = "templates/t.md.j2"\n')

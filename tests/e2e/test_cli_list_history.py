@@ -1,0 +1,306 @@
+"""``eil-run list`` and ``eil-run history`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from eil_pipelines.ledger import Ledger
+from eil_pipelines.run.service import ledger_path
+
+
+def eil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m eil_pipelines`` with ``args``; never raises on a non-zero exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "eil_pipelines", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+
+
+SALES = """
+title = "Sales"
+[schedule]
+daily = "07:00"
+timezone = "Europe/Berlin"
+[queries.q]
+sql = "SELECT 1 AS x"
+"""
+
+COSTS = """
+title = "Costs"
+enabled = false
+[schedule]
+cron = "30 6 * * MON-FRI"
+timezone = "America/New_York"
+[queries.q]
+sql = "SELECT 1 AS x"
+"""
+
+ADHOC = """
+title = "Ad hoc"
+[queries.q]
+sql = "SELECT 1 AS x"
+"""
+
+
+@pytest.fixture
+def listed(project):
+    project.pipeline("sales", SALES)
+    project.pipeline("costs", COSTS)
+    project.pipeline("adhoc", ADHOC)
+    return project
+
+
+def utc(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+def record_history(reports: Path) -> None:
+    """Four sales runs and two costs runs, as the scheduler would leave them."""
+    with Ledger(ledger_path(reports)) as ledger:
+
+        def run(pipeline, when, status, *, error=None, attempt=1, files=()):
+            ledger.claim(pipeline, when, run_id=f"{pipeline}-{when:%d}", now=when)
+            if attempt > 1:
+                ledger.finish(pipeline, when, status="failed", now=when, error="first try")
+                ledger.reclaim(
+                    pipeline, when, run_id=f"{pipeline}-{when:%d}", attempt=attempt, now=when
+                )
+            ledger.finish(
+                pipeline,
+                when,
+                status=status,
+                now=when + timedelta(seconds=2.5),
+                error=error,
+                files=files,
+            )
+
+        run("sales", utc(24, 6), "succeeded", files=["reports/sales/2026-11-24.md"])
+        run("sales", utc(25, 6), "failed", error='query "q": Binder Error: nope')
+        run("sales", utc(26, 6), "succeeded", attempt=2, files=["reports/sales/2026-11-26.md"])
+        ledger.claim("sales", utc(27, 6), run_id="sales-27", now=utc(27, 6))
+        ledger.finish(
+            "sales", utc(27, 6), status="timed_out", now=utc(27, 6, 1), error="stopped after 1m"
+        )
+        ledger.record_skipped(
+            "costs", utc(25, 11), reason="missed (catch_up = latest)", now=utc(26, 11)
+        )
+        run("costs", utc(26, 11), "succeeded")
+
+
+# -- list -------------------------------------------------------------------------------
+
+
+def test_list_text(listed):
+    result = eil("list", "pipelines", cwd=listed.root)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:6] == [
+        "adhoc: Ad hoc",
+        "  schedule: on demand only",
+        "  last run: never run",
+        "costs (disabled): Costs",
+        "  schedule: weekdays at 06:30 America/New_York",
+        "  last run: never run",
+    ]
+    assert lines[6:8] == ["sales: Sales", "  schedule: every day at 07:00 Europe/Berlin"]
+    nexts = lines[8:11]
+    assert lines[11:] == ["  last run: never run"]
+    now = datetime.now(UTC)
+    previous = now
+    for line in nexts:  # the default is three fire times
+        match = re.fullmatch(r"  next:     (\S+)  \((\S+) UTC\)", line)
+        assert match, line
+        local, in_utc = (datetime.fromisoformat(t) for t in match.groups())
+        assert local.strftime("%H:%M") == "07:00"
+        assert local.utcoffset() in (timedelta(hours=1), timedelta(hours=2))
+        assert in_utc.utcoffset() == timedelta(0)
+        assert local == in_utc
+        assert previous < local <= previous + timedelta(days=1)
+        previous = local
+
+
+def test_list_json_next_count_and_last_status(listed):
+    record_history(listed.reports)
+    result = eil("list", "pipelines", "--format", "json", "--next", "5", cwd=listed.root)
+    assert result.returncode == 0, result.stderr
+    rows = {row["pipeline"]: row for row in json.loads(result.stdout)}
+    assert list(rows) == ["adhoc", "costs", "sales"]
+    sales = rows["sales"]
+    assert set(sales) == {
+        "pipeline",
+        "title",
+        "enabled",
+        "schedule",
+        "timezone",
+        "next",
+        "last_status",
+        "last_scheduled_at",
+    }
+    assert (sales["title"], sales["enabled"], sales["timezone"]) == ("Sales", True, "Europe/Berlin")
+    assert sales["schedule"] == "every day at 07:00 Europe/Berlin"
+    assert len(sales["next"]) == 5
+    for fire in sales["next"]:
+        local = datetime.fromisoformat(fire["local"])
+        assert local.tzinfo is not None and local.strftime("%H:%M") == "07:00"
+        assert fire["utc"].endswith("+00:00")
+        assert datetime.fromisoformat(fire["utc"]) == local
+    assert (sales["last_status"], sales["last_scheduled_at"]) == (
+        "timed_out",
+        "2026-11-27T06:00:00+00:00",
+    )
+    costs = rows["costs"]
+    assert (costs["enabled"], costs["next"]) == (False, [])
+    assert costs["schedule"] == "weekdays at 06:30 America/New_York"
+    assert costs["last_status"] == "succeeded"
+    adhoc = rows["adhoc"]
+    assert (adhoc["schedule"], adhoc["next"], adhoc["last_status"]) == (
+        "on demand only",
+        [],
+        None,
+    )
+
+    text = eil("list", "pipelines", "--next", "1", cwd=listed.root).stdout
+    assert "  last run: timed_out (scheduled 2026-11-27T06:00:00+00:00)" in text
+    assert text.count("  next:") == 1
+
+
+def test_list_rejects_bad_next(listed):
+    result = eil("list", "pipelines", "--next", "0", cwd=listed.root)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "eil-run list: --next must be at least 1"
+    assert result.stdout == ""
+
+
+# -- history --------------------------------------------------------------------------
+
+
+def test_history_text_newest_first(listed):
+    record_history(listed.reports)
+    result = eil("history", "pipelines", cwd=listed.root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "2026-11-27T06:00:00+00:00  sales  timed_out  attempt 1  60.00s",
+        "    stopped after 1m",
+        "2026-11-26T11:00:00+00:00  costs  succeeded  attempt 1  2.50s",
+        "2026-11-26T06:00:00+00:00  sales  succeeded  attempt 2  2.50s",
+        "2026-11-25T11:00:00+00:00  costs  skipped  attempt 0  -",
+        "    missed (catch_up = latest)",
+        "2026-11-25T06:00:00+00:00  sales  failed  attempt 1  2.50s",
+        '    query "q": Binder Error: nope',
+        "2026-11-24T06:00:00+00:00  sales  succeeded  attempt 1  2.50s",
+    ]
+
+
+def test_history_failed_limit_and_single_file(listed):
+    record_history(listed.reports)
+    failed = eil("history", "pipelines", "--failed", cwd=listed.root)
+    assert failed.returncode == 0
+    assert [line.split()[2] for line in failed.stdout.splitlines() if line[0] != " "] == [
+        "timed_out",
+        "failed",
+    ]
+    limited = eil("history", "pipelines", "--limit", "2", cwd=listed.root)
+    assert [line.split()[:2] for line in limited.stdout.splitlines() if line[0] != " "] == [
+        ["2026-11-27T06:00:00+00:00", "sales"],
+        ["2026-11-26T11:00:00+00:00", "costs"],
+    ]
+    one = eil("history", "pipelines/costs.toml", cwd=listed.root)
+    assert one.returncode == 0
+    assert {line.split()[1] for line in one.stdout.splitlines() if line[0] != " "} == {"costs"}
+    assert len([line for line in one.stdout.splitlines() if line[0] != " "]) == 2
+
+
+def test_history_json(listed):
+    record_history(listed.reports)
+    result = eil(
+        "history", "pipelines/sales.toml", "--format", "json", "--limit", "3", cwd=listed.root
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["scheduled_at"] for r in rows] == [
+        "2026-11-27T06:00:00+00:00",
+        "2026-11-26T06:00:00+00:00",
+        "2026-11-25T06:00:00+00:00",
+    ]
+    assert set(rows[0]) == {
+        "pipeline",
+        "scheduled_at",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "status",
+        "attempt",
+        "error",
+        "files",
+    }
+    assert rows[1] == {
+        "pipeline": "sales",
+        "scheduled_at": "2026-11-26T06:00:00+00:00",
+        "started_at": "2026-11-26T06:00:00+00:00",
+        "finished_at": "2026-11-26T06:00:02.500000+00:00",
+        "duration_s": 2.5,
+        "status": "succeeded",
+        "attempt": 2,
+        "error": None,
+        "files": ["reports/sales/2026-11-26.md"],
+    }
+    assert (rows[2]["status"], rows[2]["error"]) == ("failed", 'query "q": Binder Error: nope')
+    failed = eil("history", "pipelines", "--format", "json", "--failed", cwd=listed.root)
+    assert [(r["pipeline"], r["status"]) for r in json.loads(failed.stdout)] == [
+        ("sales", "timed_out"),
+        ("sales", "failed"),
+    ]
+
+
+def test_history_reads_the_reports_option(listed, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    record_history(elsewhere)
+    default = eil("history", "pipelines", cwd=listed.root)
+    assert default.stdout == "No runs recorded yet.\n"
+    moved = eil(
+        "history", "pipelines", "--reports", str(elsewhere), "--limit", "1", cwd=listed.root
+    )
+    assert moved.stdout.splitlines()[0].startswith("2026-11-27T06:00:00+00:00  sales  timed_out")
+
+
+def test_history_is_empty_after_once(listed):
+    # --once renders reports but keeps no run history: only the scheduler does.
+    assert eil("--once", "pipelines", "--only", "adhoc", cwd=listed.root).returncode == 0
+    assert (listed.reports / "adhoc" / "latest.md").exists()
+    text = eil("history", "pipelines", cwd=listed.root)
+    assert (text.returncode, text.stdout) == (0, "No runs recorded yet.\n")
+    as_json = eil("history", "pipelines", "--format", "json", cwd=listed.root)
+    assert json.loads(as_json.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--limit", "0"], "eil-run history: --limit must be at least 1"),
+        (["--limit", "-3"], "eil-run history: --limit must be at least 1"),
+        (["--format", "yaml"], "eil-run history: argument --format: invalid choice: 'yaml'"),
+    ],
+)
+def test_history_bad_arguments_exit_2(listed, args, message):
+    result = eil("history", "pipelines", *args, cwd=listed.root)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_history_of_a_missing_path_exits_2(listed):
+    result = eil("history", "nowhere", cwd=listed.root)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "eil-run: nowhere: no such file or folder"

@@ -1,0 +1,463 @@
+"""SchedulerService in-process: exactly-once claims, restarts, recovery, retries,
+timeouts, overlap and hot reload, on a temporary project.
+
+Time is a :class:`ManualClock`; the tests step the scheduler with ``run_due``
+and wait for its workers with ``wait_idle`` instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from eil_pipelines.ledger import Ledger
+from eil_pipelines.run import service as service_module
+from eil_pipelines.run.service import SchedulerService, ledger_path
+from eil_pipelines.schedule.testing import ManualClock
+
+START = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
+
+
+def at(hour: int, minute: int = 0, second: int = 0) -> datetime:
+    """2026-03-02 at this UTC time."""
+    return datetime(2026, 3, 2, hour, minute, second, tzinfo=UTC)
+
+
+def pipeline_text(*, every: str = "1h", schedule: str = "", sql: str = "SELECT 1 AS x") -> str:
+    return (
+        'title = "Report"\n'
+        "[schedule]\n"
+        f'every = "{every}"\n'
+        'timezone = "UTC"\n'
+        f"{schedule}\n"
+        "[queries.q]\n"
+        f'sql = "{sql}"\n'
+    )
+
+
+SLOW_SQL = "SELECT count(*) AS n FROM range(100000000000)"  # minutes, unless interrupted
+
+
+@pytest.fixture
+def make_service(project):
+    """Build (and by default start, without loop or watcher) services that are stopped after."""
+    made: list[SchedulerService] = []
+
+    def make(clock, *, start: bool = True, **options) -> SchedulerService:
+        service = SchedulerService(
+            project.pipelines, reports_dir=project.reports, clock=clock, **options
+        )
+        made.append(service)
+        if start:
+            service.start(watch=False, loop=False)
+        return service
+
+    yield make
+    for service in made:
+        service.stop(grace=5)
+
+
+def step(service: SchedulerService) -> int:
+    """Dispatch what is due at the clock's time and wait for the runs to end."""
+    started = service.scheduler.run_due(service.clock.now())
+    assert service.scheduler.wait_idle(5)
+    return started
+
+
+def rows_by_hour(service: SchedulerService) -> dict[int, tuple[str, int]]:
+    return {r.scheduled_at.hour: (r.status, r.attempt) for r in service.ledger.history(limit=None)}
+
+
+def reports(project, name: str) -> list[str]:
+    folder = project.reports / name
+    return sorted(p.name for p in folder.glob("*.md") if p.name != "latest.md")
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """Hold every run before it starts its pipeline until ``gate.set()``."""
+    event = threading.Event()
+    real = service_module.run_pipeline
+
+    def held(*args, **kwargs):
+        assert event.wait(10), "the test never opened the gate"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "run_pipeline", held)
+    yield event
+    event.set()
+
+
+def wait_for(predicate, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+# -- exactly once -----------------------------------------------------------------------
+
+
+def test_a_fire_time_runs_once_and_is_recorded(project, make_service, caplog):
+    caplog.set_level(logging.INFO, logger="eil_pipelines")
+    project.pipeline("hourly", pipeline_text())
+    clock = ManualClock(START)
+    service = make_service(clock)
+    assert service.scheduler.get("hourly").next_fire == at(13)
+    assert step(service) == 0  # 12:30: nothing due yet
+    assert service.ledger.history() == []
+
+    clock.set(at(13))
+    assert step(service) == 1
+    [row] = service.ledger.history()
+    assert (row.pipeline, row.scheduled_at, row.status, row.attempt) == (
+        "hourly",
+        at(13),
+        "succeeded",
+        1,
+    )
+    report = project.reports / "hourly" / "2026-03-02T1300.md"
+    assert report.read_text(encoding="utf-8").startswith("# Report")
+    assert str(report) in row.files
+    assert str(report.with_suffix(".html")) in row.files
+    written = report.stat().st_mtime_ns
+
+    assert step(service) == 0  # the same moment again: nothing to do
+    assert service.ledger.history() == [row]
+    assert report.stat().st_mtime_ns == written
+    assert caplog.text.count("started: hourly at 2026-03-02T13:00:00+00:00") == 1
+    assert service.scheduler.get("hourly").next_fire == at(14)
+
+
+def test_two_services_on_one_folder_run_each_time_once(project, make_service, caplog):
+    caplog.set_level(logging.INFO, logger="eil_pipelines")
+    project.pipeline("hourly", pipeline_text())
+    clock = ManualClock(START)
+    first, second = make_service(clock), make_service(clock)
+    for hour in (13, 14, 15):
+        clock.set(at(hour))
+        started = first.scheduler.run_due(clock.now()) + second.scheduler.run_due(clock.now())
+        assert started == 2  # both try ...
+        assert first.scheduler.wait_idle(5) and second.scheduler.wait_idle(5)
+    # ... and the ledger lets one of them run each time.
+    assert rows_by_hour(first) == {13: ("succeeded", 1), 14: ("succeeded", 1), 15: ("succeeded", 1)}
+    assert len(first.ledger.history(limit=None)) == 3
+    for hour in (13, 14, 15):
+        assert caplog.text.count(f"started: hourly at 2026-03-02T{hour}:00:00+00:00") == 1
+    assert caplog.text.count("is already in the ledger") == 3
+    assert reports(project, "hourly") == [
+        "2026-03-02T1300.md",
+        "2026-03-02T1400.md",
+        "2026-03-02T1500.md",
+    ]
+
+
+# -- restarts -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "ran", "skipped"),
+    [
+        ('catch_up = "latest"', [18], [14, 15, 16, 17]),
+        ('catch_up = "none"', [], [14, 15, 16, 17, 18]),
+        ('catch_up = "all"\noverlap = "queue"', [14, 15, 16, 17, 18], []),
+        ('catch_up = "all"', [14, 15, 16, 17, 18], []),
+    ],
+)
+def test_restart_catches_up_by_policy(project, make_service, schedule, ran, skipped):
+    project.pipeline("hourly", pipeline_text(schedule=schedule))
+    clock = ManualClock(START)
+    first = make_service(clock)
+    clock.set(at(13))
+    assert step(service=first) == 1
+    assert first.stop(grace=5)
+
+    clock.set(at(18, 5))  # down for 14:00 … 18:00
+    second = make_service(clock)
+    step(second)
+    rows = rows_by_hour(second)
+    assert sorted(h for h, (status, _) in rows.items() if status == "succeeded") == [13, *ran]
+    assert sorted(h for h, (status, _) in rows.items() if status == "skipped") == skipped
+    policy = schedule.split('"')[1]
+    for record in second.ledger.history(limit=None):
+        if record.status == "skipped":
+            assert record.attempt == 0
+            assert record.error == (
+                f"missed while the scheduler was not running (catch_up = {policy})"
+            )
+    assert reports(project, "hourly") == [f"2026-03-02T{h}00.md" for h in [13, *ran]]
+    assert second.scheduler.get("hourly").next_fire == at(19)
+    assert step(second) == 0  # the catch-up happens once
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def leave_running_row(project, scheduled_at: datetime) -> None:
+    """What a killed process leaves: a ``running`` row owned by a pid that is gone."""
+    path = ledger_path(project.reports)
+    with Ledger(path) as ledger:
+        assert ledger.claim("hourly", scheduled_at, run_id="killed", now=scheduled_at)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE runs SET pid = ?, owner_token = 'gone' WHERE run_id = 'killed'", (dead_pid(),)
+        )
+    conn.close()
+
+
+def test_abandoned_run_is_recovered_and_rerun_when_latest(project, make_service, caplog):
+    caplog.set_level(logging.INFO, logger="eil_pipelines")
+    project.pipeline("hourly", pipeline_text())
+    clock = ManualClock(START)
+    first = make_service(clock)
+    clock.set(at(13))
+    step(first)
+    first.stop(grace=5)
+    leave_running_row(project, at(14))
+
+    clock.set(at(14, 10))
+    second = make_service(clock)
+    assert "abandoned: hourly at 2026-03-02T14:00:00+00:00 (the process running it stopped)" in (
+        caplog.text
+    )
+    assert second.scheduler.get("hourly").next_fire == at(14)  # the abandoned time is due
+    assert step(second) == 1
+    row = second.ledger.get("hourly", at(14))
+    assert (row.status, row.attempt, row.error) == ("succeeded", 2, None)
+    assert row.run_id != "killed"
+    assert "started: hourly at 2026-03-02T14:00:00+00:00 (attempt 2)" in caplog.text
+    assert len(second.ledger.history(limit=None)) == 2
+    assert reports(project, "hourly") == ["2026-03-02T1300.md", "2026-03-02T1400.md"]
+
+
+def test_abandoned_run_that_is_not_the_latest_stays_abandoned(project, make_service):
+    project.pipeline("hourly", pipeline_text())
+    leave_running_row(project, at(14))
+    clock = ManualClock(at(16, 10))
+    service = make_service(clock)
+    assert step(service) == 1
+    assert rows_by_hour(service) == {
+        14: ("abandoned", 1),
+        15: ("skipped", 0),
+        16: ("succeeded", 1),
+    }
+    assert service.ledger.get("hourly", at(14)).error.startswith(
+        "the process running it stopped (pid "
+    )
+
+
+# -- failures ---------------------------------------------------------------------------
+
+
+def test_failed_run_is_retried_after_the_delay(project, make_service, caplog):
+    caplog.set_level(logging.INFO, logger="eil_pipelines")
+    project.pipeline(
+        "hourly",
+        pipeline_text(
+            schedule='retries = 2\nretry_delay = "1m"',
+            sql="SELECT count(*) AS n FROM 'data/late.csv'",
+        ),
+    )
+    clock = ManualClock(START)
+    service = make_service(clock)
+    clock.set(at(13))
+    assert step(service) == 1
+    row = service.ledger.get("hourly", at(13))
+    assert (row.status, row.attempt) == ("failed", 1)
+    assert "late.csv" in row.error
+    assert not (project.reports / "hourly").exists()
+
+    project.write("data/late.csv", "a\n1\n2\n")
+    clock.set(at(13, 0, 59))
+    assert step(service) == 0  # not before the delay
+    clock.set(at(13, 1))
+    assert step(service) == 1
+    row = service.ledger.get("hourly", at(13))
+    assert (row.status, row.attempt, row.error) == ("succeeded", 2, None)
+    assert reports(project, "hourly") == ["2026-03-02T1300.md"]
+
+    clock.set(at(13, 30))
+    assert step(service) == 0  # no third attempt
+    assert service.ledger.get("hourly", at(13)).attempt == 2
+    assert "attempt 3" not in caplog.text
+
+
+TIMEOUT_ERROR = re.compile(
+    r'stopped after the timeout of 1s: pipeline "hourly", query "q": '
+    r"(the query was interrupted|not started: the run was stopped \(timeout\))"
+)
+
+
+def test_timeout_interrupts_the_query_with_the_loop_thread(project, make_service):
+    project.pipeline("hourly", pipeline_text(schedule='timeout = "1s"', sql=SLOW_SQL))
+    clock = ManualClock(START)
+    service = make_service(clock, start=False)
+    service.start(watch=False, loop=True)
+    t0 = time.monotonic()
+    clock.set(at(13))
+    assert wait_for(lambda: service.ledger.get("hourly", at(13)) is not None)
+    assert service.ledger.get("hourly", at(13)).status == "running"
+    time.sleep(0.2)  # let the query get going
+    clock.advance(1)  # the loop thread sees the timeout
+    assert wait_for(lambda: service.ledger.get("hourly", at(13)).status != "running", 5)
+    row = service.ledger.get("hourly", at(13))
+    assert row.status == "timed_out"
+    assert TIMEOUT_ERROR.fullmatch(row.error), row.error
+    assert time.monotonic() - t0 < 4  # interrupted, not run for minutes
+    assert not (project.reports / "hourly").exists()
+
+
+def test_timeout_before_the_query_starts_still_stops_it(project, make_service, gate):
+    # The first run of a process can spend its whole timeout importing DuckDB:
+    # the query it opens afterwards must not run past the timeout unchecked.
+    project.pipeline("hourly", pipeline_text(schedule='timeout = "1s"', sql=SLOW_SQL))
+    clock = ManualClock(START)
+    service = make_service(clock)
+    clock.set(at(13))
+    assert service.scheduler.run_due(clock.now()) == 1
+    assert wait_for(lambda: service.ledger.get("hourly", at(13)) is not None)
+    clock.advance(1)
+    service.scheduler.run_due(clock.now())  # the timeout, while the run is held
+    gate.set()
+    assert service.scheduler.wait_idle(5)
+    row = service.ledger.get("hourly", at(13))
+    assert row.status == "timed_out"
+    assert row.error == (
+        'stopped after the timeout of 1s: pipeline "hourly", query "q": '
+        "not started: the run was stopped (timeout)"
+    )
+
+
+@pytest.mark.parametrize("overlap", ["skip", "queue"])
+def test_fire_time_during_a_run_is_skipped_or_queued(project, make_service, gate, overlap):
+    project.pipeline("hourly", pipeline_text(schedule=f'overlap = "{overlap}"'))
+    clock = ManualClock(START)
+    service = make_service(clock)
+    clock.set(at(13))
+    assert service.scheduler.run_due(clock.now()) == 1  # held by the gate
+    clock.set(at(14))
+    assert service.scheduler.run_due(clock.now()) == 0
+    if overlap == "skip":
+        row = service.ledger.get("hourly", at(14))
+        assert (row.status, row.attempt, row.error) == (
+            "skipped",
+            0,
+            "the previous run was still going (overlap = skip)",
+        )
+    else:
+        assert service.ledger.get("hourly", at(14)) is None
+    gate.set()
+    assert service.scheduler.wait_idle(5)
+    expected = {13: ("succeeded", 1), 14: ("skipped", 0) if overlap == "skip" else ("succeeded", 1)}
+    assert rows_by_hour(service) == expected
+
+
+def test_stop_after_grace_abandons_and_interrupts_the_run(project, make_service, caplog):
+    caplog.set_level(logging.INFO, logger="eil_pipelines")
+    project.pipeline("hourly", pipeline_text(sql=SLOW_SQL))
+    clock = ManualClock(START)
+    service = make_service(clock)
+    clock.set(at(13))
+    assert service.scheduler.run_due(clock.now()) == 1
+    assert wait_for(lambda: service.ledger.get("hourly", at(13)) is not None)
+    time.sleep(0.2)  # the query is going
+    assert service.stop(grace=0.2) is False
+    row = service.ledger.get("hourly", at(13))
+    assert row.status == "abandoned"
+    assert row.error == f"the process running it stopped (pid {row.pid})"
+    assert service.scheduler.wait_idle(3)  # its query was interrupted, not left for minutes
+    assert service.ledger.get("hourly", at(13)).status == "abandoned"
+    assert "not recorded: hourly at 2026-03-02T13:00:00+00:00" in caplog.text
+    assert "LedgerStateError" not in caplog.text  # no traceback from the worker
+    assert not (project.reports / "hourly").exists()
+
+
+# -- hot reload -------------------------------------------------------------------------
+
+
+def test_reload_schedules_reschedules_unschedules_and_keeps_last_good(
+    project, make_service, caplog, monkeypatch
+):
+    monkeypatch.chdir(project.root)
+    caplog.set_level(logging.INFO, logger="eil_pipelines")
+    project.pipeline("a", pipeline_text())
+    clock = ManualClock(START)
+    service = make_service(clock)
+    assert service.reload() == []
+
+    project.pipeline("b", pipeline_text(every="15m"))
+    assert service.reload() == ["scheduled b, next run 2026-03-02T12:45:00+00:00"]
+    assert service.scheduler.get("b").next_fire == at(12, 45)
+
+    project.pipeline("a", pipeline_text(every="2h"))
+    assert service.reload() == ["rescheduled a, next run 2026-03-02T14:00:00+00:00"]
+    assert service.scheduler.get("a").next_fire == at(14)
+
+    (project.pipelines / "b.toml").unlink()
+    assert service.reload() == ["unscheduled b: b.toml was deleted"]
+    assert service.scheduler.get("b") is None
+    assert [p.name for p in service.pipelines()] == ["a"]
+
+    project.pipeline("a", pipeline_text(every="soon"))
+    assert service.reload() == ["invalid a.toml"]
+    assert (
+        'pipelines/a.toml: schedule.every: invalid duration "soon": expected a number and a '
+        'unit, such as "90s", "15m", "2h", "1d" or "1h30m"'
+    ) in caplog.text
+    assert "keeping the last good version" in caplog.text
+    assert service.reload() == []  # the same problem is logged once
+    assert service.scheduler.get("a").next_fire == at(14)
+    clock.set(at(14))
+    assert step(service) == 1  # the last good version still runs
+    assert service.ledger.get("a", at(14)).status == "succeeded"
+
+    project.pipeline("a", pipeline_text(every="30m"))
+    assert service.reload() == ["rescheduled a, next run 2026-03-02T14:30:00+00:00"]
+    assert service.scheduler.get("a").next_fire == at(14, 30)
+
+
+def test_watcher_schedules_a_new_file(project, make_service):
+    project.pipeline("a", pipeline_text())
+    clock = ManualClock(START)
+    service = make_service(clock, start=False, reload_interval=0.1)
+    service.start(watch=True, loop=False)
+    assert service.scheduler.get("b") is None
+    project.pipeline("b", pipeline_text(every="15m"))
+    assert wait_for(lambda: service.scheduler.get("b") is not None, 2)
+    assert service.scheduler.get("b").next_fire == at(12, 45)
+    (project.pipelines / "b.toml").unlink()
+    assert wait_for(lambda: service.scheduler.get("b") is None, 2)
+
+
+def test_watcher_sees_a_file_saved_while_it_reloads(project, make_service, monkeypatch):
+    project.pipeline("a", pipeline_text())
+    clock = ManualClock(START)
+    service = make_service(clock, start=False, reload_interval=0.1)
+    service.start(watch=True, loop=False)
+    real = service_module.load_pipeline
+    saved = []
+
+    def load_then_edit(file, **kwargs):
+        pipeline = real(file, **kwargs)
+        if file.name == "b.toml" and not saved:
+            # The user saves again while the reload is still reading the folder.
+            saved.append(project.pipeline("b", pipeline_text(every="2h")))  # another size
+        return pipeline
+
+    monkeypatch.setattr(service_module, "load_pipeline", load_then_edit)
+    project.pipeline("b", pipeline_text(every="15m"))
+    assert wait_for(lambda: service.scheduler.get("b") is not None, 2)
+    assert wait_for(lambda: service.scheduler.get("b").next_fire == at(14), 2)
