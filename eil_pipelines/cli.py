@@ -21,10 +21,13 @@ from .errors import ConfigErrors, EilError
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEFAULT_PATH = "pipelines"
 
+#: Subcommands: name -> "module:parser_builder:handler", imported only when used so
+#: each command's dependencies stay off the others' start-up path.  A command in a
+#: module of its own (eil_pipelines/cli_<name>.py) registers with one line here.
 COMMANDS = {
-    "validate": "check every pipeline file without running queries",
-    "list": "each pipeline, its schedule in words, next fire times and last status",
-    "history": "recent runs from the run ledger",
+    "validate": "eil_pipelines.cli:build_validate_parser:cmd_validate",
+    "list": "eil_pipelines.cli:build_list_parser:cmd_list",
+    "history": "eil_pipelines.cli:build_history_parser:cmd_history",
 }
 
 DESCRIPTION = """\
@@ -163,13 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         if args and args[0] in COMMANDS:
-            command, rest = args[0], args[1:]
-            if command == "validate":
-                return cmd_validate(build_validate_parser().parse_args(rest))
-            if command == "list":
-                return cmd_list(build_list_parser().parse_args(rest))
-            if command == "history":
-                return cmd_history(build_history_parser().parse_args(rest))
+            import importlib
+
+            module_name, builder, handler = COMMANDS[args[0]].split(":")
+            module = importlib.import_module(module_name)
+            return getattr(module, handler)(getattr(module, builder)().parse_args(args[1:]))
         options = build_main_parser().parse_args(args)
         _configure_logging(options.verbose)
         if options.once:

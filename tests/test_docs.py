@@ -12,10 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from eil_pipelines.cli import (
-    build_history_parser,
-    build_list_parser,
     build_main_parser,
-    build_validate_parser,
 )
 from eil_pipelines.render.filters import make_filters
 from eil_pipelines.run.context import RunContext
@@ -99,11 +96,24 @@ def test_every_template_variable_is_documented():
     assert missing == []
 
 
-@pytest.mark.parametrize(
-    "parser", [build_main_parser, build_validate_parser, build_list_parser, build_history_parser]
-)
+def all_parsers():
+    """The main parser and every subcommand's, from the CLI's own dispatch table."""
+    import importlib
+
+    from eil_pipelines.cli import COMMANDS
+
+    builders = [build_main_parser]
+    for target in COMMANDS.values():
+        module, builder, _ = target.split(":")
+        builders.append(getattr(importlib.import_module(module), builder))
+    return builders
+
+
+@pytest.mark.parametrize("parser", all_parsers())
 def test_every_cli_option_is_documented(parser):
     text = (DOCS / "cli.md").read_text()
+    command = parser().prog
+    assert f"`{command}" in text, f"{command} has no section in docs/cli.md"
     options = [
         opt
         for action in parser()._actions
