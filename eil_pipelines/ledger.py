@@ -152,7 +152,24 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
 
 
 #: Step ``i`` brings a file from schema version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1,)
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    # Named, exclusive leases: "one backfill of pipeline X at a time", held by a
+    # process and released by it (or found dead and taken over).
+    conn.execute(
+        """
+        CREATE TABLE leases (
+            name         TEXT PRIMARY KEY,
+            holder       TEXT NOT NULL,
+            pid          INTEGER,
+            host         TEXT,
+            owner_token  TEXT,
+            acquired_at  TEXT NOT NULL
+        )
+        """
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -764,6 +781,40 @@ class Ledger:
         return self._read("PRAGMA user_version")[0][0]
 
     # -- lifetime --
+
+    def acquire_lease(self, name: str, *, holder: str, now: datetime) -> str | None:
+        """Take the exclusive lease ``name`` for this process.
+
+        Returns None when it was taken, else a description of the live holder
+        (``"backfill … (pid 123 on host)"``) for the refusal message.  A lease
+        whose process is gone is taken over.
+        """
+        stamp = _to_text(now, "now")
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT holder, pid, host, owner_token FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None:
+                other, pid, host, token = row
+                alive = host != self._host or pid is None or _default_alive(pid, token)
+                if alive:
+                    return f"{other} (pid {pid} on {host})"
+                conn.execute("DELETE FROM leases WHERE name = ?", (name,))
+            conn.execute(
+                "INSERT INTO leases (name, holder, pid, host, owner_token, acquired_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (name, holder, os.getpid(), self._host, _process_token(), stamp),
+            )
+        return None
+
+    def release_lease(self, name: str) -> bool:
+        """Give back a lease this process holds; False when it held none."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM leases WHERE name = ? AND pid = ? AND host = ? AND owner_token = ?",
+                (name, os.getpid(), self._host, _process_token()),
+            )
+            return cursor.rowcount == 1
 
     def close(self) -> None:
         """Close every connection this ledger opened, in all threads; further use raises."""

@@ -499,7 +499,7 @@ def test_the_file_is_created_in_wal_mode_with_the_schema_version(db: Path):
         conn = ledger._conn()
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert ledger.schema_version() == SCHEMA_VERSION == 1
+        assert ledger.schema_version() == SCHEMA_VERSION == 2
     with raw(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -536,7 +536,7 @@ def test_a_file_from_a_newer_version_is_refused(db: Path):
         Ledger(db, display_path="reports/.eil/ledger.sqlite3")
     assert str(caught.value) == (
         "run ledger reports/.eil/ledger.sqlite3 has schema version 99, but this version of "
-        "eil-pipelines knows only up to 1: upgrade eil-pipelines"
+        "eil-pipelines knows only up to 2: upgrade eil-pipelines"
     )
 
 
@@ -645,3 +645,41 @@ def test_any_sequence_of_operations_keeps_one_valid_row_per_key(ops):
             assert len({(r.pipeline, r.scheduled_at) for r in rows}) == len(rows)
             assert {(r.pipeline, r.scheduled_at): r.status for r in rows} == model
             assert all(r.status in STATUSES for r in rows)
+
+
+def test_leases_are_exclusive_and_released(tmp_path):
+    from datetime import UTC, datetime
+
+    from eil_pipelines.ledger import Ledger
+
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    assert ledger.acquire_lease("backfill:daily", holder="backfill 1", now=now) is None
+    refused = ledger.acquire_lease("backfill:daily", holder="backfill 2", now=now)
+    assert refused is not None and refused.startswith("backfill 1 (pid ")
+    assert ledger.acquire_lease("backfill:other", holder="backfill 3", now=now) is None
+    assert ledger.release_lease("backfill:daily") is True
+    assert ledger.release_lease("backfill:daily") is False
+    assert ledger.acquire_lease("backfill:daily", holder="backfill 4", now=now) is None
+
+
+def test_a_dead_holders_lease_is_taken_over(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from eil_pipelines.ledger import Ledger
+
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    path = tmp_path / "l.sqlite3"
+    ledger = Ledger(path)
+    assert ledger.acquire_lease("backfill:daily", holder="old", now=now) is None
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    con = sqlite3.connect(path)
+    con.execute("UPDATE leases SET pid = ?", (int(dead.stdout),))
+    con.commit()
+    con.close()
+    assert ledger.acquire_lease("backfill:daily", holder="new", now=now) is None

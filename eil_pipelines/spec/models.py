@@ -287,6 +287,18 @@ class ChartSpec(StrictModel):
     format: NumberFormat | None = None
     """How value-axis tick labels print; default plain numbers."""
 
+    target: float | int | None = None
+    """Draw a dashed target line at this value (line, bar, barh and area charts)."""
+
+    target_label: str | None = None
+    """The target line's label; default "Target"."""
+
+    sort: Literal["asc", "desc"] | None = None
+    """Bar charts: order the bars by value, ascending or descending."""
+
+    limit: Annotated[int, Field(ge=1)] | None = None
+    """Bar and pie charts: show the top N categories and fold the rest into "Other"."""
+
     @model_validator(mode="after")
     def _shape(self) -> ChartSpec:
         ys = [self.y] if isinstance(self.y, str) else self.y
@@ -298,6 +310,12 @@ class ChartSpec(StrictModel):
             raise ValueError('use either "series" or a list of "y" columns, not both')
         if self.type == "pie" and (len(ys) > 1 or self.series is not None):
             raise ValueError('a "pie" chart takes one "y" column and no "series"')
+        if self.target is not None and self.type not in ("line", "bar", "barh", "area"):
+            raise ValueError(f'"target" is for line, bar, barh and area charts, not "{self.type}"')
+        if self.sort is not None and self.type not in ("bar", "barh"):
+            raise ValueError(f'"sort" is for bar and barh charts, not "{self.type}"')
+        if self.limit is not None and self.type not in ("bar", "barh", "pie"):
+            raise ValueError(f'"limit" is for bar, barh and pie charts, not "{self.type}"')
         return self
 
     @property
@@ -313,8 +331,16 @@ class ReportSpec(StrictModel):
     """A Jinja template, relative to the project root; without it, the built-in
     executive template.  One template produces every format."""
 
-    formats: Annotated[list[Literal["md", "html"]], Field(min_length=1)] = ["md", "html"]
-    """Which files to write: ``md``, ``html`` or both."""
+    formats: Annotated[list[Literal["md", "html", "pdf"]], Field(min_length=1)] = ["md", "html"]
+    """Which files to write: ``md``, ``html`` and ``pdf`` (rendered from the HTML;
+    needs the ``pdf`` extra: ``pip install 'eil-pipelines[pdf]'``)."""
+
+    exports: list[Literal["csv", "xlsx", "parquet"]] = []
+    """Data files written beside the report, one per query, with every row."""
+
+    keep: Annotated[int, Field(ge=1)] | None = None
+    """Keep only the newest N reports of this pipeline (with their charts, exports
+    and manifests); older ones are deleted.  Files it did not write are never touched."""
 
     max_rows: Annotated[int, Field(ge=1)] = 50
     """Tables show at most this many rows and say how many were left out."""
@@ -322,12 +348,74 @@ class ReportSpec(StrictModel):
     currency: str = "$"
     """Symbol used by the ``currency`` format."""
 
-    @field_validator("formats")
+    @field_validator("formats", "exports")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
-            raise ValueError("each format may appear once")
+            raise ValueError("each entry may appear once")
         return value
+
+
+EMAIL_PATTERN = r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$"
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)]
+
+
+def _to_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+EmailList = Annotated[list[Email], BeforeValidator(_to_list), Field(min_length=1)]
+
+
+class DeliverSpec(StrictModel):
+    """One delivery of the report: by email (``to``) or to a webhook (``webhook``)."""
+
+    to: EmailList | None = None
+    """Email recipients: an address or a list of addresses."""
+
+    webhook: str | None = None
+    """A URL that receives a JSON POST; ``${ENV_VAR}`` is expanded (keep secrets there)."""
+
+    subject: str = "{{ pipeline.title }} – {{ run.date }}"
+    """The email subject or message title: a Jinja template with the report's context."""
+
+    attach: list[Literal["md", "html", "pdf", "csv", "xlsx", "parquet"]] = []
+    """Email only: report formats and exports attached; the HTML report is the body."""
+
+    when: Literal["always", "not_empty", "changed"] = "always"
+    """``always``; ``not_empty``: skip when every query returned no rows; ``changed``:
+    skip when the report equals the last one sent."""
+
+    format: Literal["slack", "json"] = "slack"
+    """Webhook only: a Slack-style payload (``slack``) or a generic JSON one (``json``)."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DeliverSpec:
+        if (self.to is None) == (self.webhook is None):
+            which = "both" if self.to is not None else "neither"
+            raise ValueError(f'give exactly one of "to" or "webhook" (got {which})')
+        if self.attach and self.webhook is not None:
+            raise ValueError('"attach" is for email deliveries ("to"), not webhooks')
+        if self.format != "slack" and self.to is not None:
+            raise ValueError('"format" is for webhooks, not email deliveries')
+        return self
+
+
+class AlertSpec(StrictModel):
+    """A condition: a query whose non-empty result means "alert"."""
+
+    query: str
+    """The query; each row it returns is one finding."""
+
+    notify: EmailList
+    """Who is told: an address or a list of addresses."""
+
+    mode: Literal["on_change", "every_run"] = "on_change"
+    """``on_change``: one message when the alert starts and one when it clears;
+    ``every_run``: a message after every run that finds rows."""
+
+    subject: str = "Alert: {{ pipeline.title }}"
+    """The alert message's subject (Jinja, the report's context)."""
 
 
 ParamValue = bool | int | float | str | date
@@ -369,6 +457,16 @@ class PipelineSpec(StrictModel):
 
     report: ReportSpec = ReportSpec()
     """Template and output formats."""
+
+    owner: Email | None = None
+    """Who hears about failures of this pipeline (and its recovery); default: the
+    project's ``delivery.failure_recipient``."""
+
+    deliver: list[DeliverSpec] = []
+    """Where the report goes after each scheduled run."""
+
+    alert: AlertSpec | None = None
+    """An optional condition checked after each run."""
 
     @field_validator("params")
     @classmethod

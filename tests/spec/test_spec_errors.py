@@ -47,7 +47,8 @@ def test_unknown_key_in_list_item(project):
         + '[[charts]]\nname = "c"\nquery = "q"\nx = "x"\ny = "x"\ncolour = "red"\n'
     )
     assert problems(project, text) == [
-        'charts[0].colour: unknown key "colour" (allowed: name, query, type, x, y, series, title, format)'
+        'charts[0].colour: unknown key "colour" (allowed: name, query, type, x, y, series, title, '
+        "format, target, target_label, sort, limit)"
     ]
 
 
@@ -71,8 +72,8 @@ def test_missing_required_key_in_metric(project):
         ('[report]\nmax_rows = "ten"', 'report.max_rows: expected an integer, got string "ten"'),
         ("[report]\nmax_rows = 0", "report.max_rows: must be at least 1, got integer 0"),
         (
-            '[report]\nformats = ["pdf"]',
-            'report.formats[0]: expected one of "md" or "html", got string "pdf"',
+            '[report]\nformats = ["docx"]',
+            'report.formats[0]: expected one of "md", "html" or "pdf", got string "docx"',
         ),
         (
             '[source]\nkind = "postgres"',
