@@ -1,7 +1,5 @@
 """``python -m eil_pipelines`` is ``eil-run``."""
 
-import sys
+from .cli import entry
 
-from .cli import main
-
-sys.exit(main())
+entry()

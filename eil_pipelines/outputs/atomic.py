@@ -8,6 +8,17 @@ import tempfile
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; do it once, at import, before threads start.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Reports are published files: readable like any file this user creates (mkstemp's 0600 is not).
+FILE_MODE = 0o666 & ~_read_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
@@ -17,6 +28,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             write_all(handle, data)
             handle.flush()

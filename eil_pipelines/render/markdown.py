@@ -6,7 +6,6 @@ import re
 from functools import cache
 from importlib import resources
 
-from markdown_it import MarkdownIt
 from markupsafe import escape
 
 # The HTML report may fetch nothing and run nothing, even if a template or a
@@ -26,6 +25,8 @@ def markdown_to_html(text: str) -> str:
     schemes are dropped by markdown-it.
     """
     # One parser per call: cheap (about a millisecond) and safe under the worker pool.
+    from markdown_it import MarkdownIt  # here, not at the top: `validate` never converts
+
     md = MarkdownIt("commonmark", {"html": True}).enable("table")
     return md.render(text)
 
