@@ -28,6 +28,12 @@ COMMANDS = {
     "validate": "eil_pipelines.cli:build_validate_parser:cmd_validate",
     "list": "eil_pipelines.cli:build_list_parser:cmd_list",
     "history": "eil_pipelines.cli:build_history_parser:cmd_history",
+    "send": "eil_pipelines.cli_send:build_send_parser:cmd_send",
+    "new": "eil_pipelines.cli_new:build_new_parser:cmd_new",
+    "schema": "eil_pipelines.cli_schema:build_schema_parser:cmd_schema",
+    "backfill": "eil_pipelines.cli_backfill:build_backfill_parser:cmd_backfill",
+    "explain": "eil_pipelines.cli_explain:build_explain_parser:cmd_explain",
+    "serve": "eil_pipelines.cli_serve:build_serve_parser:cmd_serve",
 }
 
 DESCRIPTION = """\
@@ -40,6 +46,12 @@ commands:
   eil-run validate [PATH]        check every pipeline file without running queries
   eil-run list [PATH]            schedules in words, next fire times, last status
   eil-run history [PATH]         recent runs from the run ledger
+  eil-run send FILE --to ADDR    mail a pipeline's latest report to ADDR, for testing
+  eil-run new NAME               a new pipeline file and template that run at once
+  eil-run explain FILE           a schedule's next fire times, periods, DST notes
+  eil-run backfill FILE --from DATE --to DATE   past reports, as scheduled then
+  eil-run schema                 the pipeline file's JSON Schema, for editors
+  eil-run serve [PATH]           serve the reports folder on 127.0.0.1 (--port N)
 
 PATH is a pipelines folder or a single pipeline file.  Exit status: 0 success,
 1 a run failed, 2 invalid configuration or arguments.
@@ -81,6 +93,12 @@ def build_main_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="run only this pipeline (repeatable); a disabled pipeline named here runs too",
+    )
+    parser.add_argument(
+        "--deliver",
+        action="store_true",
+        help="with --once: send the deliveries, alerts and failure notices, as a scheduled "
+        "run does (recorded in the run ledger); without it --once sends nothing",
     )
     parser.add_argument(
         "--at",
@@ -156,6 +174,19 @@ def build_validate_parser() -> argparse.ArgumentParser:
         "Exit 0 when all are valid, 2 otherwise.",
     )
     _add_path(parser)
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also prepare each query against its source with the run parameters for now, "
+        "check metric and chart columns against the query results, and check the names "
+        "templates use (imports DuckDB; reads no rows)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: a list of {file, key, message} on stdout, for CI annotations",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
 
@@ -220,14 +251,41 @@ def _print_config_errors(exc: ConfigErrors, out: TextIO) -> None:
 
 
 def cmd_validate(options: argparse.Namespace) -> int:
-    """``eil-run validate``: load everything, run nothing."""
-    from .spec import load_pipelines
+    """``eil-run validate``: load everything, run nothing.
 
-    pipelines = load_pipelines(Path(options.path))
+    ``--deep`` also prepares each query and checks columns and template names
+    (see :mod:`eil_pipelines.run.deep`); ``--format json`` prints the problems
+    as ``[{"file", "key", "message"}]`` for CI annotations.
+    """
+    import json
+
+    from .run.deep import check_path
+
+    try:
+        pipelines, errors = check_path(Path(options.path), deep=options.deep)
+    except EilError as exc:
+        if options.format != "json":
+            raise
+        row = {"file": options.path, "key": "", "message": str(exc)}
+        print(json.dumps([row], indent=2, ensure_ascii=False))
+        return EXIT_CONFIG
+    if options.format == "json":
+        rows = [
+            {"file": error.shown, "key": key, "message": message}
+            for error in errors
+            for key, message in error.problems
+        ]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_CONFIG if rows else EXIT_OK
+    if errors:
+        raise ConfigErrors(errors)  # main() prints each problem and the count; exit 2
     for pipeline in pipelines:
         state = "" if pipeline.spec.enabled else " (disabled)"
         print(f"ok  {pipeline.display_path}{state}")
-    print(f"\n{len(pipelines)} pipeline{'s' if len(pipelines) != 1 else ''} valid.")
+    checked = (
+        " (deep: queries prepared, columns and template names checked)" if options.deep else ""
+    )
+    print(f"\n{len(pipelines)} pipeline{'s' if len(pipelines) != 1 else ''} valid{checked}.")
     return EXIT_OK
 
 
@@ -282,6 +340,15 @@ def cmd_once(options: argparse.Namespace) -> int:
     import gc
 
     gc.set_threshold(50_000, 20, 20)
+    if options.deliver:
+        from .deliver.once import print_deliveries, run_and_deliver
+
+        outcome = run_and_deliver(
+            pipelines, reports_dir=reports_dir_for(options), at=at, workers=options.workers
+        )
+        print_summary(outcome.results, sys.stdout)
+        print_deliveries(outcome.deliveries, sys.stdout)
+        return EXIT_OK if outcome.ok else EXIT_FAILED
     results = run_once(
         pipelines, reports_dir=reports_dir_for(options), at=at, workers=options.workers
     )
@@ -333,9 +400,15 @@ def cmd_schedule(options: argparse.Namespace) -> int:
 
     if options.workers < 1:
         raise UsageError("eil-run: --workers must be at least 1")
+    if options.deliver:
+        raise UsageError("eil-run: --deliver goes with --once (the scheduler always delivers)")
     # Validate before writing anything: an invalid folder (or a mistyped PATH)
     # must not leave a reports folder with a log behind.  start() loads again.
     load_pipelines(Path(options.path))
+    from .spec import project_root_for
+    from .spec.project import load_project_settings
+
+    load_project_settings(project_root_for(Path(options.path)))  # eil.toml, likewise
     reports = reports_dir_for(options)
     _log_to_file(reports / "scheduler.log")
     logging.getLogger("eil_pipelines").setLevel(logging.INFO)
@@ -479,8 +552,10 @@ def cmd_history(options: argparse.Namespace) -> int:
         raise EilError(f"{path}: no such file or folder")
     ledger = _open_ledger(reports_dir_for(options))
     records = []
+    deliveries: dict = {}
     if ledger is not None:
         records = ledger.history(pipeline=pipeline, failed_only=options.failed, limit=options.limit)
+        deliveries = ledger.deliveries_by_run(records)
         ledger.close()
     rows = [
         {
@@ -493,6 +568,7 @@ def cmd_history(options: argparse.Namespace) -> int:
             "attempt": r.attempt,
             "error": r.error,
             "files": r.files,
+            "deliveries": [d.as_dict() for d in deliveries.get((r.pipeline, r.scheduled_at), [])],
         }
         for r in records
     ]
@@ -509,6 +585,11 @@ def cmd_history(options: argparse.Namespace) -> int:
         )
         if row["error"]:
             print(f"    {row['error']}")
+        from .deliver.once import delivery_line
+
+        for delivery in row["deliveries"]:
+            if delivery["status"] not in ("sent", "skipped"):  # what still needs attention
+                print(f"    {delivery_line(delivery)}")
     return EXIT_OK
 
 

@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,15 +54,20 @@ from eil_pipelines.errors import EilError
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "DELIVERY_STATUSES",
     "FAILED_STATUSES",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "STATUSES",
+    "DeliveryBatch",
+    "DeliveryRecord",
+    "DeliveryState",
     "Ledger",
     "LedgerCorruptError",
     "LedgerError",
     "LedgerLockedError",
     "LedgerStateError",
+    "NewDelivery",
     "RunRecord",
     "migrate",
 ]
@@ -169,7 +174,69 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    # The delivery outbox: one row per message (report, alert, notice) and
+    # recipient.  Rendering inserts a row; sending claims it ('sending'), then
+    # records 'sent', or 'failed' with the time of the next attempt, or
+    # 'gave_up'.  The UNIQUE key is the idempotency key: a message for a run is
+    # queued once, however often the run's outcome is processed.  ``target`` is
+    # the address, or a fingerprint of a webhook URL (the URL itself is a
+    # secret and never stored); ``payload`` is the rendered message, dropped
+    # once it is sent or given up.
+    conn.execute(
+        """
+        CREATE TABLE outbox (
+            id              INTEGER PRIMARY KEY,
+            pipeline        TEXT    NOT NULL,
+            scheduled_at    TEXT    NOT NULL,
+            kind            TEXT    NOT NULL CHECK (kind IN
+                              ('report', 'alert', 'alert_cleared', 'failure', 'recovery')),
+            channel         TEXT    NOT NULL CHECK (channel IN ('email', 'webhook')),
+            target          TEXT    NOT NULL,
+            recipient       TEXT    NOT NULL,
+            subject         TEXT,
+            status          TEXT    NOT NULL CHECK (status IN
+                              ('pending', 'sending', 'sent', 'failed', 'gave_up', 'skipped')),
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            max_attempts    INTEGER NOT NULL DEFAULT 1,
+            next_attempt_at TEXT,
+            created_at      TEXT    NOT NULL,
+            updated_at      TEXT    NOT NULL,
+            sent_at         TEXT,
+            last_error      TEXT,
+            content_hash    TEXT,
+            payload         BLOB,
+            pid             INTEGER,
+            host            TEXT,
+            owner_token     TEXT,
+            UNIQUE (pipeline, scheduled_at, kind, target)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX outbox_due ON outbox (status, next_attempt_at)")
+    # Per pipeline: is a failure notice out (so the next success says "recovered"
+    # and further failures stay quiet), is its alert firing, and the newest run
+    # that changed either (an older run finishing late changes nothing).
+    conn.execute(
+        """
+        CREATE TABLE delivery_state (
+            pipeline          TEXT PRIMARY KEY,
+            failing           INTEGER NOT NULL DEFAULT 0,
+            failing_since     TEXT,
+            alert_active      INTEGER NOT NULL DEFAULT 0,
+            alert_since       TEXT,
+            last_scheduled_at TEXT,
+            updated_at        TEXT NOT NULL
+        )
+        """
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_to_1,
+    _migrate_to_2,
+    _migrate_to_3,
+)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -342,6 +409,228 @@ def _record(row: Sequence) -> RunRecord:
 def _check_status(status: str, name: str = "status") -> None:
     if status not in STATUSES:
         raise ValueError(f"{name} must be one of {', '.join(STATUSES)}; got {status!r}")
+
+
+#: Every status of an outbox row.
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "gave_up", "skipped")
+#: Outbox rows still to be sent (or being sent): what ``history`` calls undelivered.
+OPEN_DELIVERY_STATUSES = ("pending", "sending", "failed")
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One row of the delivery outbox: one message to one recipient.
+
+    ``kind`` is ``report``, ``alert``, ``alert_cleared``, ``failure`` or
+    ``recovery``; ``channel`` is ``email`` or ``webhook``.  ``target`` is the
+    idempotency part of the key (a lower-case address, or ``webhook:`` and a
+    fingerprint of the URL); ``recipient`` is how people see it (the address,
+    or the webhook's URL without its secret path).  ``status`` is ``pending``
+    (not tried yet), ``sending``, ``sent``, ``failed`` (tried; tried again at
+    ``next_attempt_at``), ``gave_up`` or ``skipped`` (``last_error`` says why).
+    """
+
+    id: int
+    pipeline: str
+    scheduled_at: datetime
+    kind: str
+    channel: str
+    target: str
+    recipient: str
+    subject: str | None
+    status: str
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+    content_hash: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able mapping (ISO 8601 times), for ``eil-run history --format json``."""
+
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "kind": self.kind,
+            "channel": self.channel,
+            "recipient": self.recipient,
+            "subject": self.subject,
+            "status": self.status,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "next_attempt_at": iso(self.next_attempt_at) if self.status == "failed" else None,
+            "sent_at": iso(self.sent_at),
+            "error": self.last_error,
+        }
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A rendered message to queue in the outbox (see :meth:`DeliveryBatch.add`)."""
+
+    kind: str
+    channel: str
+    target: str
+    recipient: str
+    subject: str | None
+    payload: bytes | None
+    """The message as it goes on the wire (MIME bytes, or the JSON body)."""
+    content_hash: str | None = None
+    """Hash of the report, for ``when = "changed"``."""
+    status: str = "pending"
+    """``pending``, or ``skipped`` / ``gave_up`` for a row kept only to be seen."""
+    error: str | None = None
+    """Why a row was skipped or given up at once (redacted text)."""
+    max_attempts: int = 1
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """What a pipeline's previous runs said, for notices and alerts."""
+
+    pipeline: str
+    failing: bool = False
+    """A failure notice went out (or was due) and no run has succeeded since."""
+    failing_since: datetime | None = None
+    alert_active: bool = False
+    """The alert fired and has not cleared."""
+    alert_since: datetime | None = None
+    last_scheduled_at: datetime | None = None
+    """The newest run that shaped this state; older runs finishing later change nothing."""
+
+
+_DELIVERY_COLUMNS = (
+    "id, pipeline, scheduled_at, kind, channel, target, recipient, subject, status, attempts, "
+    "max_attempts, next_attempt_at, created_at, updated_at, sent_at, last_error, content_hash"
+)
+
+
+def _delivery(row: Sequence) -> DeliveryRecord:
+    (id_, pipeline, scheduled_at, kind, channel, target, recipient, subject, status) = row[:9]
+    (attempts, max_attempts, next_at, created, updated, sent, error, content_hash) = row[9:]
+    return DeliveryRecord(
+        id=id_,
+        pipeline=pipeline,
+        scheduled_at=_from_text(scheduled_at),  # type: ignore[arg-type]
+        kind=kind,
+        channel=channel,
+        target=target,
+        recipient=recipient,
+        subject=subject,
+        status=status,
+        attempts=attempts,
+        max_attempts=max_attempts,
+        next_attempt_at=_from_text(next_at),
+        created_at=_from_text(created),  # type: ignore[arg-type]
+        updated_at=_from_text(updated),  # type: ignore[arg-type]
+        sent_at=_from_text(sent),
+        last_error=error,
+        content_hash=content_hash,
+    )
+
+
+class DeliveryBatch:
+    """Queueing a run's messages and moving its pipeline's delivery state, in one
+    write transaction (from :meth:`Ledger.delivery_batch`): the decision "the
+    alert starts, tell ops" and the message that says so are stored together
+    or not at all."""
+
+    def __init__(self, conn: sqlite3.Connection, now: datetime):
+        self._conn = conn
+        self._now = _to_text(now, "now")
+
+    def state(self, pipeline: str) -> DeliveryState:
+        """The pipeline's delivery state (all clear when it has none yet)."""
+        row = self._conn.execute(
+            "SELECT failing, failing_since, alert_active, alert_since, last_scheduled_at"
+            " FROM delivery_state WHERE pipeline = ?",
+            (pipeline,),
+        ).fetchone()
+        if row is None:
+            return DeliveryState(pipeline)
+        return DeliveryState(
+            pipeline,
+            failing=bool(row[0]),
+            failing_since=_from_text(row[1]),
+            alert_active=bool(row[2]),
+            alert_since=_from_text(row[3]),
+            last_scheduled_at=_from_text(row[4]),
+        )
+
+    def set_state(self, state: DeliveryState) -> None:
+        """Store ``state`` as the pipeline's delivery state."""
+
+        def text(value: datetime | None) -> str | None:
+            return _to_text(value, "time") if value is not None else None
+
+        self._conn.execute(
+            "INSERT INTO delivery_state (pipeline, failing, failing_since, alert_active,"
+            " alert_since, last_scheduled_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (pipeline) DO UPDATE SET failing = excluded.failing,"
+            " failing_since = excluded.failing_since, alert_active = excluded.alert_active,"
+            " alert_since = excluded.alert_since, last_scheduled_at = excluded.last_scheduled_at,"
+            " updated_at = excluded.updated_at",
+            (
+                state.pipeline,
+                int(state.failing),
+                text(state.failing_since),
+                int(state.alert_active),
+                text(state.alert_since),
+                text(state.last_scheduled_at),
+                self._now,
+            ),
+        )
+
+    def last_content_hash(self, pipeline: str, kind: str, target: str) -> str | None:
+        """The report hash of the newest message to ``target`` that was sent or is
+        still on its way (for ``when = "changed"``); ``None`` when there is none."""
+        row = self._conn.execute(
+            "SELECT content_hash FROM outbox WHERE pipeline = ? AND kind = ? AND target = ?"
+            " AND status IN ('pending', 'sending', 'failed', 'sent')"
+            " ORDER BY scheduled_at DESC, id DESC LIMIT 1",
+            (pipeline, kind, target),
+        ).fetchone()
+        return row[0] if row else None
+
+    def add(self, pipeline: str, scheduled_at: datetime, message: NewDelivery) -> bool:
+        """Queue ``message`` for the run of ``pipeline`` at ``scheduled_at``.
+
+        Returns False when a message with the same idempotency key (pipeline,
+        scheduled time, kind, target) is already in the outbox: it is never
+        queued, so never sent, twice.
+        """
+        if message.status not in ("pending", "skipped", "gave_up"):
+            raise ValueError(f"a new delivery is pending, skipped or gave_up, not {message.status}")
+        pending = message.status == "pending"
+        cursor = self._conn.execute(
+            "INSERT INTO outbox (pipeline, scheduled_at, kind, channel, target, recipient,"
+            " subject, status, attempts, max_attempts, next_attempt_at, created_at, updated_at,"
+            " last_error, content_hash, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (pipeline, scheduled_at, kind, target) DO NOTHING",
+            (
+                pipeline,
+                _to_text(scheduled_at, "scheduled_at"),
+                message.kind,
+                message.channel,
+                message.target,
+                message.recipient,
+                message.subject,
+                message.status,
+                message.max_attempts,
+                self._now if pending else None,
+                self._now,
+                self._now,
+                message.error,
+                message.content_hash,
+                message.payload if pending else None,
+            ),
+        )
+        return cursor.rowcount == 1
 
 
 class Ledger:
@@ -779,6 +1068,207 @@ class Ledger:
     def schema_version(self) -> int:
         """The schema version of the open file (``PRAGMA user_version``)."""
         return self._read("PRAGMA user_version")[0][0]
+
+    # -- delivery outbox --
+
+    @contextmanager
+    def delivery_batch(self, *, now: datetime) -> Iterator[DeliveryBatch]:
+        """A write transaction for queueing messages and moving delivery state.
+
+        Everything done through the batch commits together when the block ends,
+        or not at all when it raises.  Keep the block short: it holds the
+        ledger's write lock (render messages before entering it).
+        """
+        with self._write() as conn:
+            yield DeliveryBatch(conn, now)
+
+    def claim_delivery(
+        self, *, now: datetime, pipelines: Collection[str] | None = None
+    ) -> tuple[DeliveryRecord, bytes] | None:
+        """Take the next message due at ``now``: mark it ``sending`` for this process.
+
+        Due means ``pending``, or ``failed`` with ``next_attempt_at <= now``.
+        The attempt is counted here, before anything goes on the wire.
+        Returns the row and its payload, or ``None`` when nothing is due.  Of
+        several threads or processes asking, exactly one gets each row.
+        ``pipelines`` restricts the choice to those pipelines.
+        """
+        stamp = _to_text(now, "now")
+        where, params = "", []
+        if pipelines is not None:
+            names = list(pipelines)
+            if not names:
+                return None
+            where = f" AND pipeline IN ({', '.join('?' * len(names))})"
+            params = names
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT id FROM outbox WHERE status IN ('pending', 'failed')"
+                f" AND next_attempt_at <= ?{where} ORDER BY next_attempt_at, id LIMIT 1",
+                (stamp, *params),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ?,"
+                " pid = ?, host = ?, owner_token = ? WHERE id = ?",
+                (stamp, os.getpid(), self._host, _process_token(), row[0]),
+            )
+            found = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS}, payload FROM outbox WHERE id = ?", (row[0],)
+            ).fetchone()
+        return _delivery(found[:-1]), bytes(found[-1] or b"")
+
+    def finish_delivery(
+        self,
+        delivery_id: int,
+        *,
+        status: str,
+        now: datetime,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> DeliveryRecord | None:
+        """Record the outcome of a send this process claimed; return the row.
+
+        ``status`` is ``sent``, ``failed`` (with ``next_attempt_at``) or
+        ``gave_up``; ``error`` must be redacted text.  The payload is dropped
+        once the row is sent or given up.  Returns ``None`` (and changes
+        nothing) when the row is no longer this process's ``sending`` row.
+        """
+        if status not in ("sent", "failed", "gave_up"):
+            raise ValueError(f"status must be sent, failed or gave_up; got {status!r}")
+        if status == "failed" and next_attempt_at is None:
+            raise ValueError("a failed send needs next_attempt_at")
+        stamp = _to_text(now, "now")
+        retry = _to_text(next_attempt_at, "next_attempt_at") if status == "failed" else None
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE outbox SET status = ?, updated_at = ?, next_attempt_at = ?,"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END,"
+                " last_error = CASE WHEN ? = 'sent' THEN last_error ELSE ? END,"
+                " payload = CASE WHEN ? = 'failed' THEN payload ELSE NULL END,"
+                " pid = NULL, host = NULL, owner_token = NULL"
+                " WHERE id = ? AND status = 'sending' AND owner_token IS ? AND pid IS ?",
+                (
+                    status,
+                    stamp,
+                    retry,
+                    status,
+                    stamp,
+                    status,
+                    error,
+                    status,
+                    delivery_id,
+                    _process_token(),
+                    os.getpid(),
+                ),
+            )
+            if cursor.rowcount != 1:
+                return None
+            row = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE id = ?", (delivery_id,)
+            ).fetchone()
+        return _delivery(row)
+
+    def recover_deliveries(
+        self, *, now: datetime, pids_alive: Callable[[int], bool] | None = None
+    ) -> list[DeliveryRecord]:
+        """Rows left ``sending`` by a process that is gone become ``failed``, due now.
+
+        The message may or may not have reached the server before the process
+        died; it is sent again (at-least-once), with the same Message-ID or
+        ``Idempotency-Key`` so the receiver can drop a duplicate.  Rows of a
+        live process (another ``eil-run``) are left alone.  Only rows claimed
+        on this machine are considered.
+        """
+        stamp = _to_text(now, "now")
+        candidates = self._read(
+            "SELECT id, pid, owner_token FROM outbox WHERE status = 'sending' AND host IS ?",
+            (self._host,),
+        )
+        recovered = []
+        with self._write() as conn:
+            for row_id, pid, token in candidates:
+                alive = (
+                    pids_alive(pid)
+                    if pids_alive is not None
+                    else pid is not None and _default_alive(pid, token)
+                )
+                if alive:
+                    continue
+                cursor = conn.execute(
+                    "UPDATE outbox SET status = 'failed', next_attempt_at = ?, updated_at = ?,"
+                    " last_error = ?, pid = NULL, host = NULL, owner_token = NULL"
+                    " WHERE id = ? AND status = 'sending' AND pid IS ? AND owner_token IS ?",
+                    (
+                        stamp,
+                        stamp,
+                        f"interrupted while sending (the process stopped, pid {pid}); "
+                        "sending again",
+                        row_id,
+                        pid,
+                        token,
+                    ),
+                )
+                if cursor.rowcount == 1:
+                    row = conn.execute(
+                        f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE id = ?", (row_id,)
+                    ).fetchone()
+                    recovered.append(_delivery(row))
+        return recovered
+
+    def next_delivery_due(self, pipelines: Collection[str] | None = None) -> datetime | None:
+        """When the next queued message is due (UTC), or ``None`` when none waits."""
+        where, params = "", []
+        if pipelines is not None:
+            names = list(pipelines)
+            if not names:
+                return None
+            where = f" AND pipeline IN ({', '.join('?' * len(names))})"
+            params = names
+        rows = self._read(
+            f"SELECT min(next_attempt_at) FROM outbox WHERE status IN ('pending', 'failed'){where}",
+            params,
+        )
+        return _from_text(rows[0][0])
+
+    def deliveries(
+        self,
+        *,
+        pipeline: str | None = None,
+        scheduled_at: datetime | None = None,
+        statuses: Collection[str] | None = None,
+    ) -> list[DeliveryRecord]:
+        """Outbox rows, oldest first, optionally of one pipeline, one run, some statuses."""
+        where, params = [], []
+        if pipeline is not None:
+            where.append("pipeline = ?")
+            params.append(pipeline)
+        if scheduled_at is not None:
+            where.append("scheduled_at = ?")
+            params.append(_to_text(scheduled_at, "scheduled_at"))
+        if statuses is not None:
+            for status in statuses:
+                if status not in DELIVERY_STATUSES:
+                    raise ValueError(f"unknown delivery status {status!r}")
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY scheduled_at, id"
+        return [_delivery(row) for row in self._read(sql, params)]
+
+    def deliveries_by_run(
+        self, records: Iterable[RunRecord]
+    ) -> dict[tuple[str, datetime], list[DeliveryRecord]]:
+        """The outbox rows of each run in ``records``, keyed by (pipeline, scheduled time)."""
+        out: dict[tuple[str, datetime], list[DeliveryRecord]] = {}
+        for record in records:
+            rows = self.deliveries(pipeline=record.pipeline, scheduled_at=record.scheduled_at)
+            if rows:
+                out[(record.pipeline, record.scheduled_at)] = rows
+        return out
 
     # -- lifetime --
 

@@ -20,6 +20,7 @@ from ..spec.models import ChartSpec
 from .style import (
     COMPACT_FROM,
     MAX_SERIES,
+    PALETTE,
     TOP_CATEGORIES,
     date_labels,
     lower_words,
@@ -343,14 +344,31 @@ def _xy_data(
         x_name=lower_words(spec.x),
         from_series_column=spec.series is not None,
     )
-    if spec.type == "pie" and kind != "category":
-        # Slices have no scale: dates or numbers are just their names here.
+    reordered = spec.sort is not None or spec.limit is not None
+    if kind != "category" and (spec.type == "pie" or (spec.type in ("bar", "barh") and reordered)):
+        # Slices, and bars put in another order than time's, have no scale:
+        # dates are just their names here (labelled in time order first).
         data.x = np.array(data.category_labels(), dtype=object)
         data.kind = kind = "category"
-    limit = TOP_CATEGORIES.get(spec.type)
-    if limit is not None and kind == "category":
-        _fold_categories(data, limit, always_sort=spec.type == "pie")
+    if kind == "category" and spec.type in TOP_CATEGORIES:
+        _fold_categories(data, _kept_categories(spec), always_sort=spec.type == "pie")
+        if spec.sort is not None:
+            _sort_categories(data, descending=spec.sort == "desc")
     return data
+
+
+def _kept_categories(spec: ChartSpec) -> int:
+    """How many named categories a bar or pie chart keeps before "Other".
+
+    ``limit`` overrides the default (the top N, then "Other"), except that a
+    pie never shows more slices than the palette has distinct colours.
+    """
+    default = TOP_CATEGORIES[spec.type] - 1
+    if spec.limit is None:
+        return default
+    if spec.type == "pie":
+        return min(spec.limit, len(PALETTE) - 1)
+    return spec.limit
 
 
 def _scatter_data(
@@ -412,16 +430,19 @@ def _fold_series(series: list[Series], *, pool: bool) -> list[Series]:
     return keep
 
 
-def _fold_categories(data: ChartData, limit: int, *, always_sort: bool) -> None:
-    """Keep the ``limit - 1`` largest categories and add the rest up as "Other".
+def _fold_categories(data: ChartData, keep: int, *, always_sort: bool) -> None:
+    """Keep the ``keep`` largest categories and add the rest up as "Other (n)".
 
-    Under the limit the query's order is kept (it may be meaningful, such as
-    months or a ranking), except for pies, which read best largest first.
+    A lone category past ``keep`` is shown under its own name: "Other (1)"
+    would take the same room and hide the name.  Without folding the query's
+    order is kept (it may be meaningful, such as months or a ranking), except
+    for pies, which read best largest first.  Size is the absolute value,
+    added up over the series.
     """
     n = len(data.x)
     stacked = np.vstack([s.y for s in data.series])
     size = np.nansum(np.abs(stacked), axis=0)
-    if n <= limit:
+    if n <= keep + 1:
         if always_sort:
             order = np.argsort(-size, kind="stable")
             data.x = data.x[order]
@@ -429,13 +450,32 @@ def _fold_categories(data: ChartData, limit: int, *, always_sort: bool) -> None:
                 s.y = s.y[order]
         return
     order = np.argsort(-size, kind="stable")
-    top, rest = order[: limit - 1], order[limit - 1 :]
+    top, rest = order[:keep], order[keep:]
     data.folded_categories = len(rest)
     data.x = np.append(data.x[top], f"Other ({len(rest)})").astype(object)
     for s in data.series:
         folded = s.y[rest]
         other = np.nansum(folded) if np.isfinite(folded).any() else np.nan
         s.y = np.append(s.y[top], other)
+
+
+def _sort_categories(data: ChartData, *, descending: bool) -> None:
+    """Order the bars by value (the total over the series); "Other" stays last.
+
+    Categories without any value go last in either order; ties keep their
+    current order.
+    """
+    real = len(data.x) - (1 if data.folded_categories else 0)
+    stacked = np.vstack([s.y[:real] for s in data.series])
+    has_value = np.isfinite(stacked).any(axis=0)
+    total = np.where(has_value, np.nansum(stacked, axis=0), 0.0)
+    key = -total if descending else total
+    # lexsort's last key is the primary one: valued categories first, then by value.
+    order = np.lexsort((np.arange(real), key, ~has_value))
+    order = np.concatenate([order, np.arange(real, len(data.x))])
+    data.x = data.x[order]
+    for s in data.series:
+        s.y = s.y[order]
 
 
 def _note_negative_slices(data: ChartData, fmt: str | None, currency: str) -> None:

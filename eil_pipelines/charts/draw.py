@@ -29,6 +29,7 @@ from .style import (
     LINE_WIDTH,
     MUTED_COLOR,
     NEGATIVE_COLOR,
+    TARGET_COLOR,
     TEXT_COLOR,
     IndexFormatter,
     PlainNumberFormatter,
@@ -289,7 +290,8 @@ def _end_labels(
 ) -> None:
     """Write each series' last value just right of the plot, nudged apart.
 
-    ``items`` are ``(y, text, colour)``.  The gap is a fraction of the y range,
+    ``items`` are ``(y, text, colour)``; text in :data:`TARGET_COLOR` (the
+    target's label) is not bold.  The gap is a fraction of the y range,
     estimated from the figure's height: exact text extents are only known
     after layout, and the estimate keeps this a single pass.
     """
@@ -317,9 +319,60 @@ def _end_labels(
             va="center",
             ha="left",
             annotation_clip=False,
-            fontweight="bold",
+            fontweight="normal" if color == TARGET_COLOR else "bold",
             **text_props(style.LABEL_SIZE, color),
         )
+
+
+def _target_line(
+    ax: Axes, spec: ChartSpec, currency: str, *, large: bool, horizontal: bool = True
+) -> tuple[float, str, str] | None:
+    """The chart's ``target`` as a dashed line across the plot, in view.
+
+    ``horizontal`` draws it across a vertical value axis (line, area, bar);
+    otherwise it stands upright (barh).  Returns the end label
+    ``(value, "Target $50K", colour)`` for :func:`_end_labels`, or ``None``
+    when the chart has no target.
+    """
+    if spec.target is None:
+        return None
+    target = float(spec.target)
+    draw = ax.axhline if horizontal else ax.axvline
+    draw(
+        target,
+        color=TARGET_COLOR,
+        linewidth=1.3,
+        linestyle=(0, (5, 3)),
+        dash_capstyle="butt",
+        zorder=2.6,
+        clip_on=False,
+    )
+    # The line's own extent widens autoscaled limits; fixed ones (one value)
+    # are stretched here so a target far from the data still shows.
+    get, set_ = (ax.get_ylim, ax.set_ylim) if horizontal else (ax.get_xlim, ax.set_xlim)
+    lo, hi = get()
+    if not lo < target < hi:
+        pad = (max(hi, target) - min(lo, target)) * 0.06
+        set_(min(lo, target - pad), max(hi, target + pad))
+    label = spec.target_label or "Target"
+    text = f"{label} {point_label(target, spec.format, currency, large=large)}"
+    return (target, text, TARGET_COLOR)
+
+
+def _target_label_above(ax: Axes, item: tuple[float, str, str]) -> None:
+    """The label of an upright target line (barh), just above the plot."""
+    at, text, color = item
+    ax.annotate(
+        plain(text),
+        xy=(at, 1.0),
+        xycoords=ax.get_xaxis_transform(),
+        xytext=(0, 4),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        annotation_clip=False,
+        **text_props(style.LABEL_SIZE, color),
+    )
 
 
 # --- chart types --------------------------------------------------------------
@@ -363,9 +416,10 @@ def _line(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
         # A lone value has no range to scale to; measure it from zero.
         v = float(values[0]) or 1.0
         ax.set_ylim(min(0.0, v * 1.15), max(0.0, v * 1.15))
+    target = _target_line(ax, spec, currency, large=large)
     _value_axis(ax.yaxis, spec, currency)
     _zero_line(ax)
-    _end_labels(ax, ends)
+    _end_labels(ax, ends + ([target] if target else []))
     _legend(ax, handles, labels)
 
 
@@ -416,9 +470,10 @@ def _area(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
                     )
                 )
     ax.margins(x=0.01, y=0.08)
+    target = _target_line(ax, spec, currency, large=large)
     _value_axis(ax.yaxis, spec, currency)
     _zero_line(ax)
-    _end_labels(ax, ends)
+    _end_labels(ax, ends + ([target] if target else []))
     _legend(ax, handles, [s.label for s in data.series])
 
 
@@ -486,6 +541,7 @@ def _bars(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
                 for j, v in enumerate(s.y)
             ]
             ax.bar_label(bars, labels=texts, padding=3, **text_props(8.5, MUTED_COLOR))
+    target = _target_line(ax, spec, currency, large=large, horizontal=not horizontal)
     value_axis = ax.xaxis if horizontal else ax.yaxis
     cat_axis = ax.yaxis if horizontal else ax.xaxis
     _value_axis(value_axis, spec, currency)
@@ -514,6 +570,10 @@ def _bars(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
             ax.set_xlim(-0.5 - pad, n - 0.5 + pad)
     for centre, at, _ in cut:
         _break_mark(ax, at, centre, width * 0.9 / 2, horizontal=horizontal)
+    if target is not None and horizontal:
+        _target_label_above(ax, target)
+    elif target is not None:
+        _end_labels(ax, [target])
     _legend(ax, handles, [s.label for s in data.series])
 
 

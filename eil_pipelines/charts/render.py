@@ -115,11 +115,20 @@ def _inline_svg(text: str, *, name: str, label: str) -> str:
         lambda m: f'href="#{new_id(m.group(1))}"' if m.group(1) else f"url(#{new_id(m.group(2))})",
         body,
     )
-    # matplotlib's "*{stroke-linejoin: round}" would style the whole HTML page.
-    body = _DEFAULT_STYLE.sub(
-        lambda m: f'<style type="text/css">#{prefix} *{{{m.group(1)}}}</style>', body, count=1
-    )
-    attrs = f' id="{prefix}" role="img"'
+    # matplotlib's "*{stroke-linejoin: round; …}" sheet would style the whole
+    # HTML page, and a sheet scoped by id breaks when a page renames ids (or
+    # an email client drops <style>).  As attributes of the root the same
+    # defaults are inherited by every shape that does not set its own.
+    defaults = ""
+    sheet = _DEFAULT_STYLE.search(body)
+    if sheet is not None:
+        for declaration in sheet.group(1).split(";"):
+            prop, _, value = (part.strip() for part in declaration.partition(":"))
+            if re.fullmatch(r"[a-z-]+", prop) and re.fullmatch(r"[a-z0-9.#-]+", value):
+                defaults += f' {prop}="{value}"'
+        body = body[: sheet.start()] + body[sheet.end() :]
+        body = re.sub(r"\s*<defs>\s*</defs>", "", body, count=1)
+    attrs = f' id="{prefix}" role="img"{defaults}'
     if label:
         attrs += f' aria-label="{html.escape(label, quote=True)}"'
     body = body.replace("<svg", "<svg" + attrs, 1)

@@ -39,6 +39,8 @@ MUTED_COLOR = "#5F5F5F"
 GRID_COLOR = "#E3E3E3"
 SPINE_COLOR = "#9A9A9A"
 ZERO_LINE_COLOR = "#7A7A7A"
+#: Target lines: dark and dashed, apart from every palette colour.
+TARGET_COLOR = "#3B3B3B"
 BACKGROUND = "#FFFFFF"
 
 FONT_FAMILY = "DejaVu Sans"  # the one family guaranteed to be installed

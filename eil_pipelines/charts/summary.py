@@ -80,7 +80,7 @@ def summarise(spec: ChartSpec, data: ChartData | None, title: str, currency: str
             scope = f", from {_plain_number(finite.min())} to {_plain_number(finite.max())}"
     else:
         count = len(data.x) - (1 if data.folded_categories else 0) + data.folded_categories
-        scope = f", {count} categories"
+        scope = f", {count} {'category' if count == 1 else 'categories'}"
 
     if spec.type in ("line", "area") and spec.type != "hist":
         ends = []
@@ -117,6 +117,25 @@ def summarise(spec: ChartSpec, data: ChartData | None, title: str, currency: str
             tail = f"largest {c} {fmt(v)} ({v / total:.0%} of {fmt(total)} total)"
 
     text = head + scope + (f"; {tail}" if tail else "")
+    if spec.target is not None:
+        text += "; " + _target_phrase(spec, data, fmt)
     if data.notes:
         text += "; " + "; ".join(n[:1].lower() + n[1:] for n in data.notes)
     return text + "."
+
+
+def _target_phrase(spec: ChartSpec, data: ChartData, fmt) -> str:
+    """``target $50K, 3 of 5 at or above it`` (the count for one-series bars)."""
+    assert spec.target is not None
+    label = spec.target_label or "Target"
+    if not label[1:2].isupper():  # "Budget" reads "budget"; "KPI floor" stays
+        label = label[:1].lower() + label[1:]
+    phrase = f"{label} {fmt(float(spec.target))}"
+    if spec.type in ("bar", "barh") and len(data.series) == 1:
+        real = len(data.x) - (1 if data.folded_categories else 0)
+        values = data.series[0].y[:real]
+        values = values[np.isfinite(values)]
+        if values.size:
+            above = int((values >= spec.target).sum())
+            phrase += f", {above} of {values.size} at or above it"
+    return phrase

@@ -121,7 +121,10 @@ def delta_parts(value: Any, good: str = "up") -> tuple[str, str | None, str]:
         pct = _plain(value)
     if good not in ("up", "down"):
         raise TemplateDataError(f'filter "delta": good must be "up" or "down", not {good!r}')
-    text = format_change(pct)
+    # A metric's own change text wins: it says "pts" for percent metrics, so the
+    # KPI card, the insight and the site all state the same change.
+    own = _field(value, "change_text") if is_metric else None
+    text = own if isinstance(own, str) and own else format_change(pct)
     if text == MISSING:
         return text, None, "neutral"
     direction = _field(value, "direction") if is_metric else None

@@ -1,11 +1,16 @@
 """Running one pipeline once: queries → metrics and charts → render → write.
 
 Data flows one way through the stages, and nothing is written until every
-stage has succeeded, so a failing run never touches an earlier report.
+stage has succeeded, so a failing run never touches an earlier report.  The
+write stage puts the reports, chart images, data exports and the run
+manifest in place atomically, applies retention (``keep``), records the
+run's status and rebuilds the report site; a failed run records its status
+and rebuilds the site too, so the failure shows there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time as _time
 from collections.abc import Callable
@@ -18,12 +23,13 @@ from ..errors import EilError
 from ..outputs import ReportFiles, write_report
 from ..outputs.report_files import charts_dir_name
 from ..spec.loader import Pipeline, display_path
-from .context import RunContext, period_word
+from .context import RunContext, period_word, pipeline_trigger
 from .metrics import MetricResult, build_insights, compute_metric
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..render import TemplateSource
     from ..sources import Source
 
 log = logging.getLogger("eil_pipelines.run")
@@ -41,9 +47,15 @@ class StageTimes:
     """Seconds spent in each stage of a run (for benchmarks and the log)."""
 
     query: float = 0.0
+    """Running the queries."""
     charts: float = 0.0
+    """Drawing the charts and rendering them as PNG and SVG."""
     template: float = 0.0
+    """Rendering the template into Markdown and HTML."""
+    pdf: float = 0.0
+    """Laying out the PDF (only with the ``pdf`` format)."""
     write: float = 0.0
+    """Exports, manifest, writing the files, retention, status and the site."""
 
 
 @dataclass
@@ -72,6 +84,21 @@ class RunResult:
     """The KPI figures, for digests and messages."""
     stages: StageTimes = field(default_factory=StageTimes)
     """Time spent per stage."""
+    run_id: str = ""
+    """The run's stable id (see :attr:`RunContext.run_id`)."""
+    documents: dict[str, Path] = field(default_factory=dict)
+    """The dated report of each format written: ``{"md": …, "html": …, "pdf": …}``."""
+    exports: list[Path] = field(default_factory=list)
+    """The data exports written (``<stamp>_data/<query>.<format>``)."""
+    manifest: Path | None = None
+    """The run manifest ``<stamp>.json``, when the run succeeded."""
+    deleted: list[Path] = field(default_factory=list)
+    """Files of older reports that retention (``keep``) deleted after this run."""
+    row_counts: dict[str, int] = field(default_factory=dict)
+    """Rows each query returned (for ``when = "not_empty"`` deliveries)."""
+    alert_data: Any = field(default=None, repr=False)
+    """The ``[alert]`` query's result (a DataFrame), for the alert message; only
+    that query's rows are kept past the run, so big results are not held."""
 
     @property
     def ok(self) -> bool:
@@ -97,32 +124,224 @@ def run_pipeline(
     started = clock()
     t0 = _time.perf_counter()
     stages = StageTimes()
-    files: list[Path] = []
     metrics: list[MetricResult] = []
+    written = _Written()
     status, error = "succeeded", None
+    row_counts: dict[str, int] = {}
+    alert_data = None
     try:
-        _data, metrics, rendered = _produce(pipeline, ctx, stages, on_source)
+        pipeline_sha256 = _pipeline_file_hash(pipeline)
+        produced = _produce(pipeline, ctx, stages, on_source)
+        metrics = produced.metrics
+        row_counts = {name: len(frame) for name, frame in produced.data.items()}
+        if pipeline.spec.alert is not None:
+            alert_data = produced.data.get(pipeline.spec.alert.query)
         t = _time.perf_counter()
-        files = write_report(reports_dir / pipeline.name, rendered)
+        written = _write(
+            pipeline, ctx, reports_dir, produced, pipeline_sha256, started, t0, clock, stages
+        )
         stages.write = _time.perf_counter() - t
     except EilError as exc:
         status, error = "failed", str(exc)
     except Exception as exc:  # a bug, not bad input: keep the run loop alive and say so
         log.exception("internal error in pipeline %s", pipeline.name)
         status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
+    t = _time.perf_counter()
+    finished = clock()
+    _publish(pipeline, ctx, reports_dir, status, error, finished)
+    stages.write += _time.perf_counter() - t
     return RunResult(
         pipeline=pipeline.name,
         scheduled_at=ctx.scheduled_at,
         stamp=ctx.stamp,
         status=status,
         started_at=started,
-        finished_at=clock(),
+        finished_at=finished,
         duration=_time.perf_counter() - t0,
-        files=files,
+        files=written.files,
         error=error,
         metrics=metrics,
         stages=stages,
+        run_id=ctx.run_id,
+        documents=written.documents,
+        exports=written.exports,
+        manifest=written.manifest,
+        deleted=written.deleted,
+        row_counts=row_counts,
+        alert_data=alert_data,
     )
+
+
+@dataclass
+class _Produced:
+    """What the stages before writing hand to the write stage."""
+
+    data: dict[str, pd.DataFrame]
+    metrics: list[MetricResult]
+    files: ReportFiles
+    template: TemplateSource
+
+
+@dataclass
+class _Written:
+    files: list[Path] = field(default_factory=list)
+    documents: dict[str, Path] = field(default_factory=dict)
+    exports: list[Path] = field(default_factory=list)
+    manifest: Path | None = None
+    deleted: list[Path] = field(default_factory=list)
+
+
+def schedule_words(pipeline: Pipeline) -> str:
+    """The pipeline's schedule in words (``"every day at 07:00 Europe/Berlin"``)."""
+    trigger = pipeline_trigger(pipeline)
+    return trigger.describe() if trigger is not None else "on demand only"
+
+
+def _pipeline_file_hash(pipeline: Pipeline) -> str | None:
+    # Read at the start of the run: the definitions the run started from.
+    from ..outputs.manifest import sha256_file
+
+    return sha256_file(pipeline.file)
+
+
+def _write(
+    pipeline: Pipeline,
+    ctx: RunContext,
+    reports_dir: Path,
+    produced: _Produced,
+    pipeline_sha256: str | None,
+    started: datetime,
+    t0: float,
+    clock: Clock,
+    stages: StageTimes,
+) -> _Written:
+    """The write stage: exports and manifest, the files in place, then retention."""
+    from ..outputs.exports import csv_bytes, export_results, result_sha256
+    from ..outputs.manifest import build_manifest, query_record
+    from ..outputs.retention import apply_retention
+
+    spec = pipeline.spec
+    files = produced.files
+    csv_cache = {name: csv_bytes(df) for name, df in produced.data.items()}
+    if spec.report.exports:
+        files.data = export_results(
+            pipeline.name,
+            produced.data,
+            spec.report.exports,
+            scheduled_at=ctx.scheduled_at,
+            zone=ctx.zone,
+            csv_cache=csv_cache,
+        )
+    queries = {}
+    for name, df in produced.data.items():
+        query = spec.queries[name]
+        queries[name] = query_record(
+            pipeline.sql[name],
+            df,
+            result_sha256=result_sha256(df, csv_cache[name]),
+            file=query.file,
+        )
+    files.manifest = build_manifest(
+        pipeline=pipeline,
+        run={
+            "run_id": ctx.run_id,
+            "attempt": ctx.attempt,
+            "stamp": ctx.stamp,
+            "scheduled_at": ctx.scheduled_at,
+            "period": {
+                "kind": ctx.period_kind,
+                "start": ctx.period_start,
+                "end": ctx.period_end,
+                "prev_start": ctx.prev_period_start,
+                "prev_end": ctx.prev_period_end,
+            },
+        },
+        schedule=schedule_words(pipeline),
+        timezone=ctx.zone.key,
+        queries=queries,
+        template_name=_template_name(pipeline, produced.template),
+        template_text=produced.template.text,
+        pipeline_file_sha256=pipeline_sha256,
+        metrics=produced.metrics,
+        formats=spec.report.formats,
+        exports=spec.report.exports,
+        timing={
+            "started_at": started,
+            # The end of rendering, just before the files go into place.
+            "finished_at": clock(),
+            "duration_s": _time.perf_counter() - t0,
+            "stages_s": {k: v for k, v in dataclasses.asdict(stages).items() if k != "write"},
+        },
+        reports_dir=reports_dir,
+    )
+    pipeline_dir = reports_dir / pipeline.name
+    paths = write_report(pipeline_dir, files)
+    written = _Written(files=paths)
+    for path in paths:
+        if path.parent == pipeline_dir and path.stem == ctx.stamp:
+            if path.suffix == ".json":
+                written.manifest = path
+            else:
+                written.documents[path.suffix.lstrip(".")] = path
+        elif path.parent.name == files.data_dir_name:
+            written.exports.append(path)
+    if spec.report.keep is not None:
+        try:
+            written.deleted = apply_retention(pipeline_dir, spec.report.keep, protect=ctx.stamp)
+        except OSError as exc:  # the report is written; old files stay for the next run
+            log.warning("retention for %s failed: %s", pipeline.name, exc)
+    return written
+
+
+def _template_name(pipeline: Pipeline, template: TemplateSource) -> str:
+    """A custom template relative to the project root (as the pipeline names it), else
+    the built-in template's name: the same on every machine, unlike an absolute path."""
+    if template.path is None:
+        return template.name
+    try:
+        return template.path.resolve().relative_to(pipeline.root.resolve()).as_posix()
+    except ValueError:
+        return str(template.path)
+
+
+def _publish(
+    pipeline: Pipeline,
+    ctx: RunContext,
+    reports_dir: Path,
+    status: str,
+    error: str | None,
+    finished: datetime,
+) -> None:
+    """Record the run's status and rebuild the site; never fails the run.
+
+    A failed run writes only here (``reports/.eil/status/``), never into the
+    pipeline's report folder, so its earlier reports stay exactly as they were.
+    """
+    from ..outputs.site import update_site, write_status
+
+    spec = pipeline.spec
+    try:
+        write_status(
+            reports_dir,
+            {
+                "pipeline": pipeline.name,
+                "title": spec.title,
+                "description": spec.description,
+                "schedule": schedule_words(pipeline),
+                "timezone": ctx.zone.key,
+                "status": status,
+                "scheduled_at": ctx.scheduled_at.isoformat(),
+                "stamp": ctx.stamp,
+                "run_id": ctx.run_id,
+                "finished_at": finished.isoformat(),
+                "error": error,
+            },
+        )
+        update_site(reports_dir, [pipeline.name])
+    except (OSError, EilError) as exc:
+        # The report itself is written (or the run failed anyway): a stale site
+        # is logged, not turned into a failed run.
+        log.warning("could not update the report site in %s: %s", reports_dir, exc)
 
 
 def run_queries(
@@ -143,9 +362,17 @@ def _produce(
     ctx: RunContext,
     stages: StageTimes,
     on_source: Callable[[Source], None] | None,
-) -> tuple[dict[str, pd.DataFrame], list[MetricResult], ReportFiles]:
+) -> _Produced:
     spec = pipeline.spec
+    formats = spec.report.formats
     currency = spec.report.currency
+    if "pdf" in formats:
+        # Before the queries: a missing extra is known without spending a run on it.
+        from ..render.pdf import PdfUnavailableError, pdf_problem
+
+        problem = pdf_problem(pipeline.name)
+        if problem is not None:
+            raise PdfUnavailableError(problem)
     t = _time.perf_counter()
     data = run_queries(pipeline, ctx, on_source)
     stages.query = _time.perf_counter() - t
@@ -157,12 +384,15 @@ def _produce(
 
     t = _time.perf_counter()
     files = ReportFiles(stamp=ctx.stamp)
+    # The PDF is laid out from the HTML, so it needs the SVG charts too.
+    html_needed = "html" in formats or "pdf" in formats
     assets = draw_charts(
         pipeline,
         data,
         files,
-        want_png="md" in spec.report.formats,
-        want_svg="html" in spec.report.formats,
+        # Emails carry charts as PNGs (mail clients drop SVG), written beside the report.
+        want_png="md" in formats or any(d.to for d in spec.deliver),
+        want_svg=html_needed,
     )
     stages.charts = _time.perf_counter() - t
 
@@ -183,12 +413,37 @@ def _produce(
         "insights": insights,
         "sql": dict(pipeline.sql),
     }
-    for fmt in spec.report.formats:
-        files.documents[fmt] = render_report(
-            template, context, fmt, max_rows=spec.report.max_rows, currency=currency
-        )
+    rendered: dict[str, str] = {}
+    for fmt in ("md", "html"):
+        if fmt in formats or (fmt == "html" and html_needed):
+            rendered[fmt] = render_report(
+                template, context, fmt, max_rows=spec.report.max_rows, currency=currency
+            )
+    for fmt in formats:
+        if fmt in rendered:
+            files.documents[fmt] = rendered[fmt]
     stages.template = _time.perf_counter() - t
-    return data, metrics, files
+
+    if "pdf" in formats:
+        t = _time.perf_counter()
+        files.documents["pdf"] = _render_pdf(pipeline, ctx, rendered["html"])
+        stages.pdf = _time.perf_counter() - t
+    return _Produced(data=data, metrics=metrics, files=files, template=template)
+
+
+def _render_pdf(pipeline: Pipeline, ctx: RunContext, html: str) -> bytes:
+    from ..errors import RenderError
+    from ..render.pdf import PdfUnavailableError, html_to_pdf
+
+    try:
+        return html_to_pdf(html, created=ctx.scheduled_at, title=pipeline.spec.title)
+    except PdfUnavailableError as exc:
+        raise PdfUnavailableError(f'pipeline "{pipeline.name}": {exc}') from None
+    except Exception as exc:  # WeasyPrint's own errors have no common base class
+        raise RenderError(
+            f'pipeline "{pipeline.name}", PDF',
+            f"cannot lay out the PDF: {type(exc).__name__}: {exc}",
+        ) from exc
 
 
 def draw_charts(

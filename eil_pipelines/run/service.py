@@ -126,6 +126,9 @@ class SchedulerService:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.ledger: Any = None
+        self.deliveries: Any = None
+        """The :class:`~eil_pipelines.deliver.Dispatcher`: queues each run's messages
+        in the ledger's outbox and (with the loop) sends them from a thread."""
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -143,7 +146,14 @@ class SchedulerService:
         # are read then differs from it, and the watcher reloads.
         snapshot = self._take_snapshot()
         pipelines = load_pipelines(self.path, env=self.env)
+        from ..deliver import Dispatcher, load_project_settings
+
+        settings = load_project_settings(self.root, env=self.env)  # eil.toml, before any file
         self.ledger = Ledger(ledger_path(self.reports_dir))
+        self.deliveries = Dispatcher(
+            self.ledger, settings, pipelines=self.pipelines, clock=self.clock.now
+        )
+        self.deliveries.recover()  # sends a dead process left half-done are due again
         now = self.clock.now()
         for record in self.ledger.mark_abandoned(now=now):
             log.warning(
@@ -157,6 +167,8 @@ class SchedulerService:
                 self._schedule(pipeline, at_start=True)
             self._snapshot = snapshot
         self.scheduler.start(loop=loop)
+        if loop:  # without the loop, tests drive sending with self.deliveries.process_due()
+            self.deliveries.start(self.clock)
         self.log_table()
         if watch:
             self._watcher = threading.Thread(target=self._watch, name="eil-reload", daemon=True)
@@ -186,6 +198,10 @@ class SchedulerService:
                 self._cancel(flight, "shutdown")
         if self._watcher is not None:
             self._watcher.join(timeout=2)
+        if self.deliveries is not None:
+            # After the runs: their messages are queued by then.  A send still going
+            # when this times out stays 'sending' and is sent again at the next start.
+            finished = self.deliveries.stop(grace) and finished
         if finished and self.ledger is not None:
             self.ledger.close()  # with runs left over, they may still record their end
         return finished
@@ -399,7 +415,31 @@ class SchedulerService:
                 attempt,
                 error,
             )
+        self._deliver(pipeline, ctx, result, status, error, firing)
         return status == "succeeded"
+
+    def _deliver(
+        self, pipeline: Pipeline, ctx: Any, result: Any, status: str, error: Any, firing: Firing
+    ) -> None:
+        """Queue the run's deliveries, alert and failure notice; never fails the run."""
+        if self.deliveries is None:
+            return
+        schedule = pipeline.spec.schedule
+        # The loop retries while firing.attempt <= retries: only after that is a failure final.
+        final = status == "succeeded" or schedule is None or firing.attempt > schedule.retries
+        try:
+            self.deliveries.after_run(
+                pipeline, ctx, result, status=status, error=error, final=final
+            )
+        except Exception as exc:  # a delivery problem must never stop the scheduler
+            # Redacted, and no traceback at INFO: an exception's text may hold a secret.
+            log.error(
+                "delivery: could not queue the messages of %s at %s: %s",
+                pipeline.name,
+                firing.scheduled_at.isoformat(),
+                self.deliveries.redactor()(f"{type(exc).__name__}: {exc}"),
+            )
+            log.debug("delivery: traceback", exc_info=True)
 
     def _on_timeout(self, firing: Firing) -> None:
         key = (firing.key, firing.scheduled_at.astimezone(UTC))

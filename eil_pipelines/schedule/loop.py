@@ -67,6 +67,12 @@ log = logging.getLogger("eil_pipelines.schedule")
 #: and does not follow changes to the wall clock.
 _MAX_WAIT = 60.0
 
+#: The heap is rebuilt without its stale entries (those of replaced and removed
+#: jobs, and timeouts of finished runs) once it holds more than twice as many
+#: entries as there are jobs, and at least this many (a job has one live entry,
+#: its next fire, plus a retry or a delayed start now and then).
+_COMPACT_MIN = 1024
+
 #: A hook to call once the lock is released: the function and its arguments.
 _Hook = tuple[Callable[..., Any], tuple[Any, ...]]
 
@@ -160,7 +166,8 @@ class Job:
     next_fire: datetime | None = None
     generation: int = 0
     running: int = 0
-    queue: deque[Firing] = field(default_factory=deque)
+    queue: deque[Firing] | None = None
+    """Runs waiting behind the one in flight, oldest first; None until one waits."""
     run_count: int = 0
     error_count: int = 0
     last_run: datetime | None = None
@@ -187,6 +194,9 @@ class JobInfo:
 # before new fires are dispatched.
 _TIMEOUT, _RETRY, _FIRE, _START = 0, 1, 2, 3
 
+#: A heap entry: (when, kind, sequence, job key, job generation, payload).
+_Entry = tuple[datetime, int, int, str, int, Any]
+
 
 class Scheduler:
     """One loop thread over a heap of fire times, and a pool of worker threads.
@@ -211,9 +221,11 @@ class Scheduler:
         self._lock = threading.Condition(threading.RLock())
         self._jobs: dict[str, Job] = {}
         # (when, kind, sequence, job key, job generation, payload): a stale generation
-        # marks an entry of a removed or replaced job, dropped when it surfaces.
+        # marks an entry of a removed or replaced job, dropped when it surfaces, or
+        # with every other stale entry once they outnumber the live ones (_compact).
         # Times in the heap are UTC, so that it orders instants, not clock readings.
-        self._heap: list[tuple[datetime, int, int, str, int, Any]] = []
+        self._heap: list[_Entry] = []
+        self._compact_at = _COMPACT_MIN  # the heap size that triggers a rebuild
         self._seq = itertools.count()
         # Generations are unique across the scheduler: a job removed and added
         # again under the same key must not revive the old job's entries.
@@ -250,6 +262,9 @@ class Scheduler:
             after = first_after or self.clock.now()
             next_fire = trigger.next_fire(after)
             old = self._jobs.get(key)
+            # The loop sleeps until the earliest entry: it needs waking only when
+            # that changes, not for each of 10,000 jobs registered.
+            wake = old is not None and self._waits_for(key, old.generation)
             job = Job(
                 key=key,
                 trigger=trigger,
@@ -271,22 +286,27 @@ class Scheduler:
                     old.error_count,
                 )
                 job.last_run, job.last_error = old.last_run, old.last_error
-                job.queue, old.queue = old.queue, deque()
+                job.queue, old.queue = old.queue, None
                 old.replaced_by = job
             self._jobs[key] = job
-            self._push(next_fire, _FIRE, key, job.generation, next_fire)
-            self._lock.notify_all()
+            entry = self._push(next_fire, _FIRE, key, job.generation, next_fire)
+            self._drop_stale()  # entries of the job replaced may be on top
+            if wake or self._heap[0] is entry:
+                self._lock.notify_all()
             return job
 
     def remove(self, key: str) -> bool:
         """Unschedule a job; a run in flight finishes.  False when there was no such job."""
         with self._lock:
-            job = self._jobs.pop(key, None)
+            job = self._jobs.get(key)
             if job is None:
                 return False
+            wake = self._waits_for(key, job.generation)
+            del self._jobs[key]
             # Its heap entries go stale: no job under the key has their generation.
-            job.queue.clear()
-            self._lock.notify_all()
+            job.queue = None
+            if wake:
+                self._lock.notify_all()
             return True
 
     def get(self, key: str) -> Job | None:
@@ -399,9 +419,29 @@ class Scheduler:
     def _now(self) -> datetime:
         return _utc(self.clock.now())
 
-    def _push(self, when: datetime, kind: int, key: str, generation: int, payload: Any) -> None:
+    def _push(self, when: datetime, kind: int, key: str, generation: int, payload: Any) -> _Entry:
         entry = (_utc(when), kind, next(self._seq), key, generation, payload)
         heapq.heappush(self._heap, entry)
+        if len(self._heap) > self._compact_at and len(self._heap) > 2 * len(self._jobs):
+            self._compact()
+        return entry
+
+    def _compact(self) -> None:
+        """Rebuild the heap without its stale entries (they outnumber the live ones)."""
+        self._heap[:] = [
+            entry
+            for entry in self._heap
+            if not self._is_stale(entry[1], entry[3], entry[4], entry[5])
+        ]
+        heapq.heapify(self._heap)
+        # Live entries alone may be many (timeouts of runs in flight): wait for the
+        # heap to double again before the next pass, so a push costs O(1) on average.
+        self._compact_at = max(2 * len(self._heap), _COMPACT_MIN)
+
+    def _waits_for(self, key: str, generation: int) -> bool:
+        """Whether the entry the loop waits for (the earliest live one) is the job's."""
+        self._drop_stale()
+        return bool(self._heap) and self._heap[0][3] == key and self._heap[0][4] == generation
 
     def _is_stale(self, kind: int, key: str, generation: int, payload: Any) -> bool:
         if kind == _TIMEOUT:
@@ -505,7 +545,7 @@ class Scheduler:
             for moment in run:
                 firing = Firing(job.key, moment, 1, moment)
                 if options.overlap == "queue":
-                    job.queue.append(firing)  # in order, and no jitter: they wait anyway
+                    _wait(job, [firing])  # in order, and no jitter: they wait anyway
                 else:
                     self._skip(job, firing, _OVERLAP_SKIP, hooks)
             return 0
@@ -518,7 +558,8 @@ class Scheduler:
         else:
             started = self._start(job, firing, hooks)
         # Caught-up runs go one after another, behind the first.
-        job.queue.extend(Firing(job.key, moment, 1, moment) for moment in backlog)
+        if backlog:
+            _wait(job, [Firing(job.key, moment, 1, moment) for moment in backlog])
         return started
 
     def _jitter(self, options: JobOptions) -> timedelta:
@@ -530,7 +571,7 @@ class Scheduler:
         if job.running:
             # A retry is not a new fire time: it waits rather than being skipped.
             if firing.attempt > 1 or job.options.overlap == "queue":
-                job.queue.append(firing)
+                _wait(job, [firing])
             else:
                 self._skip(job, firing, _OVERLAP_SKIP, hooks)
             return 0
@@ -643,6 +684,13 @@ def _shift(moment: datetime, delay: timedelta) -> datetime:
     if not delay:
         return moment
     return (_utc(moment) + delay).astimezone(moment.tzinfo)
+
+
+def _wait(job: Job, firings: list[Firing]) -> None:
+    """Queue ``firings`` behind the job's run in flight."""
+    if job.queue is None:
+        job.queue = deque()
+    job.queue.extend(firings)
 
 
 def _latest(job: Job) -> Job:

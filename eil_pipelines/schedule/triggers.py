@@ -56,25 +56,29 @@ than 02:00+01:00 on a fall-back day.  Convert fire times with
 ``.astimezone(timezone.utc)`` (or use ``.timestamp()``) before ordering them,
 putting them in a heap or measuring the time between them.
 
-cronsim (the cron engine used underneath) is only ever given naive wall-clock
-times, because its own zone handling differs from these rules: with a fixed
-hour and a minute step (``*/30 2 * * *``) it skips the spring-forward day
-entirely and fires four times on the fall-back day.  The mapping from wall
-clock to instants above is done here instead.
+The cron engine is this module's own.  The wall-clock times an expression
+matches are worked out a month at a time: the month's matching days by
+arithmetic on its length and the weekday of its 1st, the times of day from a
+sorted list made once per trigger.  The mapping from wall clock to instants
+above is applied to them.  ``tests/schedule/test_triggers_cronsim.py``
+cross-checks the wall-clock times against cronsim, an independent
+implementation, where no daylight saving interferes: cronsim's own zone
+handling differs from these rules (with a fixed hour and a minute step,
+``*/30 2 * * *``, it skips the spring-forward day entirely and fires four
+times on the fall-back day).
 """
 
 from __future__ import annotations
 
 import calendar
 from abc import ABC, abstractmethod
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
+from functools import cached_property, lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
-
-from cronsim import CronSim, CronSimError
 
 from .durations import format_duration, parse_duration
 from .zones import get_zone
@@ -152,9 +156,8 @@ class _Problem(Exception):
 
 @dataclass(frozen=True)
 class _Field:
-    """One parsed cron field."""
+    """One parsed cron field (shared: :func:`_parse_field` caches them)."""
 
-    text: str  # normalized for cronsim: numbers instead of names
     values: frozenset[int]  # the plain values it matches (day-of-week 7 folded to 0)
     star: bool  # starts with "*": unrestricted for Vixie's day-of-month/day-of-week rule
     last: bool = False  # day-of-month L
@@ -178,35 +181,69 @@ class _Cron:
     month: _Field
     dow: _Field
 
-    @property
-    def text(self) -> str:
-        return " ".join(f.text for f in (self.minute, self.hour, self.dom, self.month, self.dow))
+    def month_days(self, year: int, month: int) -> Sequence[int]:
+        """The days of ``month`` on which cron runs, ascending; ``month`` must be one it names."""
+        first_dow, month_len = calendar.monthrange(year, month)
+        return _days_of(self.dom, self.dow, first_dow, month_len)
 
-    def matches_day(self, day: date) -> bool:
-        """Whether cron runs on ``day`` at all (Vixie's day-of-month/day-of-week rule)."""
-        if day.month not in self.month.values:
-            return False
-        month_len = calendar.monthrange(day.year, day.month)[1]
-        dom_ok = (
-            day.day in self.dom.values
-            or (self.dom.last and day.day == month_len)
-            or (self.dom.last_weekday and day.day == _last_weekday(day.year, day.month))
-        )
-        cron_dow = (day.weekday() + 1) % 7
-        dow_ok = (
-            cron_dow in self.dow.values
-            or (cron_dow in self.dow.last_dows and day.day + 7 > month_len)
-            or (cron_dow, (day.day - 1) // 7 + 1) in self.dow.nth_dows
-        )
-        if self.dom.star or self.dow.star:
-            return dom_ok and dow_ok
-        return dom_ok or dow_ok
+    def runs_some_day(self) -> bool:
+        """Whether any date matches.
+
+        Which days of a month match depends only on its length and the weekday
+        of its 1st, and every month (February with 28 and with 29 days) starts
+        on each weekday again and again (at most 40 years apart), so trying
+        every combination answers for all years.
+        """
+        for month in self.month.values:
+            for month_len in (28, 29) if month == 2 else (_DAYS_IN_MONTH[month],):
+                for first_dow in range(7):
+                    if _days_of(self.dom, self.dow, first_dow, month_len):
+                        return True
+        return False
 
 
-def _last_weekday(year: int, month: int) -> int:
-    first_dow, month_len = calendar.monthrange(year, month)
-    last_dow = (first_dow + month_len - 1) % 7
-    return month_len - max(0, last_dow - 4)
+def _days_of(dom: _Field, dow: _Field, first_dow: int, month_len: int) -> Sequence[int]:
+    """The days of a month matching ``dom`` and ``dow`` (Vixie's rule), ascending.
+
+    The month is given by its length and the weekday of its 1st (Monday 0, as
+    in :mod:`calendar`).
+    """
+    every_dom, every_dow = len(dom.values) == 31, len(dow.values) == 7
+    both = dom.star or dow.star  # both fields must match, else either one
+    if (every_dom and every_dow) or (not both and (every_dom or every_dow)):
+        return range(1, month_len + 1)
+    if both and every_dow:
+        return sorted(_dom_days(dom, first_dow, month_len))
+    if both and every_dom:
+        return sorted(_dow_days(dow, first_dow, month_len))
+    dom_days, dow_days = _dom_days(dom, first_dow, month_len), _dow_days(dow, first_dow, month_len)
+    return sorted(dom_days & dow_days if both else dom_days | dow_days)
+
+
+def _dom_days(dom: _Field, first_dow: int, month_len: int) -> set[int]:
+    days = {d for d in dom.values if d <= month_len}
+    if dom.last:
+        days.add(month_len)
+    if dom.last_weekday:
+        last_dow = (first_dow + month_len - 1) % 7
+        days.add(month_len - max(0, last_dow - 4))  # back from Saturday or Sunday
+    return days
+
+
+def _dow_days(dow: _Field, first_dow: int, month_len: int) -> set[int]:
+    # Day d falls on cron weekday (first_dow + d) % 7 (Sunday 0), so the first
+    # day on weekday v is 1 + (v - 1 - first_dow) % 7, and every 7th after it.
+    days: set[int] = set()
+    for v in dow.values:
+        days.update(range(1 + (v - 1 - first_dow) % 7, month_len + 1, 7))
+    for v in dow.last_dows:
+        first = 1 + (v - 1 - first_dow) % 7
+        days.add(first + 7 * ((month_len - first) // 7))
+    for v, nth in dow.nth_dows:
+        day = 1 + (v - 1 - first_dow) % 7 + 7 * (nth - 1)
+        if day <= month_len:
+            days.add(day)
+    return days
 
 
 def _number(spec: _FieldSpec, token: str, term: str) -> int:
@@ -239,9 +276,10 @@ def _step(spec: _FieldSpec, token: str) -> int:
     return step
 
 
+@lru_cache(maxsize=4096)
 def _parse_field(spec: _FieldSpec, text: str) -> _Field:
+    """One field, parsed; cached, since thousands of schedules share a few fields."""
     values: set[int] = set()
-    terms: list[str] = []
     last = last_weekday = False
     last_dows: set[int] = set()
     nth_dows: set[tuple[int, int]] = set()
@@ -253,7 +291,6 @@ def _parse_field(spec: _FieldSpec, text: str) -> _Field:
             raise _Problem(f'{spec.name} "?" is not supported; use *')
         if spec is _DOM and low in ("l", "lw"):
             last, last_weekday = last or low == "l", last_weekday or low == "lw"
-            terms.append(low.upper())
             continue
         if spec is _DOM and low.endswith("w"):
             raise _Problem(f'{spec.name} "{term}" is not supported; use a number, a range, L or LW')
@@ -267,7 +304,6 @@ def _parse_field(spec: _FieldSpec, text: str) -> _Field:
                     f'{spec.name} week number {int(nth_token)} in "{term}" is out of range 1-5'
                 )
             nth_dows.add((day, int(nth_token)))
-            terms.append(f"{day}#{int(nth_token)}")
             continue
         if spec is _DOW and low.endswith("l") and low not in spec.names:
             if low == "l":
@@ -276,7 +312,6 @@ def _parse_field(spec: _FieldSpec, text: str) -> _Field:
                 )
             day = _number(spec, term[:-1], term) % 7
             last_dows.add(day)
-            terms.append(f"{day}L")
             continue
         base, slash, step_token = term.partition("/")
         if spec is _DOM and slash and base.lower() in ("l", "lw"):
@@ -297,21 +332,13 @@ def _parse_field(spec: _FieldSpec, text: str) -> _Field:
             first = _number(spec, base, term)
             # "5/15" means 5, 20, 35, 50: from the value to the end of the field.
             end = spec.hi if slash else first
-        chosen = range(first, end + 1, step)
-        values.update(chosen)
-        if base == "*":
-            # Kept as written: a leading "*" is what makes the day fields
-            # unrestricted for Vixie's day-of-month/day-of-week rule.
-            terms.append(term)
-        else:
-            # Spelled out, because cronsim reads a one-value range with a step
-            # ("0-0/1") as running to the end of the field.
-            terms.append(",".join(map(str, chosen)))
+        values.update(range(first, end + 1, step))
     if spec is _DOW:
         values = {v % 7 for v in values}
     return _Field(
-        text=",".join(terms),
         values=frozenset(values),
+        # A leading "*" is what makes the day fields unrestricted for Vixie's
+        # day-of-month/day-of-week rule.
         star=text.startswith("*"),
         last=last,
         last_weekday=last_weekday,
@@ -359,12 +386,8 @@ def _parse_cron_text(expr: str) -> _Cron:
         if min(dom.values) > longest:
             names = [calendar.month_name[m] for m in sorted(cron.month.values)]
             raise _Problem(f"day-of-month {parts[2]} never occurs in {_join(names, 'or')}")
-    try:
-        next(CronSim(cron.text, _DEFAULT_ANCHOR))
-    except StopIteration:
-        raise _Problem("it matches no date") from None
-    except CronSimError as exc:  # pragma: no cover - the checks above are stricter
-        raise _Problem(str(exc).lower()) from None
+    if not cron.runs_some_day():
+        raise _Problem("it matches no date")
     return cron
 
 
@@ -574,13 +597,36 @@ class CronTrigger(_WallClockTrigger):
         self.expr = expr
         self.zone = tz
         self._cron = _parse_cron(expr)
-        self._every_occurrence = self._cron.hour.values == frozenset(range(24))
+        self._every_occurrence = len(self._cron.hour.values) == 24
+        self._times = _times_of_day(self._cron.hour.values, self._cron.minute.values)
 
-    def _walls_after(self, start: datetime) -> Iterable[datetime]:
-        return CronSim(self._cron.text, start)
+    def _walls_after(self, start: datetime) -> Iterator[datetime]:
+        cron, times = self._cron, self._times
+        year, month, day = start.year, start.month, start.day
+        first = bisect_right(times, start.time())  # on ``start``'s own day
+        while year <= MAXYEAR:
+            if month in cron.month.values:
+                days = cron.month_days(year, month)
+                for d in days[bisect_left(days, day) :]:
+                    on = date(year, month, d)
+                    for moment in times[first:] if d == day else times:
+                        yield datetime.combine(on, moment)
+            day = 0  # every later month from its start
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
-    def _walls_before(self, start: datetime) -> Iterable[datetime]:
-        return CronSim(self._cron.text, start, reverse=True)
+    def _walls_before(self, start: datetime) -> Iterator[datetime]:
+        cron, times = self._cron, self._times
+        year, month, day = start.year, start.month, start.day
+        last = bisect_left(times, start.time())  # on ``start``'s own day
+        while year >= MINYEAR:
+            if month in cron.month.values:
+                days = cron.month_days(year, month)
+                for d in reversed(days[: bisect_right(days, day)]):
+                    on = date(year, month, d)
+                    for moment in reversed(times[:last] if d == day else times):
+                        yield datetime.combine(on, moment)
+            day = 32  # every earlier month from its end
+            year, month = (year - 1, 12) if month == 1 else (year, month - 1)
 
     def _weekdays(self) -> frozenset[int] | None:
         """The weekdays (Monday 0) it runs on, or None when days depend on the date."""
@@ -638,18 +684,25 @@ class CronTrigger(_WallClockTrigger):
     def _min_day_gap(self) -> int:
         # Eight years from 2000 hold every weekday/leap-year combination that
         # matters; a gap of one day is as small as it gets, so stop there.
-        day, end = date(2000, 1, 1), date(2008, 1, 1)
-        previous: date | None = None
-        smallest = (end - day).days
-        while day < end:
-            if self._cron.matches_day(day):
-                if previous is not None:
-                    smallest = min(smallest, (day - previous).days)
-                    if smallest == 1:
-                        break
-                previous = day
-            day += timedelta(days=1)
+        start, end = date(2000, 1, 1).toordinal(), date(2008, 1, 1).toordinal()
+        previous: int | None = None
+        smallest = end - start
+        for year in range(2000, 2008):
+            for month in sorted(self._cron.month.values):
+                for day in self._cron.month_days(year, month):
+                    ordinal = date(year, month, day).toordinal()
+                    if previous is not None:
+                        smallest = min(smallest, ordinal - previous)
+                        if smallest == 1:
+                            return 1
+                    previous = ordinal
         return smallest
+
+
+@lru_cache(maxsize=1024)
+def _times_of_day(hours: frozenset[int], minutes: frozenset[int]) -> tuple[time, ...]:
+    """The times of day a cron expression names, ascending (shared between triggers)."""
+    return tuple(time(h, m) for h in sorted(hours) for m in sorted(minutes))
 
 
 def _step_of(values: Sequence[int], size: int) -> int | None:

@@ -25,8 +25,9 @@ from .models import NAME_PATTERN, PipelineSpec, reference_problems
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-#: Keys whose string values may hold ``${ENV_VAR}`` references.
-ENV_EXPANDED_KEYS = (("source", "path"),)
+#: Keys whose string values may hold ``${ENV_VAR}`` references; ``"*"`` is every
+#: item of a list (``deliver[*].webhook``).
+ENV_EXPANDED_KEYS: tuple[tuple[str, ...], ...] = (("source", "path"), ("deliver", "*", "webhook"))
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,10 @@ def load_pipeline(
     # Cross-references are checked on the raw data too, so they are reported
     # alongside type errors instead of after the user fixes those.
     problems.extend(p for p in reference_problems(raw) if p not in problems)
+    from .project import delivery_problems
+
+    unset = frozenset(k for k, _ in problems)
+    problems.extend(p for p in delivery_problems(raw, skip=unset) if p not in problems)
     stem_problem = _name_problem(file, raw)
     if stem_problem:
         problems.append(stem_problem)
@@ -238,35 +243,56 @@ def _template_problems(pipeline: Pipeline, template_path: Path) -> list[tuple[st
     return []
 
 
-def expand_env(raw: dict[str, Any], env: Mapping[str, str]) -> list[tuple[str, str]]:
-    """Replace ``${VAR}`` (or ``${VAR:-default}``) in the keys that allow it, in place.
+def expand_env(
+    raw: dict[str, Any],
+    env: Mapping[str, str],
+    keys: tuple[tuple[str, ...], ...] = ENV_EXPANDED_KEYS,
+) -> list[tuple[str, str]]:
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) in the ``keys`` that allow it, in place.
 
     Returns a problem for each variable that is not set and has no default.
     The expanded value is never echoed in messages, since it may be a secret.
     """
     problems = []
-    for keys in ENV_EXPANDED_KEYS:
-        node: Any = raw
-        for key in keys[:-1]:
-            node = node.get(key) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or not isinstance(node.get(keys[-1]), str):
-            continue
-        missing: list[str] = []
-
-        def substitute(match: re.Match[str], missing: list[str] = missing) -> str:
-            value = env.get(match.group(1))
-            if value is None:
-                if match.group(2) is not None:
-                    return match.group(2)
-                missing.append(match.group(1))
-                return ""
-            return value
-
-        node[keys[-1]] = _ENV_REF.sub(substitute, node[keys[-1]])
-        problems.extend(
-            (".".join(keys), f'environment variable "{var}" is not set') for var in missing
-        )
+    for pattern in keys:
+        problems.extend(_expand_at(raw, pattern, (), env))
     return problems
+
+
+def _expand_at(
+    node: Any, pattern: tuple[str, ...], path: tuple[str | int, ...], env: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """Expand the value ``pattern`` names under ``node``; ``"*"`` walks a list's items."""
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        if not isinstance(node, list):
+            return []
+        found = []
+        for i, item in enumerate(node):
+            found.extend(_expand_at(item, rest, (*path, i), env))
+        return found
+    if not isinstance(node, dict) or head not in node:
+        return []
+    if rest:
+        return _expand_at(node[head], rest, (*path, head), env)
+    if not isinstance(node[head], str):
+        return []
+    missing: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        value = env.get(match.group(1))
+        if value is None:
+            if match.group(2) is not None:
+                return match.group(2)
+            missing.append(match.group(1))
+            return ""
+        return value
+
+    node[head] = _ENV_REF.sub(substitute, node[head])
+    return [
+        (format_key_path((*path, head)), f'environment variable "{var}" is not set')
+        for var in missing
+    ]
 
 
 def _name_problem(file: Path, raw: dict[str, Any]) -> tuple[str, str] | None:
@@ -481,6 +507,8 @@ def _message(
     if kind in ("value_error", "assertion_error"):
         message = error["msg"]
         return re.sub(r"^(Value error|Assertion failed), ", "", message)
+    if kind == "string_pattern_mismatch" and "@" in str(ctx.get("pattern", "")):
+        return f'expected an email address such as "name@example.com", got {describe_value(value)}'
     if kind == "string_pattern_mismatch":
         return (
             f'invalid name "{value}": use lowercase letters, digits, "_" and "-", '

@@ -244,6 +244,7 @@ def test_history_json(listed):
         "attempt",
         "error",
         "files",
+        "deliveries",
     }
     assert rows[1] == {
         "pipeline": "sales",
@@ -255,6 +256,7 @@ def test_history_json(listed):
         "attempt": 2,
         "error": None,
         "files": ["reports/sales/2026-11-26.md"],
+        "deliveries": [],
     }
     assert (rows[2]["status"], rows[2]["error"]) == ("failed", 'query "q": Binder Error: nope')
     failed = eil("history", "pipelines", "--format", "json", "--failed", cwd=listed.root)

@@ -69,8 +69,10 @@ def test_once_writes_dated_reports_from_any_working_folder(sales_project, tmp_pa
     folder = sales_project.root / "reports" / "sales"
     assert sorted(p.name for p in folder.iterdir()) == [
         "2026-11-28.html",
+        "2026-11-28.json",
         "2026-11-28.md",
         "2026-11-28_charts",
+        "index.html",
         "latest.html",
         "latest.md",
     ]

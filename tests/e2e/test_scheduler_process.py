@@ -171,7 +171,9 @@ def test_kill_9_during_a_run_is_recovered_on_restart(project, start):
     stamp = datetime.fromisoformat(scheduled_at).strftime("%Y-%m-%dT%H%M")
     assert sorted(p.name for p in folder.iterdir()) == [
         f"{stamp}.html",
+        f"{stamp}.json",
         f"{stamp}.md",
+        "index.html",
         "latest.html",
         "latest.md",
     ]

@@ -62,9 +62,11 @@ def context(**changes) -> dict:
         },
         "metrics": [
             Metric(
-                "Revenue", 1.24e6, 1.1e6, 1.4e5, 0.124, "$1.24M", "$1.10M", "+$140K", "up", "good"
+                "Revenue", 1.24e6, 1.1e6, 1.4e5, 0.124, "$1.24M", "$1.10M", "▲ +12.4%", "up", "good"
             ),
-            Metric("Churn", 0.031, 0.025, 0.006, 0.24, "3.1%", "2.5%", "+0.6", "up", "bad", "down"),
+            Metric(
+                "Churn", 0.031, 0.025, 0.006, 0.24, "3.1%", "2.5%", "▲ +24.0%", "up", "bad", "down"
+            ),
             Metric("New customers", 310, None, None, None, "310", "–", "–", None, "neutral"),
         ],
         "insights": ["Revenue rose 12.4%, the best month this year.", "Churn is up <again>."],

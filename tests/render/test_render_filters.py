@@ -37,7 +37,7 @@ class Metric:
     change_pct: float | None = 0.124
     text: str = "$1.24M"
     previous_text: str = "$1.10M"
-    change_text: str = "+$140K"
+    change_text: str = "▲ +12.4%"  # as run/metrics.py writes it
     direction: str | None = "up"
     sentiment: str = "good"
     good: str = "up"
@@ -101,7 +101,9 @@ def test_delta_of_a_metric_uses_its_good_direction():
     assert html_fragment("{{ m | delta }}", {"m": cost}) == (
         '<span class="delta up bad">▲ +12.4%</span>'
     )
-    no_previous = Metric(previous=None, change=None, change_pct=None, direction=None)
+    no_previous = Metric(
+        previous=None, change=None, change_pct=None, direction=None, change_text="–"
+    )
     assert html_fragment("{{ m | delta }}", {"m": no_previous}) == (
         '<span class="delta neutral">–</span>'
     )

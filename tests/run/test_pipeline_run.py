@@ -88,8 +88,10 @@ def test_formats_currency_and_max_rows(project):
     _, _result = run(project, text)
     folder = project.reports / "sales"
     assert sorted(p.name for p in folder.iterdir()) == [
+        "2026-11-28.json",
         "2026-11-28.md",
         "2026-11-28_charts",
+        "index.html",
         "latest.md",
     ]
     md = (folder / "2026-11-28.md").read_text()
@@ -101,6 +103,8 @@ def test_html_only_draws_no_png(project):
     _, _result = run(project, BASE + '[report]\nformats = ["html"]\n')
     assert sorted(p.name for p in (project.reports / "sales").iterdir()) == [
         "2026-11-28.html",
+        "2026-11-28.json",
+        "index.html",
         "latest.html",
     ]
 

@@ -1,0 +1,153 @@
+"""The PDF report: the HTML report laid out for print by WeasyPrint.
+
+WeasyPrint is an optional extra (``pip install 'eil-pipelines[pdf]'``) because
+it needs Pango from the operating system; everything else in the package is
+pure Python wheels.  It renders the very HTML file the run writes, inline SVG
+charts included, so the PDF says exactly what the HTML says.
+
+Why WeasyPrint: it is a maintained, pure-Python layout engine (no browser to
+drive, no network), it supports inline SVG, CSS paged media and PDF/UA tags,
+and its output is byte-for-byte reproducible once the dates in the document
+information are fixed, which :func:`html_to_pdf` does from the scheduled time.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from ..errors import EilError
+
+#: The install hint every "PDF is not available" message ends with.
+PDF_EXTRA_HINT = "pip install 'eil-pipelines[pdf]'"
+
+# WeasyPrint calls into Pango, HarfBuzz and fontconfig; their thread safety is
+# not something to bet a scheduler on (WeasyPrint's own tracker has crash
+# reports from threaded servers), so PDFs are laid out one at a time.  The
+# work is mostly Python under the GIL, so little parallelism is lost.
+_LOCK = threading.Lock()
+
+# Print adjustments on top of the report's own ``@media print`` rules: an A4
+# page with the title and page numbers in the margins, KPI cards side by side,
+# and tables that wrap to the page width instead of being clipped.  WeasyPrint
+# applies these as a user style sheet, which yields to the page's own rules
+# unless marked !important.
+PDF_CSS = """
+@page {
+  size: A4;
+  margin: 16mm 14mm 18mm;
+  @bottom-left { content: string(report-title); font-size: 8pt; color: #57606a; }
+  @bottom-right { content: "Page " counter(page) " of " counter(pages); font-size: 8pt;
+    color: #57606a; }
+}
+h1 { string-set: report-title content(); }
+.kpis { display: flex !important; flex-wrap: wrap !important; gap: 3mm !important; }
+.kpi { flex: 1 1 38mm !important; padding: 2.5mm 3mm !important; }
+.kpi-value { font-size: 15pt !important; }
+.table-wrap { overflow: visible !important; }
+table { font-size: 7pt !important; width: 100% !important; }
+th { white-space: normal !important; }
+th, td { padding: 0.8mm 1.4mm !important; }
+a { text-decoration: none; }
+"""
+
+
+class PdfUnavailableError(EilError):
+    """WeasyPrint is not installed, or cannot load its system libraries."""
+
+
+@cache
+def pdf_unavailable_reason() -> str | None:
+    """Why the ``pdf`` format cannot be rendered here, or ``None`` when it can.
+
+    Imports WeasyPrint once per process (about a second) and remembers the
+    answer; ``eil-run validate`` asks only when a pipeline wants a PDF.
+    """
+    try:
+        import weasyprint  # noqa: F401
+    except ImportError:
+        return f"needs WeasyPrint: {PDF_EXTRA_HINT}"
+    except OSError as exc:
+        # Installed, but Pango (a C library from the OS) is missing or broken.
+        return (
+            "needs WeasyPrint, which is installed but cannot load its system libraries "
+            f"({exc}): install Pango (Debian/Ubuntu: apt-get install libpango-1.0-0 "
+            "libpangoft2-1.0-0)"
+        )
+    return None
+
+
+def pdf_problem(pipeline: str) -> str | None:
+    """The message a run or ``validate`` gives when the ``pdf`` format is not available.
+
+    Such as ``pipeline "x": the "pdf" format needs WeasyPrint: pip install
+    'eil-pipelines[pdf]'``; ``None`` when PDFs can be rendered.
+    """
+    reason = pdf_unavailable_reason()
+    return None if reason is None else f'pipeline "{pipeline}": the "pdf" format {reason}'
+
+
+def html_to_pdf(html: str, *, created: datetime | None = None, title: str | None = None) -> bytes:
+    """Lay out a self-contained HTML report as a PDF and return its bytes.
+
+    ``created`` becomes the document's creation and modification date (use
+    the run's scheduled time): WeasyPrint writes no other clock reading, so
+    the same HTML and the same ``created`` give the same bytes.  The HTML
+    must not need outside resources (the reports never do): nothing is
+    fetched, every URL is refused.
+    """
+    reason = pdf_unavailable_reason()
+    if reason is not None:
+        raise PdfUnavailableError(f'the "pdf" format {reason}')
+    import weasyprint
+
+    with _LOCK:
+        document = weasyprint.HTML(string=html, url_fetcher=_url_fetcher()).render(
+            stylesheets=[weasyprint.CSS(string=PDF_CSS)]
+        )
+        metadata: Any = document.metadata
+        if title:
+            metadata.title = title
+        stamp = created.isoformat(timespec="seconds") if created else None
+        metadata.created = stamp
+        metadata.modified = stamp
+        # Tags (structure for screen readers, as the HTML has) where this WeasyPrint has them.
+        options = {"pdf_tags": True} if "pdf_tags" in weasyprint.DEFAULT_OPTIONS else {}
+        return document.write_pdf(**options)
+
+
+def _url_fetcher() -> Any:
+    """A fetcher that refuses every URL, in the form this WeasyPrint takes.
+
+    WeasyPrint 68 and later take a ``URLFetcher`` subclass (and expect its
+    attributes on errors); earlier versions a plain function.
+    """
+    import weasyprint.urls
+
+    base = getattr(weasyprint.urls, "URLFetcher", None)
+    if base is None:
+        return lambda url, *args, **kwargs: _refuse_fetch(url)
+
+    class RefuseAll(base):  # type: ignore[misc, valid-type]
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            return _refuse_fetch(url)
+
+    return RefuseAll()
+
+
+def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> Any:
+    # Reports are self-contained; a URL here can only come from template
+    # content, and a report renderer must not make requests on its behalf.
+    raise ValueError(f"not fetched (reports are self-contained): {url}")
+
+
+def format_problems(pipeline: Any) -> list[tuple[str, str]]:
+    """``eil-run validate``'s check of the formats a pipeline asks for, as
+    ``(key path, message)`` pairs: a ``pdf`` format without WeasyPrint is a
+    problem at ``report.formats``.  Imports WeasyPrint only when asked for a PDF."""
+    if "pdf" not in pipeline.spec.report.formats:
+        return []
+    reason = pdf_unavailable_reason()
+    return [] if reason is None else [("report.formats", f'the "pdf" format {reason}')]

@@ -1,0 +1,278 @@
+"""Backfill: run a pipeline for every fire time of its schedule in a past range.
+
+Each fire time runs as if the scheduler had fired it then: the run context
+(period, built-in parameters, file stamp) comes from that time, and the run
+is recorded in the run ledger under that time, exactly as the scheduler
+records it.  So a backfilled report is the report the schedule would have
+made, and the scheduler never runs a backfilled time again.
+
+What runs is decided from the ledger (:func:`plan`):
+
+=========== =====================================================================
+reprocess   which recorded times run again
+=========== =====================================================================
+``none``    none: only times with no row, or a ``skipped`` row (a time the
+            scheduler deliberately left out, such as a missed time under
+            ``catch_up = "latest"``, which is what a backfill is for)
+``failed``  also ``failed``, ``timed_out`` and ``abandoned`` ones
+``all``     also ``succeeded`` ones
+=========== =====================================================================
+
+A ``running`` row is never taken over: it has a live owner (or will be
+marked abandoned by the scheduler's next start).
+
+:func:`run_backfill` runs the plan oldest first, up to ``workers`` at a time,
+and stops starting runs once its ``stop`` event is set, so Ctrl-C ends after
+the runs in flight.  Nothing here prints: progress goes to callbacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..spec.loader import Pipeline
+from .context import make_context, pipeline_trigger
+from .pipeline import RunResult, run_pipeline, utc_now
+
+__all__ = [
+    "REPROCESS",
+    "Outcome",
+    "Planned",
+    "fire_times",
+    "lease_name",
+    "plan",
+    "restore_latest",
+    "run_backfill",
+]
+
+#: For each ``--reprocess`` choice, the ledger states a recorded time may be run from again.
+REPROCESS: dict[str, tuple[str, ...]] = {
+    "none": ("skipped",),
+    "failed": ("skipped", "failed", "timed_out", "abandoned"),
+    "all": ("skipped", "failed", "timed_out", "abandoned", "succeeded"),
+}
+
+
+def lease_name(pipeline: str) -> str:
+    """The ledger lease that keeps two backfills of one pipeline from running at once."""
+    return f"backfill:{pipeline}"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One fire time of the range and what the backfill does with it."""
+
+    scheduled_at: datetime
+    """The fire time (aware, in the pipeline's zone)."""
+    run: bool
+    """Whether it runs."""
+    previous: str | None = None
+    """The ledger status it had, or ``None`` when it was never recorded."""
+    attempt: int = 0
+    """The attempt count it had in the ledger (0: none)."""
+
+    @property
+    def reason(self) -> str:
+        """What happens, in words: ``run``, ``run again (failed before)``, ``skip: …``."""
+        if self.run:
+            return "run" if self.previous is None else f"run again (was {self.previous})"
+        if self.previous == "succeeded":
+            return "skip: already succeeded (--reprocess all runs it again)"
+        if self.previous == "running":
+            return "skip: running now, in another process"
+        return f"skip: {self.previous} before (--reprocess failed runs it again)"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one planned run."""
+
+    scheduled_at: datetime
+    """The fire time."""
+    status: str
+    """``succeeded``, ``failed``, or ``skipped`` when the ledger gave the time to someone else."""
+    error: str | None = None
+    """The failure message, or why it was skipped."""
+    duration: float = 0.0
+    """Seconds the run took."""
+    files: tuple[Path, ...] = ()
+    """Files written."""
+
+
+def fire_times(trigger: Any, start: datetime, end: datetime) -> list[datetime]:
+    """Every fire time ``t`` of ``trigger`` with ``start <= t <= end``, oldest first."""
+    return list(trigger.fires(start - timedelta(microseconds=1), end))
+
+
+def plan(
+    pipeline: Pipeline, times: Sequence[datetime], ledger: Any, reprocess: str
+) -> list[Planned]:
+    """Decide for each fire time whether it runs, from the ledger (``None``: an empty one)."""
+    allowed = REPROCESS[reprocess]
+    rows: dict[datetime, Any] = {}
+    if ledger is not None and times:
+        for record in ledger.history(pipeline=pipeline.name, limit=None):
+            rows[record.scheduled_at.astimezone(UTC)] = record
+    out = []
+    for moment in times:
+        record = rows.get(moment.astimezone(UTC))
+        if record is None:
+            out.append(Planned(moment, run=True))
+        else:
+            out.append(
+                Planned(
+                    moment,
+                    run=record.status in allowed,
+                    previous=record.status,
+                    attempt=record.attempt,
+                )
+            )
+    return out
+
+
+def run_backfill(
+    pipeline: Pipeline,
+    planned: Sequence[Planned],
+    *,
+    ledger: Any,
+    reports_dir: Path,
+    reprocess: str,
+    workers: int = 1,
+    stop: threading.Event | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run the planned times that run, oldest first, up to ``workers`` at once.
+
+    ``on_done`` is called in the calling thread as each run ends (for
+    progress).  Once ``stop`` is set no further run starts; the runs in
+    flight finish and are recorded.  Returns the outcomes in the order the
+    runs ended.
+    """
+    stop = stop or threading.Event()
+    trigger = pipeline_trigger(pipeline)
+    todo = [p for p in planned if p.run]
+    outcomes: list[Outcome] = []
+    allowed = REPROCESS[reprocess]
+
+    def one(item: Planned) -> Outcome:
+        try:
+            return _run_one(pipeline, item, trigger, ledger, reports_dir, allowed, clock)
+        except Exception as exc:  # a ledger or disk problem: report it as this run's failure
+            return Outcome(item.scheduled_at, "failed", f"{type(exc).__name__}: {exc}")
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="eil-backfill") as pool:
+        pending = iter(todo)
+        running: set[Future[Outcome]] = set()
+        while True:
+            while len(running) < max(1, workers) and not stop.is_set():
+                item = next(pending, None)
+                if item is None:
+                    break
+                running.add(pool.submit(one, item))
+            if not running:
+                break
+            # A timeout so a stop asked for meanwhile is seen without a run ending.
+            done, running = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: f.result().scheduled_at.astimezone(UTC)):
+                outcome = future.result()
+                outcomes.append(outcome)
+                if on_done is not None:
+                    on_done(outcome)
+    return outcomes
+
+
+def _run_one(
+    pipeline: Pipeline,
+    item: Planned,
+    trigger: Any,
+    ledger: Any,
+    reports_dir: Path,
+    allowed: tuple[str, ...],
+    clock: Callable[[], datetime],
+) -> Outcome:
+    name = pipeline.name
+    ctx = make_context(pipeline, item.scheduled_at, trigger=trigger)
+    if item.previous is None:
+        record = ledger.claim(name, item.scheduled_at, run_id=ctx.run_id, now=clock())
+    else:
+        record = ledger.reclaim(
+            name,
+            item.scheduled_at,
+            run_id=ctx.run_id,
+            attempt=item.attempt + 1,
+            now=clock(),
+            allowed_from=allowed,
+        )
+    if record is None:
+        # Between the plan and now the scheduler (or another run) took the time.
+        current = ledger.get(name, item.scheduled_at)
+        state = current.status if current is not None else "gone"
+        return Outcome(item.scheduled_at, "skipped", f"taken meanwhile (now {state})")
+    if record.attempt != ctx.attempt:
+        ctx = dataclasses.replace(ctx, attempt=record.attempt)
+    result: RunResult = run_pipeline(pipeline, ctx, reports_dir, clock=clock)
+    ledger.finish(
+        name,
+        item.scheduled_at,
+        status=result.status,
+        now=clock(),
+        error=result.error,
+        files=[str(f) for f in result.files],
+        run_id=ctx.run_id,
+        summary={
+            "metrics": [
+                {
+                    "label": m.label,
+                    "text": m.text,
+                    "change_text": m.change_text,
+                    "sentiment": m.sentiment,
+                }
+                for m in result.metrics
+            ]
+        },
+    )
+    return Outcome(
+        item.scheduled_at, result.status, result.error, result.duration, tuple(result.files)
+    )
+
+
+_STAMPED = re.compile(r"^(\d{4}-\d{2}-\d{2}(?:T\d{4}(?:\d{2})?)?)\.([a-z]+)$")
+
+
+def restore_latest(pipeline_dir: Path) -> list[Path]:
+    """Make each ``latest.<ext>`` a copy of the newest dated report again.
+
+    Every run writes ``latest``; a backfill's runs are older than the report
+    ``latest`` held before, so afterwards it is set back to the newest one
+    (stamps sort by time).  Returns the files rewritten.
+    """
+    from ..outputs import atomic_write_bytes
+
+    newest: dict[str, tuple[str, Path]] = {}
+    if not pipeline_dir.is_dir():
+        return []
+    for path in pipeline_dir.iterdir():
+        match = _STAMPED.match(path.name)
+        if match and path.is_file():
+            stamp, ext = match.groups()
+            if ext != "json" and (ext not in newest or stamp > newest[ext][0]):
+                newest[ext] = (stamp, path)
+    rewritten = []
+    for ext, (_stamp, source) in sorted(newest.items()):
+        latest = pipeline_dir / f"latest.{ext}"
+        if not latest.exists():
+            continue
+        data = source.read_bytes()
+        if latest.read_bytes() != data:
+            atomic_write_bytes(latest, data)
+            rewritten.append(latest)
+    return rewritten

@@ -1,0 +1,104 @@
+"""The PDF renderer: inline SVG drawn, deterministic bytes, nothing fetched, clear messages."""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from eil_pipelines.render import html_document
+from eil_pipelines.render import pdf as pdf_module
+
+SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="200" viewBox="0 0 400 200">'
+    + "".join(
+        f'<path d="M{i * 10} 200 L{i * 10} {200 - i * 4}" stroke="#0969da"/>' for i in range(40)
+    )
+    + "</svg>"
+)
+
+
+def weasyprint_or_skip() -> None:
+    """Skip where WeasyPrint cannot run, except in CI, where that is a failure."""
+    reason = pdf_module.pdf_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must install the pdf extra and Pango (.ci/apt-packages.txt): {reason}")
+    pytest.skip(f"the pdf format {reason}")
+
+
+def line_segments(pdf: bytes) -> int:
+    """How many straight line segments (``x y l``) the PDF's content streams draw."""
+    count = 0
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, flags=re.S):
+        try:
+            content = zlib.decompress(stream)
+        except zlib.error:
+            content = stream
+        count += len(re.findall(rb"[-\d.]+ [-\d.]+ l\b", content))
+    return count
+
+
+def test_inline_svg_is_drawn_and_bytes_are_deterministic():
+    weasyprint_or_skip()
+    created = datetime(2026, 11, 28, 7, tzinfo=ZoneInfo("Europe/Berlin"))
+    with_chart = html_document("Sales", f"<h1>Sales</h1><figure>{SVG}</figure>")
+    without = html_document("Sales", "<h1>Sales</h1>")
+    pdf = pdf_module.html_to_pdf(with_chart, created=created, title="Sales")
+    assert pdf.startswith(b"%PDF-")
+    assert (
+        line_segments(pdf) >= 40 > line_segments(pdf_module.html_to_pdf(without, created=created))
+    )
+    assert pdf_module.html_to_pdf(with_chart, created=created, title="Sales") == pdf
+
+
+def test_outside_resources_are_never_fetched():
+    weasyprint_or_skip()
+    fetched = []
+    html = html_document("x", '<h1>x</h1><img src="http://127.0.0.1:9/x.png" alt="x">')
+    original = pdf_module._refuse_fetch
+
+    def spy(url, *args, **kwargs):
+        fetched.append(url)
+        return original(url, *args, **kwargs)
+
+    pdf_module._refuse_fetch, saved = spy, original
+    try:
+        assert pdf_module.html_to_pdf(html).startswith(b"%PDF-")
+    finally:
+        pdf_module._refuse_fetch = saved
+    assert fetched == ["http://127.0.0.1:9/x.png"]  # asked for, and refused
+
+
+def test_missing_extra_message(monkeypatch):
+    monkeypatch.setattr(
+        pdf_module,
+        "pdf_unavailable_reason",
+        lambda: "needs WeasyPrint: pip install 'eil-pipelines[pdf]'",
+    )
+    assert pdf_module.pdf_problem("x") == (
+        'pipeline "x": the "pdf" format needs WeasyPrint: pip install \'eil-pipelines[pdf]\''
+    )
+    with pytest.raises(pdf_module.PdfUnavailableError) as error:
+        pdf_module.html_to_pdf("<p>x</p>")
+    assert (
+        str(error.value) == "the \"pdf\" format needs WeasyPrint: pip install 'eil-pipelines[pdf]'"
+    )
+
+
+def test_missing_weasyprint_is_named_with_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # import raises ImportError
+    pdf_module.pdf_unavailable_reason.cache_clear()
+    try:
+        assert pdf_module.pdf_unavailable_reason() == (
+            "needs WeasyPrint: pip install 'eil-pipelines[pdf]'"
+        )
+    finally:
+        pdf_module.pdf_unavailable_reason.cache_clear()
