@@ -82,7 +82,7 @@ def parse_to(text: str, zone: Any) -> datetime:
 def cmd_backfill(options: argparse.Namespace) -> int:
     """Plan, then run (or list, with ``--dry-run``) the fire times of the range."""
     from .ledger import Ledger
-    from .run.backfill import fire_times, lease_name, plan, restore_latest, run_backfill
+    from .run.backfill import fire_times, lease_name, plan, run_backfill
     from .run.context import pipeline_trigger, pipeline_zone
     from .run.explain import format_offset
     from .run.service import ledger_path
@@ -172,7 +172,6 @@ def cmd_backfill(options: argparse.Namespace) -> int:
             on_done=progress.done,
         )
         progress.close()
-        restore_latest(reports / pipeline.name)
     finally:
         restore()
         ledger.release_lease(lease)

@@ -47,6 +47,7 @@ def render_chart(fig: Figure, fmt: ImageFormat, *, close: bool = True) -> bytes:
         )
     # A fresh Agg canvas per figure: nothing shared with other threads.
     FigureCanvasAgg(fig)
+    _settle_layout(fig)
     buffer = io.BytesIO()
     try:
         if fmt == "png":
@@ -68,6 +69,21 @@ def render_chart(fig: Figure, fmt: ImageFormat, *, close: bool = True) -> bytes:
     finally:
         if close:
             release(fig)
+
+
+def _settle_layout(fig: Figure) -> None:
+    """Run the constrained layout once and freeze it.
+
+    Every ``savefig`` would otherwise solve the layout again (a third of a
+    chart's render time), and a chart is saved twice: SVG and PNG.  Positions
+    are in figure fractions and text sizes in points, so one solution fits
+    both formats.
+    """
+    engine = fig.get_layout_engine()
+    if engine is None or type(engine).__name__ == "PlaceHolderLayoutEngine":
+        return
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
 
 
 def release(fig: Figure) -> None:

@@ -118,14 +118,31 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
         if files.manifest is not None:
             os.replace(staging / manifest_name, pipeline_dir / manifest_name)
             written.append(pipeline_dir / manifest_name)
+        newest = _newest_stamps(pipeline_dir)
         for fmt, data in documents.items():
-            written.append(atomic_write_bytes(pipeline_dir / f"latest.{fmt}", data))
+            # A backfilled or re-rendered past report must not replace a newer "latest".
+            if files.stamp >= newest.get(fmt, ""):
+                written.append(atomic_write_bytes(pipeline_dir / f"latest.{fmt}", data))
         _remove_stale(pipeline_dir, files.stamp, set(written))
     except OSError as exc:
         raise OutputError(f"cannot write the report into {pipeline_dir}: {exc}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+_DATED_DOCUMENT = re.compile(r"^(\d{4}-\d{2}-\d{2}(?:T\d{4}(?:\d{2})?)?)\.([a-z]+)$")
+
+
+def _newest_stamps(pipeline_dir: Path) -> dict[str, str]:
+    """The newest stamp of each dated document format in the folder (stamps sort by time)."""
+    newest: dict[str, str] = {}
+    for path in pipeline_dir.iterdir():
+        match = _DATED_DOCUMENT.match(path.name)
+        if match:
+            stamp, ext = match.groups()
+            newest[ext] = max(newest.get(ext, ""), stamp)
+    return newest
 
 
 def _as_bytes(document: str | bytes) -> bytes:

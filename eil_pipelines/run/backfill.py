@@ -29,7 +29,6 @@ the runs in flight.  Nothing here prints: progress goes to callbacks.
 from __future__ import annotations
 
 import dataclasses
-import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -49,7 +48,6 @@ __all__ = [
     "fire_times",
     "lease_name",
     "plan",
-    "restore_latest",
     "run_backfill",
 ]
 
@@ -243,36 +241,3 @@ def _run_one(
     return Outcome(
         item.scheduled_at, result.status, result.error, result.duration, tuple(result.files)
     )
-
-
-_STAMPED = re.compile(r"^(\d{4}-\d{2}-\d{2}(?:T\d{4}(?:\d{2})?)?)\.([a-z]+)$")
-
-
-def restore_latest(pipeline_dir: Path) -> list[Path]:
-    """Make each ``latest.<ext>`` a copy of the newest dated report again.
-
-    Every run writes ``latest``; a backfill's runs are older than the report
-    ``latest`` held before, so afterwards it is set back to the newest one
-    (stamps sort by time).  Returns the files rewritten.
-    """
-    from ..outputs import atomic_write_bytes
-
-    newest: dict[str, tuple[str, Path]] = {}
-    if not pipeline_dir.is_dir():
-        return []
-    for path in pipeline_dir.iterdir():
-        match = _STAMPED.match(path.name)
-        if match and path.is_file():
-            stamp, ext = match.groups()
-            if ext != "json" and (ext not in newest or stamp > newest[ext][0]):
-                newest[ext] = (stamp, path)
-    rewritten = []
-    for ext, (_stamp, source) in sorted(newest.items()):
-        latest = pipeline_dir / f"latest.{ext}"
-        if not latest.exists():
-            continue
-        data = source.read_bytes()
-        if latest.read_bytes() != data:
-            atomic_write_bytes(latest, data)
-            rewritten.append(latest)
-    return rewritten

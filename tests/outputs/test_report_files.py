@@ -104,3 +104,14 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     atomic_write_text(target, "second")
     assert target.read_text() == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.txt"]
+
+
+def test_an_older_report_does_not_replace_latest(tmp_path):
+    folder = tmp_path / "daily"
+    write_report(folder, files("2026-11-28", "new"))
+    written = write_report(folder, files("2026-11-20", "backfilled"))
+    assert (folder / "latest.md").read_text() == "# new\n"
+    assert (folder / "2026-11-20.md").read_text() == "# backfilled\n"
+    assert folder / "latest.md" not in written
+    write_report(folder, files("2026-11-28", "rerun"))  # the same stamp again: still the newest
+    assert (folder / "latest.md").read_text() == "# rerun\n"
