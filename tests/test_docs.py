@@ -17,7 +17,7 @@ from eil_pipelines.cli import (
 from eil_pipelines.render.filters import make_filters
 from eil_pipelines.run.context import RunContext
 from eil_pipelines.run.metrics import MetricResult
-from eil_pipelines.spec.models import PipelineSpec
+from eil_pipelines.spec.models import PipelineSpec, field_docs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -48,8 +48,9 @@ def test_every_pipeline_key_is_documented():
 
 def test_every_model_field_has_a_docstring():
     def walk(model):
+        docs = field_docs(model)
         for name, info in model.model_fields.items():
-            yield model.__name__, name, info.description
+            yield model.__name__, name, docs.get(name)
             for arg in [info.annotation, *typing.get_args(info.annotation)]:
                 for candidate in [arg, *typing.get_args(arg)]:
                     if isinstance(candidate, type) and issubclass(candidate, BaseModel):

@@ -99,17 +99,7 @@ def run_and_deliver(
                 error=result.error,
                 files=[str(f) for f in result.files],
                 run_id=ctx.run_id,
-                summary={
-                    "metrics": [
-                        {
-                            "label": m.label,
-                            "text": m.text,
-                            "change_text": m.change_text,
-                            "sentiment": m.sentiment,
-                        }
-                        for m in result.metrics
-                    ]
-                },
+                summary=result.summary(),
             )
             # --once has no retries: a failure is final, as after a schedule's last retry.
             try:

@@ -226,17 +226,7 @@ def _run_one(
         error=result.error,
         files=[str(f) for f in result.files],
         run_id=ctx.run_id,
-        summary={
-            "metrics": [
-                {
-                    "label": m.label,
-                    "text": m.text,
-                    "change_text": m.change_text,
-                    "sentiment": m.sentiment,
-                }
-                for m in result.metrics
-            ]
-        },
+        summary=result.summary(),
     )
     return Outcome(
         item.scheduled_at, result.status, result.error, result.duration, tuple(result.files)

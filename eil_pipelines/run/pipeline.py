@@ -105,6 +105,20 @@ class RunResult:
         """True when the run succeeded."""
         return self.status == "succeeded"
 
+    def summary(self) -> dict[str, Any]:
+        """The headline figures the run ledger keeps with the run (for digests)."""
+        return {
+            "metrics": [
+                {
+                    "label": m.label,
+                    "text": m.text,
+                    "change_text": m.change_text,
+                    "sentiment": m.sentiment,
+                }
+                for m in self.metrics
+            ]
+        }
+
 
 def run_pipeline(
     pipeline: Pipeline,

@@ -366,17 +366,7 @@ class SchedulerService:
             assert pipeline.spec.schedule is not None and pipeline.spec.schedule.timeout is not None
             limit = format_duration(pipeline.spec.schedule.timeout)
             error = f"stopped after the timeout of {limit}: {error}"
-        summary = {
-            "metrics": [
-                {
-                    "label": m.label,
-                    "text": m.text,
-                    "change_text": m.change_text,
-                    "sentiment": m.sentiment,
-                }
-                for m in result.metrics
-            ]
-        }
+        summary = result.summary()
         try:
             self.ledger.finish(
                 name,

@@ -161,17 +161,7 @@ def load_pipeline(
     file = Path(file).resolve()
     root = project_root_for(file) if root is None else root
     shown = display_path(file)
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(
-            file, [("", f"cannot read the file: {exc.strerror}")], shown=shown
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(file, [("", "the file is not valid UTF-8 text")], shown=shown) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(file, [("", _toml_message(exc))], shown=shown) from None
-
+    raw = read_toml(file, shown)
     problems = expand_env(raw, os.environ if env is None else env)
     spec: PipelineSpec | None = None
     try:
@@ -181,10 +171,13 @@ def load_pipeline(
     # Cross-references are checked on the raw data too, so they are reported
     # alongside type errors instead of after the user fixes those.
     problems.extend(p for p in reference_problems(raw) if p not in problems)
-    from .project import delivery_problems
+    if raw.get("deliver") or raw.get("alert"):
+        # Imported here: the delivery settings' models cost start-up time that
+        # pipelines without deliveries (and `eil-run validate` on them) need not pay.
+        from .project import delivery_problems
 
-    unset = frozenset(k for k, _ in problems)
-    problems.extend(p for p in delivery_problems(raw, skip=unset) if p not in problems)
+        unset = frozenset(k for k, _ in problems)
+        problems.extend(p for p in delivery_problems(raw, skip=unset) if p not in problems)
     stem_problem = _name_problem(file, raw)
     if stem_problem:
         problems.append(stem_problem)
@@ -305,6 +298,20 @@ def _name_problem(file: Path, raw: dict[str, Any]) -> tuple[str, str] | None:
             'digits, "_" and "-", starting with a letter or digit (or set a "name" key)',
         )
     return None
+
+
+def read_toml(file: Path, shown: str) -> dict[str, Any]:
+    """Parse a TOML file; any failure is a :class:`ConfigError` naming the file (and line)."""
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            file, [("", f"cannot read the file: {exc.strerror}")], shown=shown
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(file, [("", "the file is not valid UTF-8 text")], shown=shown) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, [("", _toml_message(exc))], shown=shown) from None
 
 
 def _toml_message(exc: tomllib.TOMLDecodeError) -> str:

@@ -7,7 +7,9 @@ step).  The models are frozen: a loaded pipeline never changes under a run.
 
 from __future__ import annotations
 
+import itertools
 import re
+import textwrap
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -96,14 +98,38 @@ DailyTimes = Annotated[
 
 
 class StrictModel(BaseModel):
-    """Base: unknown keys are errors, types are not coerced, instances are frozen."""
+    """Base: unknown keys are errors, types are not coerced, instances are frozen.
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        strict=True,
-        use_attribute_docstrings=True,
-    )
+    Each field is documented by the docstring under it; :func:`field_docs`
+    reads them for the JSON Schema and the docs tests.  (Pydantic's
+    ``use_attribute_docstrings`` would do it at import, re-reading this source
+    on every start of ``eil-run``.)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def field_docs(model: type[BaseModel]) -> dict[str, str]:
+    """The docstring written under each field of ``model`` (and its bases), by field name."""
+    import ast
+    import inspect
+
+    docs: dict[str, str] = {}
+    for klass in reversed(model.__mro__):
+        if not (isinstance(klass, type) and issubclass(klass, BaseModel)) or klass is BaseModel:
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, following in itertools.pairwise(body):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                docs[node.target.id] = inspect.cleandoc(following.value.value)
+    return docs
 
 
 class ScheduleSpec(StrictModel):

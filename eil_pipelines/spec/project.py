@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from email.utils import parseaddr
@@ -194,24 +193,13 @@ def load_project_settings(
     Raises :class:`ConfigError` listing every problem of the file.  ``env`` is
     the environment for ``${VAR}`` references (default ``os.environ``).
     """
-    from .loader import display_path, expand_env, pydantic_problems
+    from .loader import display_path, expand_env, pydantic_problems, read_toml
 
     file = Path(root).resolve() / PROJECT_FILE
     if not file.exists():
         return ProjectSettings()
     shown = display_path(file)
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(
-            file, [("", f"cannot read the file: {exc.strerror}")], shown=shown
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(file, [("", "the file is not valid UTF-8 text")], shown=shown) from None
-    except tomllib.TOMLDecodeError as exc:
-        from .loader import _toml_message
-
-        raise ConfigError(file, [("", _toml_message(exc))], shown=shown) from None
+    raw = read_toml(file, shown)
 
     problems: list[tuple[str, str]] = []
     smtp = raw.get("smtp")

@@ -29,10 +29,13 @@ from __future__ import annotations
 import copy
 import json
 import re
+import typing
 from collections.abc import Iterator
 from typing import Any
 
-from .models import BUILTIN_PARAMS, EMAIL_PATTERN, PARAM_NAME_PATTERN, PipelineSpec
+from pydantic import BaseModel
+
+from .models import BUILTIN_PARAMS, EMAIL_PATTERN, PARAM_NAME_PATTERN, PipelineSpec, field_docs
 
 __all__ = ["EXAMPLES", "SCHEMA_FILE_NAME", "iter_properties", "pipeline_schema", "schema_text"]
 
@@ -182,6 +185,13 @@ def pipeline_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a pipeline file, as a dict."""
     raw = PipelineSpec.model_json_schema()
     defs: dict[str, Any] = raw.pop("$defs", {})
+    # Field descriptions are the docstrings under each field in models.py.
+    for model in _models(PipelineSpec):
+        node = raw if model is PipelineSpec else defs.get(model.__name__, {})
+        docs = field_docs(model)
+        for name, prop in node.get("properties", {}).items():
+            if name in docs:
+                prop["description"] = docs[name]
     schema: dict[str, Any] = {
         "$schema": _SCHEMA_DIALECT,
         "title": "eil-pipelines pipeline file",
@@ -208,6 +218,22 @@ def pipeline_schema() -> dict[str, Any]:
             prop["examples"] = copy.deepcopy(EXAMPLES[path])
         prop.update(copy.deepcopy(_EXTRA.get(path, {})))
     return schema
+
+
+def _models(root: type[BaseModel]) -> list[type[BaseModel]]:
+    """``root`` and every model its fields reach, each once."""
+    found: list[type[BaseModel]] = []
+    stack: list[Any] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            if item in found:
+                continue
+            found.append(item)
+            stack.extend(info.annotation for info in item.model_fields.values())
+        else:
+            stack.extend(typing.get_args(item))
+    return found
 
 
 def schema_text() -> str:

@@ -12,10 +12,10 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from clirun import eil
 
 from eil_pipelines.cli import main
 from eil_pipelines.cli_backfill import Progress
@@ -40,18 +40,6 @@ formats = ["md"]
 """
 
 CSV = "d,v\n2025-03-01,10\n2025-03-02,12\n2025-03-03,15\n2025-03-04,20\n"
-
-
-def eil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``python -m eil_pipelines`` with ``args``; never raises on a non-zero exit."""
-    return subprocess.run(
-        [sys.executable, "-m", "eil_pipelines", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ),
-    )
 
 
 def rows(project) -> list[tuple[str, str, int]]:

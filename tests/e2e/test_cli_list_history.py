@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clirun import eil
 
 from eil_pipelines.ledger import Ledger
 from eil_pipelines.run.service import ledger_path
-
-
-def eil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``python -m eil_pipelines`` with ``args``; never raises on a non-zero exit."""
-    return subprocess.run(
-        [sys.executable, "-m", "eil_pipelines", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
-
 
 SALES = """
 title = "Sales"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from clirun import eil as run_eil
 
 from eil_pipelines.cli import main
 from eil_pipelines.cli_new import scaffold_spec, scaffold_toml
@@ -20,15 +20,8 @@ SAMPLE = REPO / "data" / "orders.parquet"
 
 
 def eil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``python -m eil_pipelines`` with ``args``; never raises on a non-zero exit."""
-    return subprocess.run(
-        [sys.executable, "-m", "eil_pipelines", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TZ": "Europe/Berlin"},
-    )
+    """``eil-run`` in Berlin time, so the scaffold's dates are predictable."""
+    return run_eil(*args, cwd=cwd, env={"TZ": "Europe/Berlin"})
 
 
 def with_sample_data(root: Path) -> None:

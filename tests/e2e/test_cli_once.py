@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from clirun import eil
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def eil(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m eil_pipelines`` with ``args``; never raises on a non-zero exit."""
-    return subprocess.run(
-        [sys.executable, "-m", "eil_pipelines", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 GOOD = """

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from clirun import eil
 
 from eil_pipelines.cli import main
 
@@ -99,18 +99,6 @@ BAD_TEMPLATE = """\
 {{ foo }}
 {{ run.dat }} {{ params.region }}
 """
-
-
-def eil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``python -m eil_pipelines`` with ``args``; never raises on a non-zero exit."""
-    return subprocess.run(
-        [sys.executable, "-m", "eil_pipelines", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ),
-    )
 
 
 @pytest.fixture

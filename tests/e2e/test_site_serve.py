@@ -4,7 +4,6 @@ on a temporary project, as a user runs them."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import select
 import signal
@@ -16,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from clirun import eil
 
 SALES = """
 title = "Sales"
@@ -46,17 +46,6 @@ sql = "SELECT nope FROM 'data/s.csv'"
 
 # Plain HTTP to this machine only: never through a proxy from the environment.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def eil(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "eil_pipelines", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.fixture(scope="module")
