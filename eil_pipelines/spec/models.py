@@ -106,7 +106,9 @@ class StrictModel(BaseModel):
     on every start of ``eil-run``.)
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # defer_build: a schema is built on first use, and PipelineSpec builds the nested
+    # ones as part of its own, so start-up does not build each model twice.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 def field_docs(model: type[BaseModel]) -> dict[str, str]:
