@@ -315,7 +315,7 @@ class ChartSpec(StrictModel):
     format: NumberFormat | None = None
     """How value-axis tick labels print; default plain numbers."""
 
-    target: float | int | None = None
+    target: float | None = None
     """Draw a dashed target line at this value (line, bar, barh and area charts)."""
 
     target_label: str | None = None

@@ -288,3 +288,51 @@ def test_empty_folder_and_missing_path(project):
         load_pipelines(project.pipelines)
     with pytest.raises(EilError, match="no such file or folder"):
         load_pipelines(project.root / "nowhere")
+
+
+CHART = '[[charts]]\nname = "c"\nquery = "q"\nx = "x"\ny = "x"\n'
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            'type = "pie"\ntarget = 5',
+            'charts[0]: "target" is for line, bar, barh and area charts, not "pie"',
+        ),
+        (
+            'type = "line"\nsort = "desc"',
+            'charts[0]: "sort" is for bar and barh charts, not "line"',
+        ),
+        (
+            'type = "line"\nlimit = 5',
+            'charts[0]: "limit" is for bar, barh and pie charts, not "line"',
+        ),
+        ('type = "bar"\nlimit = 0', "charts[0].limit: must be at least 1, got integer 0"),
+        (
+            'type = "bar"\nsort = "up"',
+            'charts[0].sort: expected one of "asc" or "desc", got string "up"',
+        ),
+        ('target = "high"', ('charts[0].target: expected a number, got string "high"')),
+    ],
+)
+def test_bad_chart_options(project, extra, expected):
+    found = problems(project, 'title = "x"\n' + BASE + CHART + extra + "\n")
+    assert found == [expected]
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        ('exports = ["csv", "csv"]', "report.exports: each entry may appear once"),
+        (
+            'exports = ["json"]',
+            'report.exports[0]: expected one of "csv", "xlsx" or "parquet", got string "json"',
+        ),
+        ("keep = 0", "report.keep: must be at least 1, got integer 0"),
+        ('keep = "all"', 'report.keep: expected an integer, got string "all"'),
+    ],
+)
+def test_bad_report_outputs(project, report, expected):
+    found = problems(project, 'title = "x"\n' + BASE + "[report]\n" + report + "\n")
+    assert found == [expected]
