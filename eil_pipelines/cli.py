@@ -128,6 +128,13 @@ def build_main_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_ledger_reader_options(parser: argparse.ArgumentParser) -> None:
+    """``--format``, ``--reports`` and ``--debug``: shared by the commands that read the ledger."""
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument("--reports", metavar="DIR", help="reports folder holding the run ledger")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
+
 def build_list_parser() -> argparse.ArgumentParser:
     """The parser for ``eil-run list [PATH]``."""
     parser = _Parser(
@@ -139,9 +146,7 @@ def build_list_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--next", type=int, default=3, metavar="N", help="how many fire times (default: 3)"
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    parser.add_argument("--reports", metavar="DIR", help="reports folder holding the run ledger")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    _add_ledger_reader_options(parser)
     return parser
 
 
@@ -159,9 +164,7 @@ def build_history_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--limit", type=int, default=20, metavar="N", help="how many runs (default: 20)"
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    parser.add_argument("--reports", metavar="DIR", help="reports folder holding the run ledger")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    _add_ledger_reader_options(parser)
     return parser
 
 
