@@ -23,3 +23,21 @@ class LazyModule:
         if self._module is None:
             self._module = importlib.import_module(self._name)
         return getattr(self._module, attr)
+
+
+def lazy_exports(package: str, exports: dict[str, str], namespace: dict[str, Any]) -> Any:
+    """A module ``__getattr__`` that imports each exported name from its module on first use.
+
+    ``exports`` maps a name to the module defining it; the value is cached in
+    ``namespace`` (the package's globals) so the next access is a plain lookup.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__
