@@ -47,7 +47,6 @@ def render_chart(fig: Figure, fmt: ImageFormat, *, close: bool = True) -> bytes:
         )
     # A fresh Agg canvas per figure: nothing shared with other threads.
     FigureCanvasAgg(fig)
-    _settle_layout(fig)
     buffer = io.BytesIO()
     try:
         if fmt == "png":
@@ -67,23 +66,22 @@ def render_chart(fig: Figure, fmt: ImageFormat, *, close: bool = True) -> bytes:
             label=getattr(fig, "summary", ""),
         ).encode("utf-8")
     finally:
+        _freeze_layout(fig)
         if close:
             release(fig)
 
 
-def _settle_layout(fig: Figure) -> None:
-    """Run the constrained layout once and freeze it.
+def _freeze_layout(fig: Figure) -> None:
+    """Keep the layout the first save solved.
 
-    Every ``savefig`` would otherwise solve the layout again (a third of a
-    chart's render time), and a chart is saved twice: SVG and PNG.  Positions
-    are in figure fractions and text sizes in points, so one solution fits
-    both formats.
+    Every ``savefig`` would otherwise solve the constrained layout again (a
+    third of a chart's render time), and a chart is saved twice: SVG and
+    PNG.  Positions are in figure fractions and text sizes in points, so one
+    solution fits both formats.
     """
     engine = fig.get_layout_engine()
-    if engine is None or type(engine).__name__ == "PlaceHolderLayoutEngine":
-        return
-    fig.draw_without_rendering()
-    fig.set_layout_engine("none")
+    if engine is not None and type(engine).__name__ != "PlaceHolderLayoutEngine":
+        fig.set_layout_engine("none")
 
 
 def release(fig: Figure) -> None:
