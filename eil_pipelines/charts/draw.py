@@ -101,8 +101,22 @@ def draw_from(spec: ChartSpec, df: pd.DataFrame, *, currency: str, where: str) -
                 ha="left",
                 **text_props(style.NOTE_SIZE, MUTED_COLOR),
             )
+    _pin_empty_axis_labels(fig)
     fig.summary = summarise(spec, data, title, currency)
     return fig
+
+
+def _pin_empty_axis_labels(fig: Figure) -> None:
+    """Give axes without an axis title a fixed label position.
+
+    An automatically placed axis label is moved clear of the tick labels at
+    every draw, which measures every tick label again (about a tenth of a
+    chart's render time); an empty label needs no placing.
+    """
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if not axis.label.get_text():
+                axis.set_label_coords(0.5, 0.0)
 
 
 def _draw_no_data(fig: Figure, message: str = NO_DATA_TEXT) -> None:
