@@ -20,3 +20,35 @@ def eil(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds; the deadline is only reached when a test fails."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def ledger_query(reports: Path, sql: str) -> list[tuple]:
+    """Rows of ``sql`` on the run ledger of ``reports``, read as another process would.
+
+    Empty while the ledger does not exist or is not migrated yet.
+    """
+    import sqlite3
+    from contextlib import closing
+
+    from eil_pipelines.run.service import ledger_path
+
+    path = ledger_path(reports)
+    if not path.exists():
+        return []
+    try:
+        with closing(sqlite3.connect(path, timeout=5)) as conn:
+            return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # created but not migrated yet
+        return []

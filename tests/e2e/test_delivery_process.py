@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from contextlib import closing
 from email import message_from_bytes, policy
@@ -21,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from clirun import ledger_query
+from clirun import wait_for as _wait_for
 
 from eil_pipelines.run.service import ledger_path
 
@@ -128,26 +129,15 @@ def hook():
     server.server_close()
 
 
-def outbox_rows(reports) -> list[tuple]:
-    path = ledger_path(reports)
-    if not path.exists():
-        return []
-    try:
-        with closing(sqlite3.connect(path, timeout=5)) as conn:
-            return conn.execute(
-                "SELECT channel, scheduled_at, status, attempts FROM outbox ORDER BY id"
-            ).fetchall()
-    except sqlite3.OperationalError:  # created but not migrated yet
-        return []
-
-
 def wait_for(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
+    """As clirun.wait_for, with more time: each step here is a process start plus a send."""
+    return _wait_for(predicate, timeout)
+
+
+def outbox_rows(reports) -> list[tuple]:
+    return ledger_query(
+        reports, "SELECT channel, scheduled_at, status, attempts FROM outbox ORDER BY id"
+    )
 
 
 def start(project, env, tag: str):

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clirun import ledger_query, wait_for
 
 from eil_pipelines.ledger import Ledger
 from eil_pipelines.run.service import ledger_path
@@ -94,27 +93,10 @@ def start(project):
 
 def rows(reports: Path) -> list[tuple]:
     """(pipeline, scheduled_at, status, attempt, error) of every ledger row, oldest first."""
-    path = ledger_path(reports)
-    if not path.exists():
-        return []
-    try:
-        with closing(sqlite3.connect(path, timeout=5)) as conn:
-            return conn.execute(
-                "SELECT pipeline, scheduled_at, status, attempt, error FROM runs"
-                " ORDER BY scheduled_at"
-            ).fetchall()
-    except sqlite3.OperationalError:  # created but not migrated yet
-        return []
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until it holds; the deadline is only reached when a test fails."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
+    return ledger_query(
+        reports,
+        "SELECT pipeline, scheduled_at, status, attempt, error FROM runs ORDER BY scheduled_at",
+    )
 
 
 def statuses(reports: Path) -> list[str]:
