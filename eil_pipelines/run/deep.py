@@ -71,7 +71,13 @@ def check_path(
     deep-checked, so one pass shows everything.  Raises :class:`EilError` for
     a PATH that names no pipeline files.
     """
-    from ..spec.loader import load_pipeline, load_pipelines, pipeline_files, project_root_for
+    from ..spec.loader import (
+        PROJECT_FILE,
+        load_pipeline,
+        load_pipelines,
+        pipeline_files,
+        project_root_for,
+    )
 
     path = Path(path)
     errors: list[ConfigError] = []
@@ -89,6 +95,17 @@ def check_path(
                 except ConfigError as error:  # pragma: no cover - load_pipelines saw it first
                     errors.append(error)
     # Formats that need an optional extra (pdf): detectable without running.
+    project_file = project_root_for(path) / PROJECT_FILE
+    if project_file.exists():
+        # The project settings (SMTP, delivery) are configuration too: a typo there
+        # would otherwise surface only when the scheduler starts.
+        from ..spec.project import load_project_settings
+
+        try:
+            load_project_settings(project_file.parent)
+        except ConfigError as error:
+            errors.append(error)
+
     from ..render.pdf import format_problems
 
     ready = []

@@ -25,6 +25,9 @@ from .models import NAME_PATTERN, PipelineSpec, reference_problems
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+#: The project-wide settings file, beside the pipelines folder (see spec/project.py).
+PROJECT_FILE = "eil.toml"
+
 #: Keys whose string values may hold ``${ENV_VAR}`` references; ``"*"`` is every
 #: item of a list (``deliver[*].webhook``).
 ENV_EXPANDED_KEYS: tuple[tuple[str, ...], ...] = (("source", "path"), ("deliver", "*", "webhook"))

@@ -32,10 +32,10 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from .loader import PROJECT_FILE
 from .models import EMAIL_PATTERN, Duration, Email, StrictModel
 
 #: The settings file's name, at the project root.
-PROJECT_FILE = "eil.toml"
 
 #: Keys of ``eil.toml`` whose string values may hold ``${ENV_VAR}`` references.
 PROJECT_ENV_KEYS: tuple[tuple[str, ...], ...] = (
