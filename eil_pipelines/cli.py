@@ -403,6 +403,8 @@ def cmd_schedule(options: argparse.Namespace) -> int:
 
     if options.workers < 1:
         raise UsageError("eil-run: --workers must be at least 1")
+    if options.grace < 0:
+        raise UsageError("eil-run: --grace must be 0 or more seconds")
     if options.deliver:
         raise UsageError("eil-run: --deliver goes with --once (the scheduler always delivers)")
     # Validate before writing anything: an invalid folder (or a mistyped PATH)

@@ -197,3 +197,22 @@ def test_help_and_validate_do_not_import_heavy_libraries(sales_project):
             text=True,
         )
         assert "HEAVY []" in result.stdout, (args, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--once", "pipelines", "--workers", "0"], "eil-run: --workers must be at least 1"),
+        (["pipelines", "--workers", "0"], "eil-run: --workers must be at least 1"),
+        (["pipelines", "--grace", "-1"], "eil-run: --grace must be 0 or more seconds"),
+        (
+            ["--once", "pipelines", "--workers", "two"],
+            "eil-run: argument --workers: invalid int value: 'two'",
+        ),
+    ],
+)
+def test_bad_numeric_options(sales_project, args, message):
+    result = eil(*args, cwd=sales_project.root)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == message
+    assert not (sales_project.root / "reports").exists()
