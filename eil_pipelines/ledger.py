@@ -406,6 +406,16 @@ def _record(row: Sequence) -> RunRecord:
     )
 
 
+def _pipeline_filter(pipelines: Collection[str] | None) -> tuple[str, list[str]] | None:
+    """An ``AND pipeline IN (...)`` clause and its parameters; ``None`` when the set is empty."""
+    if pipelines is None:
+        return "", []
+    names = list(pipelines)
+    if not names:
+        return None
+    return f" AND pipeline IN ({', '.join('?' * len(names))})", names
+
+
 def _check_status(status: str, name: str = "status") -> None:
     if status not in STATUSES:
         raise ValueError(f"{name} must be one of {', '.join(STATUSES)}; got {status!r}")
@@ -1094,13 +1104,10 @@ class Ledger:
         ``pipelines`` restricts the choice to those pipelines.
         """
         stamp = _to_text(now, "now")
-        where, params = "", []
-        if pipelines is not None:
-            names = list(pipelines)
-            if not names:
-                return None
-            where = f" AND pipeline IN ({', '.join('?' * len(names))})"
-            params = names
+        restriction = _pipeline_filter(pipelines)
+        if restriction is None:
+            return None
+        where, params = restriction
         with self._write() as conn:
             row = conn.execute(
                 "SELECT id FROM outbox WHERE status IN ('pending', 'failed')"
@@ -1219,13 +1226,10 @@ class Ledger:
 
     def next_delivery_due(self, pipelines: Collection[str] | None = None) -> datetime | None:
         """When the next queued message is due (UTC), or ``None`` when none waits."""
-        where, params = "", []
-        if pipelines is not None:
-            names = list(pipelines)
-            if not names:
-                return None
-            where = f" AND pipeline IN ({', '.join('?' * len(names))})"
-            params = names
+        restriction = _pipeline_filter(pipelines)
+        if restriction is None:
+            return None
+        where, params = restriction
         rows = self._read(
             f"SELECT min(next_attempt_at) FROM outbox WHERE status IN ('pending', 'failed'){where}",
             params,
