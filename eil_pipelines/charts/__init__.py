@@ -7,7 +7,8 @@ makes drawing safe in worker threads.
 
 from __future__ import annotations
 
-from .draw import NO_DATA_TEXT, ChartFigure, draw_chart
+from .draw import NO_DATA_TEXT, draw_chart
+from .figure import ChartFigure
 from .legacy import chart_sales_trend
 from .render import render_chart
 from .summary import chart_summary

@@ -23,6 +23,7 @@ from matplotlib.ticker import FixedLocator, Formatter, MaxNLocator
 from ..spec.models import ChartSpec
 from . import style
 from .data import ChartData, prepare
+from .figure import ChartFigure
 from .style import (
     COMPACT_FROM,
     FIGSIZE,
@@ -48,20 +49,6 @@ from .summary import summarise
 NO_DATA_TEXT = "No data for this period"
 
 
-class ChartFigure(Figure):
-    """A :class:`~matplotlib.figure.Figure` that knows which chart it shows.
-
-    ``chart_name`` keeps the ids inside an inline SVG apart from those of the
-    other charts on the page; ``summary`` becomes the SVG's ``aria-label``.
-    """
-
-    def __init__(self, *args, chart_name: str = "chart", summary: str = "", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.chart_name = chart_name
-        self.summary = summary
-        self.released = False
-
-
 def draw_chart(spec: ChartSpec, df: pd.DataFrame, *, currency: str = "$") -> Figure:
     """Draw ``spec`` from its query's result ``df`` and return the Figure.
 
@@ -85,10 +72,8 @@ def draw_from(spec: ChartSpec, df: pd.DataFrame, *, currency: str, where: str) -
         figsize=FIGSIZE,
         dpi=style.PNG_DPI,
         facecolor=style.BACKGROUND,
-        layout="constrained",
         chart_name=spec.name,
     )
-    fig.get_layout_engine().set(w_pad=0.1, h_pad=0.08, hspace=0.02, wspace=0.02)
     style.set_title(fig, title)
     if data is None:
         _draw_no_data(fig)

@@ -16,6 +16,7 @@ from typing import Literal
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .figure import ChartFigure
 from .style import BACKGROUND, PNG_DPI
 
 ImageFormat = Literal["svg", "png"]
@@ -45,8 +46,13 @@ def render_chart(fig: Figure, fmt: ImageFormat, *, close: bool = True) -> bytes:
             "this figure was released by an earlier render_chart call; "
             "pass close=False to render it in more than one format"
         )
-    # A fresh Agg canvas per figure: nothing shared with other threads.
-    FigureCanvasAgg(fig)
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        # An Agg canvas of this figure's own: nothing shared with other
+        # threads, and its renderer (with the text measurements it caches)
+        # serves the layout and the PNG alike.
+        FigureCanvasAgg(fig)
+    if isinstance(fig, ChartFigure):
+        fig.lay_out()
     buffer = io.BytesIO()
     try:
         if fmt == "png":
@@ -72,22 +78,8 @@ def render_chart(fig: Figure, fmt: ImageFormat, *, close: bool = True) -> bytes:
             label=getattr(fig, "summary", ""),
         ).encode("utf-8")
     finally:
-        _freeze_layout(fig)
         if close:
             release(fig)
-
-
-def _freeze_layout(fig: Figure) -> None:
-    """Keep the layout the first save solved.
-
-    Every ``savefig`` would otherwise solve the constrained layout again (a
-    third of a chart's render time), and a chart is saved twice: SVG and
-    PNG.  Positions are in figure fractions and text sizes in points, so one
-    solution fits both formats.
-    """
-    engine = fig.get_layout_engine()
-    if engine is not None and type(engine).__name__ != "PlaceHolderLayoutEngine":
-        fig.set_layout_engine("none")
 
 
 def release(fig: Figure) -> None:

@@ -241,3 +241,49 @@ def test_a_repeated_index_does_not_multiply_rows():
     fig = draw_chart(spec(type="bar", x="day", y="revenue", series="region"), df)
     heights = sorted(p.get_height() for p in fig.axes[0].patches)
     assert heights == [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+LAYOUT_CASES = {
+    **CASES,
+    "rotated long categories": (
+        dict(type="bar", x="store", y="revenue", title="A rather long title for a small chart"),
+        pd.DataFrame(
+            {
+                "store": [f"Flagship store number {i} downtown" for i in range(14)],
+                "revenue": np.arange(14.0) * 12_345,
+            }
+        ),
+    ),
+    "folded into Other, with a note": (
+        dict(type="barh", x="cat", y="v", format="currency"),
+        pd.DataFrame({"cat": [f"Category {i:03d}" for i in range(200)], "v": np.arange(200.0)}),
+    ),
+    "empty": (dict(type="line", x="day", y="revenue"), long_frame().iloc[:0]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAYOUT_CASES))
+def test_layout_keeps_every_text_inside_the_figure_and_clear_of_the_title(case):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    kw, df = LAYOUT_CASES[case]
+    fig = draw_chart(spec(**kw), df)
+    FigureCanvasAgg(fig).draw()  # the first draw solves the layout
+    assert fig.laid_out
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.canvas.get_width_height()
+    title = fig._suptitle.get_window_extent(renderer)
+    # Axes boxes take in what each draws: tick labels in view, legends,
+    # annotations (end labels, targets); the figure adds its title and notes.
+    boxes = {f"axes {i}": ax.get_tightbbox(renderer) for i, ax in enumerate(fig.axes)}
+    for text in (fig._suptitle, fig._supxlabel):
+        if text is not None and text.get_visible() and text.get_text():
+            boxes[repr(text.get_text())] = text.get_window_extent(renderer)
+    assert len(boxes) >= 2
+    for what, box in boxes.items():
+        where = f"{what} at {tuple(round(v) for v in box.bounds)}"
+        assert box.x0 >= -0.5 and box.y0 >= -0.5, f"{where} is cut at the left or bottom"
+        assert box.x1 <= width + 0.5 and box.y1 <= height + 0.5, f"{where} is cut at the edge"
+    for ax in fig.axes:
+        if ax.axison:
+            assert ax.get_window_extent(renderer).y1 < title.y0, "the plot runs into the title"
