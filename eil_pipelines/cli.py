@@ -8,6 +8,7 @@ the commands that run pipelines, so ``--help`` and ``validate`` stay fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -115,6 +116,14 @@ def build_main_parser() -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="pipelines run in parallel (default: 4)",
+    )
+    parser.add_argument(
+        "--chart-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that draw charts side by side; 0 draws them in the runs' threads "
+        "(default: the scheduler starts one per CPU, up to 4; --once draws in its threads)",
     )
     parser.add_argument(
         "--grace",
@@ -331,8 +340,7 @@ def cmd_once(options: argparse.Namespace) -> int:
     from .run.batch import run_once
     from .spec import load_pipelines
 
-    if options.workers < 1:
-        raise UsageError("eil-run: --workers must be at least 1")
+    _check_counts(options)
     at = parse_at(options.at) if options.at else None
     pipelines = select(load_pipelines(Path(options.path)), options.only)
     if not pipelines:
@@ -343,20 +351,41 @@ def cmd_once(options: argparse.Namespace) -> int:
     import gc
 
     gc.set_threshold(50_000, 20, 20)
-    if options.deliver:
-        from .deliver.once import print_deliveries, run_and_deliver
+    with contextlib.ExitStack() as stack:
+        charts = None
+        if options.chart_processes:  # a one-shot run does not pay to start them unasked
+            from .charts.processes import ChartProcesses
 
-        outcome = run_and_deliver(
-            pipelines, reports_dir=reports_dir_for(options), at=at, workers=options.workers
+            charts = stack.enter_context(ChartProcesses(options.chart_processes))
+        if options.deliver:
+            from .deliver.once import print_deliveries, run_and_deliver
+
+            outcome = run_and_deliver(
+                pipelines,
+                reports_dir=reports_dir_for(options),
+                at=at,
+                workers=options.workers,
+                chart_processes=charts,
+            )
+            print_summary(outcome.results, sys.stdout)
+            print_deliveries(outcome.deliveries, sys.stdout)
+            return EXIT_OK if outcome.ok else EXIT_FAILED
+        results = run_once(
+            pipelines,
+            reports_dir=reports_dir_for(options),
+            at=at,
+            workers=options.workers,
+            chart_processes=charts,
         )
-        print_summary(outcome.results, sys.stdout)
-        print_deliveries(outcome.deliveries, sys.stdout)
-        return EXIT_OK if outcome.ok else EXIT_FAILED
-    results = run_once(
-        pipelines, reports_dir=reports_dir_for(options), at=at, workers=options.workers
-    )
     print_summary(results, sys.stdout)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def _check_counts(options: argparse.Namespace) -> None:
+    if options.workers < 1:
+        raise UsageError("eil-run: --workers must be at least 1")
+    if options.chart_processes is not None and options.chart_processes < 0:
+        raise UsageError("eil-run: --chart-processes must be 0 or more")
 
 
 def print_summary(results: list, out: TextIO) -> None:
@@ -401,8 +430,7 @@ def cmd_schedule(options: argparse.Namespace) -> int:
     from .run.service import SchedulerService
     from .spec import load_pipelines
 
-    if options.workers < 1:
-        raise UsageError("eil-run: --workers must be at least 1")
+    _check_counts(options)
     if options.grace < 0:
         raise UsageError("eil-run: --grace must be 0 or more seconds")
     if options.deliver:
@@ -417,7 +445,12 @@ def cmd_schedule(options: argparse.Namespace) -> int:
     reports = reports_dir_for(options)
     _log_to_file(reports / "scheduler.log")
     logging.getLogger("eil_pipelines").setLevel(logging.INFO)
-    service = SchedulerService(Path(options.path), reports_dir=reports, workers=options.workers)
+    service = SchedulerService(
+        Path(options.path),
+        reports_dir=reports,
+        workers=options.workers,
+        chart_processes=options.chart_processes,
+    )
     stop = threading.Event()
     reload_asked = threading.Event()
     interrupts = {"count": 0}

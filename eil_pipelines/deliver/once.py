@@ -58,6 +58,7 @@ def run_and_deliver(
     workers: int = 4,
     env: Any = None,
     clock: Callable[[], datetime] = utc_now,
+    chart_processes: Any = None,
 ) -> OnceOutcome:
     """Run each pipeline once, record it in the ledger, queue and send its messages."""
     from ..run.service import ledger_path
@@ -116,6 +117,7 @@ def run_and_deliver(
             workers=workers,
             clock=clock,
             on_result=record,
+            chart_processes=chart_processes,
         )
         results_by_name = {r.pipeline: r for r in ran} | refused
         dispatcher.process_due(pipelines=list(contexts))

@@ -29,6 +29,7 @@ from .metrics import MetricResult, build_insights, compute_metric
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..charts.processes import ChartProcesses
     from ..render import TemplateSource
     from ..sources import Source
 
@@ -127,13 +128,16 @@ def run_pipeline(
     *,
     clock: Clock = utc_now,
     on_source: Callable[[Source], None] | None = None,
+    chart_processes: ChartProcesses | None = None,
 ) -> RunResult:
     """Run ``pipeline`` once for ``ctx`` and write its reports under ``reports_dir``.
 
     Never raises for a problem of the pipeline: every :class:`EilError` (and any
     unexpected exception) becomes a failed :class:`RunResult` carrying the
     message.  ``on_source`` receives the open data source, so a supervisor can
-    interrupt a query that runs past its timeout.
+    interrupt a query that runs past its timeout.  Charts are drawn in
+    ``chart_processes`` when given (side by side, the same bytes), else in
+    this thread.
     """
     started = clock()
     t0 = _time.perf_counter()
@@ -145,7 +149,7 @@ def run_pipeline(
     alert_data = None
     try:
         pipeline_sha256 = _pipeline_file_hash(pipeline)
-        produced = _produce(pipeline, ctx, stages, on_source)
+        produced = _produce(pipeline, ctx, stages, on_source, chart_processes)
         metrics = produced.metrics
         row_counts = {name: len(frame) for name, frame in produced.data.items()}
         if pipeline.spec.alert is not None:
@@ -376,6 +380,7 @@ def _produce(
     ctx: RunContext,
     stages: StageTimes,
     on_source: Callable[[Source], None] | None,
+    chart_processes: ChartProcesses | None = None,
 ) -> _Produced:
     spec = pipeline.spec
     formats = spec.report.formats
@@ -407,6 +412,7 @@ def _produce(
         # Emails carry charts as PNGs (mail clients drop SVG), written beside the report.
         want_png="md" in formats or any(d.to for d in spec.deliver),
         want_svg=html_needed,
+        processes=chart_processes,
     )
     stages.charts = _time.perf_counter() - t
 
@@ -467,33 +473,41 @@ def draw_charts(
     *,
     want_png: bool,
     want_svg: bool,
+    processes: ChartProcesses | None = None,
 ) -> dict[str, Any]:
-    """Draw each chart once, render the formats the report needs, and return template assets."""
+    """Draw every chart once, render the formats the report needs, and return template assets.
+
+    With ``processes`` the charts are drawn side by side in chart processes,
+    else one after another in this thread; the bytes are the same.
+    """
     if not pipeline.spec.charts:
         return {}
-    from ..charts import draw_chart, render_chart
     from ..charts.style import words
+    from ..charts.work import ChartJob, render_job
     from ..errors import ChartError
     from ..render import ChartAsset
 
+    currency = pipeline.spec.report.currency
+    jobs = [
+        ChartJob(chart, data[chart.query], currency=currency, svg=want_svg, png=want_png)
+        for chart in pipeline.spec.charts
+    ]
+    try:
+        if processes is not None:
+            rendered = processes.render(jobs)
+        else:
+            rendered = [render_job(job) for job in jobs]
+    except ChartError as exc:
+        raise ChartError(exc.chart, exc.detail, pipeline=pipeline.name) from None
     assets: dict[str, Any] = {}
-    for chart in pipeline.spec.charts:
-        df = data[chart.query]
-        try:
-            figure = draw_chart(chart, df, currency=pipeline.spec.report.currency)
-            summary = figure.summary  # read before rendering frees the figure
-            svg = (
-                render_chart(figure, "svg", close=not want_png).decode("utf-8") if want_svg else ""
-            )
-            if want_png:
-                files.images[f"{chart.name}.png"] = render_chart(figure, "png")
-        except ChartError as exc:
-            raise ChartError(chart.name, exc.detail, pipeline=pipeline.name) from None
+    for chart, images in zip(pipeline.spec.charts, rendered, strict=True):
+        if want_png:
+            files.images[f"{chart.name}.png"] = images.png
         assets[chart.name] = ChartAsset(
             name=chart.name,
             title=chart.title or words(chart.name),
-            alt=summary,
+            alt=images.summary,
             png_path=f"{charts_dir_name(files.stamp)}/{chart.name}.png",
-            svg=svg,
+            svg=images.svg.decode("utf-8"),
         )
     return assets

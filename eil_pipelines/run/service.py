@@ -20,6 +20,10 @@ Policies, documented in docs/scheduler.md:
   grace period ends, a run starts no further query and the one executing is
   interrupted; it is recorded ``timed_out`` (its row stays ``abandoned`` at
   shutdown, for the next start's catch-up to see).
+* Charts are drawn in chart processes (:mod:`eil_pipelines.charts.processes`),
+  started with the service when a pipeline has charts and stopped after the
+  runs at :meth:`stop`: a report's charts are drawn side by side, and runs
+  due together do not take turns at the interpreter lock.
 """
 
 from __future__ import annotations
@@ -110,6 +114,7 @@ class SchedulerService:
         env: Mapping[str, str] | None = None,
         reload_interval: float = 1.0,
         scheduler: Scheduler | None = None,
+        chart_processes: int | None = None,
     ):
         self.path = Path(path)
         self.root = project_root_for(self.path)
@@ -129,6 +134,11 @@ class SchedulerService:
         self.deliveries: Any = None
         """The :class:`~eil_pipelines.deliver.Dispatcher`: queues each run's messages
         in the ledger's outbox and (with the loop) sends them from a thread."""
+        self.chart_process_count = chart_processes
+        """Chart processes to draw charts in; ``None`` picks one per CPU (up to 4,
+        none on a single CPU), ``0`` draws them in the runs' threads."""
+        self.charts: Any = None
+        """The :class:`~eil_pipelines.charts.processes.ChartProcesses`, once started."""
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -161,6 +171,7 @@ class SchedulerService:
                 record.pipeline,
                 record.scheduled_at.isoformat(),
             )
+        self._start_chart_processes(any(p.spec.charts for p in pipelines))
         with self._lock:
             for pipeline in pipelines:
                 self._loaded[pipeline.file] = _Loaded(pipeline, _fingerprint(pipeline))
@@ -198,6 +209,9 @@ class SchedulerService:
                 self._cancel(flight, "shutdown")
         if self._watcher is not None:
             self._watcher.join(timeout=2)
+        if self.charts is not None:
+            # After the runs; a run abandoned at shutdown draws its charts in its thread.
+            self.charts.close()
         if self.deliveries is not None:
             # After the runs: their messages are queued by then.  A send still going
             # when this times out stays 'sending' and is sent again at the next start.
@@ -205,6 +219,17 @@ class SchedulerService:
         if finished and self.ledger is not None:
             self.ledger.close()  # with runs left over, they may still record their end
         return finished
+
+    def _start_chart_processes(self, warm: bool) -> None:
+        from ..charts.processes import ChartProcesses, default_chart_processes
+
+        count = self.chart_process_count
+        if count is None:
+            count = default_chart_processes()
+        if count > 0:
+            self.charts = ChartProcesses(count)
+            if warm:  # matplotlib loads in them now, not when the first report is due
+                self.charts.warm()
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -356,7 +381,12 @@ class SchedulerService:
             source.run = guarded
 
         result = run_pipeline(
-            pipeline, ctx, self.reports_dir, clock=self.clock.now, on_source=remember
+            pipeline,
+            ctx,
+            self.reports_dir,
+            clock=self.clock.now,
+            on_source=remember,
+            chart_processes=self.charts,
         )
         with flight.lock:
             stop_reason = flight.stop_reason

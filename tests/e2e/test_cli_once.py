@@ -77,6 +77,20 @@ def test_once_writes_dated_reports_from_any_working_folder(sales_project, tmp_pa
     assert "1 succeeded, 0 failed." in result.stdout
 
 
+def test_chart_processes_write_the_same_reports_as_the_runs_threads(sales_project):
+    root = sales_project.root
+    at = ("--at", "2026-11-28T07:00")
+    assert eil("--once", "pipelines", *at, "--reports", "inline", cwd=root).returncode == 0
+    result = eil(
+        "--once", "pipelines", *at, "--chart-processes", "2", "--reports", "procs", cwd=root
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    for name in ("2026-11-28.md", "2026-11-28.html", "2026-11-28_charts/trend.png"):
+        made = (root / "procs/sales" / name).read_bytes()
+        assert made == (root / "inline/sales" / name).read_bytes(), name
+
+
 def test_one_failing_pipeline_does_not_stop_the_others(sales_project):
     sales_project.pipeline("broken", BROKEN_SQL)
     result = eil("--once", "pipelines", cwd=sales_project.root)
@@ -205,6 +219,11 @@ def test_help_and_validate_do_not_import_heavy_libraries(sales_project):
         (["--once", "pipelines", "--workers", "0"], "eil-run: --workers must be at least 1"),
         (["pipelines", "--workers", "0"], "eil-run: --workers must be at least 1"),
         (["pipelines", "--grace", "-1"], "eil-run: --grace must be 0 or more seconds"),
+        (
+            ["--once", "pipelines", "--chart-processes", "-1"],
+            "eil-run: --chart-processes must be 0 or more",
+        ),
+        (["pipelines", "--chart-processes", "-2"], "eil-run: --chart-processes must be 0 or more"),
         (
             ["--once", "pipelines", "--workers", "two"],
             "eil-run: argument --workers: invalid int value: 'two'",

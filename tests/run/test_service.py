@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -461,3 +462,52 @@ def test_watcher_sees_a_file_saved_while_it_reloads(project, make_service, monke
     project.pipeline("b", pipeline_text(every="15m"))
     assert wait_for(lambda: service.scheduler.get("b") is not None, 2)
     assert wait_for(lambda: service.scheduler.get("b").next_fire == at(14), 2)
+
+
+# -- chart processes ------------------------------------------------------------------
+
+CHARTED = (
+    pipeline_text(sql="SELECT * FROM (VALUES ('EMEA', 3.0), ('APAC', 5.0)) t(region, revenue)")
+    + '[[charts]]\nname = "by_region"\nquery = "q"\ntype = "bar"\nx = "region"\ny = "revenue"\n'
+    + '[[charts]]\nname = "share"\nquery = "q"\ntype = "pie"\nx = "region"\ny = "revenue"\n'
+)
+
+
+def test_charts_are_drawn_in_chart_processes_that_stop_with_the_service(project, make_service):
+    from eil_pipelines.run import make_context, run_pipeline
+    from eil_pipelines.spec.loader import load_pipeline
+
+    path = project.pipeline("charted", CHARTED)
+    clock = ManualClock(at(12, 59, 59))
+    service = make_service(clock, chart_processes=2)
+    assert service.charts is not None and service.charts.processes == 2
+    clock.set(at(13))
+    assert step(service) == 1
+    assert rows_by_hour(service) == {13: ("succeeded", 1)}
+    # Both were started (in the background) with the service, since a pipeline has charts.
+    assert wait_for(lambda: len(service.charts.pids) == 2, timeout=10)
+    pids = service.charts.pids
+
+    # The same bytes as a run that draws its charts in its own thread.
+    here = project.root / "inline-reports"
+    pipeline = load_pipeline(path, root=project.root)
+    assert run_pipeline(pipeline, make_context(pipeline, at(13)), here).ok
+    for name in ("by_region.png", "share.png"):
+        drawn = next((project.reports / "charted").glob(f"*/{name}")).read_bytes()
+        assert drawn == next((here / "charted").glob(f"*/{name}")).read_bytes(), name
+    html = next(p for p in (project.reports / "charted").glob("*.html") if p.stem != "latest")
+    assert html.read_bytes() == (here / "charted" / html.name).read_bytes()
+
+    assert service.stop(grace=5)
+    assert service.charts.pids == []
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_chart_processes_zero_draws_charts_in_the_runs_threads(project, make_service):
+    project.pipeline("charted", CHARTED)
+    clock = ManualClock(at(12, 59, 59))
+    service = make_service(clock, chart_processes=0)
+    assert service.charts is None
+    clock.set(at(13))
+    assert step(service) == 1
+    assert rows_by_hour(service) == {13: ("succeeded", 1)}
