@@ -357,26 +357,20 @@ def cmd_once(options: argparse.Namespace) -> int:
             from .charts.processes import ChartProcesses
 
             charts = stack.enter_context(ChartProcesses(options.chart_processes))
+        how = {
+            "reports_dir": reports_dir_for(options),
+            "at": at,
+            "workers": options.workers,
+            "chart_processes": charts,
+        }
         if options.deliver:
             from .deliver.once import print_deliveries, run_and_deliver
 
-            outcome = run_and_deliver(
-                pipelines,
-                reports_dir=reports_dir_for(options),
-                at=at,
-                workers=options.workers,
-                chart_processes=charts,
-            )
+            outcome = run_and_deliver(pipelines, **how)
             print_summary(outcome.results, sys.stdout)
             print_deliveries(outcome.deliveries, sys.stdout)
             return EXIT_OK if outcome.ok else EXIT_FAILED
-        results = run_once(
-            pipelines,
-            reports_dir=reports_dir_for(options),
-            at=at,
-            workers=options.workers,
-            chart_processes=charts,
-        )
+        results = run_once(pipelines, **how)
     print_summary(results, sys.stdout)
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 

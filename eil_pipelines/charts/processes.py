@@ -4,7 +4,7 @@ Drawing a chart is pure Python work inside matplotlib, so in one process the
 runs' worker threads take turns at it: the charts of a report are drawn one
 after another and two reports due at once wait for each other.
 :class:`ChartProcesses` keeps a few long-lived child processes
-(``python -m eil_pipelines.charts.processes``), each with matplotlib loaded,
+(a Python interpreter running :func:`serve`), each with matplotlib loaded,
 and hands each one a :class:`~eil_pipelines.charts.work.ChartJob` at a time:
 a report's charts are drawn side by side, on every core.
 
@@ -26,10 +26,12 @@ thread instead; a lost child is replaced at the next chart.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
 import queue
+import select
 import signal
 import struct
 import subprocess
@@ -48,7 +50,19 @@ log = logging.getLogger(__name__)
 #: Chart processes the scheduler starts by default: one per CPU, at most this many.
 MAX_DEFAULT_PROCESSES = 4
 
+#: Seconds a new chart process may take to load matplotlib and say it is ready.
+STARTUP_TIMEOUT = 60.0
+
 _LENGTH = struct.Struct(">Q")
+
+# The child imports this very package, wherever the parent found it, ahead of
+# any other copy; "-P" keeps the working folder off its path.
+_BOOTSTRAP = (
+    "import sys\n"
+    "if sys.argv[1] not in sys.path: sys.path.insert(0, sys.argv[1])\n"
+    "from eil_pipelines.charts.processes import child_main\n"
+    "sys.exit(child_main())\n"
+)
 
 
 def default_chart_processes(cpus: int | None = None) -> int:
@@ -118,24 +132,25 @@ class _Child:
 
     def __init__(self) -> None:
         package_parent = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        # The child must import this same package, wherever the parent found it.
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_parent, env.get("PYTHONPATH", "")) if p
-        )
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "eil_pipelines.charts.processes"],
+                [sys.executable, "-P", "-c", _BOOTSTRAP, package_parent],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                env=env,
                 close_fds=True,
                 start_new_session=True,
             )
         except OSError as exc:
             raise ChildCannotStart(f"cannot start a chart process: {exc}") from None
         self.pid = self.proc.pid
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_TIMEOUT)
+        if not ready:
+            self.stop(0)
+            raise ChildCannotStart(
+                f"a chart process could not start: not ready after {STARTUP_TIMEOUT:g} s"
+            )
         try:
             hello = self._receive()
         except ChildLost as exc:
@@ -167,7 +182,10 @@ class _Child:
         except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
             raise ChildLost(f"chart process {self.proc.pid} stopped: {exc}") from None
         if reply is None:
-            code = self.proc.poll()
+            try:  # its output closed: it is exiting, so its status is a moment away
+                code: int | None = self.proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                code = None
             how = f"exit status {code}" if code is not None else "its output closed"
             raise ChildLost(f"chart process {self.proc.pid} stopped ({how})")
         return reply
@@ -178,12 +196,9 @@ class _Child:
 
     def stop(self, timeout: float) -> None:
         """Close the child's input (it exits when idle), and kill it after ``timeout``."""
-        for pipe in (self.proc.stdin,):
-            try:
-                if pipe is not None:
-                    pipe.close()
-            except OSError:
-                pass
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):  # a flush into a pipe the child closed
+                self.proc.stdin.close()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -237,8 +252,9 @@ class ChartProcesses:
         with self._lock:
             if self._closed or self._unavailable is not None:
                 return
-        for _ in range(self.processes):
-            self._dispatch.submit(self._hold_started)
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            for _ in range(self.processes):
+                self._dispatch.submit(self._hold_started)
 
     @property
     def pids(self) -> list[int]:
@@ -337,9 +353,13 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
             job = read_frame(stdin)
         except EOFError:
             return 0
+        except Exception as exc:  # a frame it cannot unpickle: say so, take the next
+            job = exc
         if job is None:
             return 0
         try:
+            if isinstance(job, Exception):
+                raise job
             reply: tuple = ("ok", render_job(job))
         except ChartError as exc:
             reply = ("chart_error", exc.detail)
@@ -351,7 +371,8 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
             return 0
 
 
-def _child_main() -> int:
+def child_main() -> int:
+    """A chart process's entry point: ignore terminal signals, serve on stdin/stdout."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     # The protocol owns the real standard output; anything else printed goes nowhere.
@@ -360,7 +381,3 @@ def _child_main() -> int:
     os.dup2(devnull, 1)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     return serve(sys.stdin.buffer, protocol_out)
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main())

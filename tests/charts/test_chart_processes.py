@@ -1,8 +1,7 @@
 """Chart processes: real child processes, real pipes, real signals.
 
-Each pool here starts real ``python -m eil_pipelines.charts.processes``
-children (about a second each to load matplotlib), so the tests share a
-module-wide pool where they can.
+Each pool here starts real child interpreters (about a second each to load
+matplotlib), so the tests share a module-wide pool where they can.
 """
 
 from __future__ import annotations
@@ -100,6 +99,22 @@ def test_a_bug_inside_a_chart_process_fails_that_chart_with_its_message(pool):
     with pytest.raises(RuntimeError, match=r"in a chart process: AttributeError: .*columns"):
         pool.render([nonsense])
     assert len(pool.pids) == 2  # the process lives on
+
+
+class _CannotBeReceived(pd.DataFrame):
+    """A data frame whose pickle fails to load in the chart process."""
+
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+
+def test_a_job_the_process_cannot_receive_fails_that_chart_and_the_process_lives(pool):
+    before = pool.pids
+    unreadable = ChartJob(JOBS[1].spec, _CannotBeReceived(REGIONS))
+    with pytest.raises(RuntimeError, match="in a chart process: ValueError: invalid literal"):
+        pool.render([unreadable])
+    assert pool.render([JOBS[1]]) == [render_job(JOBS[1])]
+    assert pool.pids == before
 
 
 def test_chart_processes_ignore_interrupts_meant_for_the_terminal(pool):
