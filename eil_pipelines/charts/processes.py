@@ -38,7 +38,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -245,7 +245,13 @@ class ChartProcesses:
             futures = [self._dispatch.submit(self._render_one, job) for job in jobs]
         except RuntimeError:  # closed while submitting
             return [render_job(job) for job in jobs]
-        return [future.result() for future in futures]
+        results = []
+        for job, future in zip(jobs, futures, strict=True):
+            try:
+                results.append(future.result())
+            except CancelledError:  # closed before a process took it: draw it here
+                results.append(render_job(job))
+        return results
 
     def warm(self) -> None:
         """Start every process now, in the background, so the first charts need not wait."""
