@@ -233,3 +233,28 @@ def test_frames_round_trip_and_a_cut_frame_is_an_error():
         read_frame(io.BytesIO(whole[:20]))
     with pytest.raises(EOFError, match="inside a frame header"):
         read_frame(io.BytesIO(whole[:3]))
+
+
+def test_charts_waiting_for_a_process_when_the_pool_closes_are_drawn_here():
+    import threading
+
+    slow = job(
+        "slow",
+        type="scatter",
+        x="x",
+        y="y",
+        data=pd.DataFrame({"x": np.arange(3000.0), "y": np.sin(np.arange(3000.0) / 50)}),
+    )
+    jobs = [slow, JOBS[1], JOBS[2]]
+    processes = ChartProcesses(1)
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.update(result=processes.render(jobs)))
+    worker.start()
+    # Once the one process is up it is drawing the first chart; the others still wait.
+    deadline = time.monotonic() + 30
+    while not processes.pids and time.monotonic() < deadline:
+        time.sleep(0.005)
+    processes.close()
+    worker.join(30)
+    assert out["result"] == [render_job(j) for j in jobs]
+    assert processes.pids == []
