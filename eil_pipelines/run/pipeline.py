@@ -166,7 +166,7 @@ def run_pipeline(
         status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
     t = _time.perf_counter()
     finished = clock()
-    _publish(pipeline, ctx, reports_dir, status, error, finished)
+    publish_status(pipeline, ctx, reports_dir, status, error, finished)
     stages.write += _time.perf_counter() - t
     return RunResult(
         pipeline=pipeline.name,
@@ -322,7 +322,7 @@ def _template_name(pipeline: Pipeline, template: TemplateSource) -> str:
         return str(template.path)
 
 
-def _publish(
+def publish_status(
     pipeline: Pipeline,
     ctx: RunContext,
     reports_dir: Path,
@@ -332,6 +332,8 @@ def _publish(
 ) -> None:
     """Record the run's status and rebuild the site; never fails the run.
 
+    :func:`run_pipeline` calls it as a run ends; a supervisor calls it again
+    when it judges the run otherwise (the scheduler's ``timed_out``).
     A failed run writes only here (``reports/.eil/status/``), never into the
     pipeline's report folder, so its earlier reports stay exactly as they were.
     """

@@ -46,7 +46,7 @@ from ..schedule.durations import format_duration
 from ..schedule.loop import Clock, Firing, JobOptions, Scheduler, SystemClock
 from ..spec.loader import Pipeline, load_pipeline, pipeline_files, project_root_for
 from .context import make_context, pipeline_trigger, pipeline_zone
-from .pipeline import run_pipeline
+from .pipeline import publish_status, run_pipeline
 
 log = logging.getLogger("eil_pipelines.scheduler")
 
@@ -396,6 +396,8 @@ class SchedulerService:
             assert pipeline.spec.schedule is not None and pipeline.spec.schedule.timeout is not None
             limit = format_duration(pipeline.spec.schedule.timeout)
             error = f"stopped after the timeout of {limit}: {error}"
+            # The run recorded itself as failed for the report site; it timed out.
+            publish_status(pipeline, ctx, self.reports_dir, status, error, self.clock.now())
         summary = result.summary()
         try:
             self.ledger.finish(

@@ -319,6 +319,15 @@ def test_timeout_interrupts_the_query_with_the_loop_thread(project, make_service
     assert TIMEOUT_ERROR.fullmatch(row.error), row.error
     assert time.monotonic() - t0 < 4  # interrupted, not run for minutes
     assert not (project.reports / "hourly").exists()
+    # The report site says what the ledger says, not "Failed".
+    from eil_pipelines.outputs.site import read_status
+
+    assert wait_for(
+        lambda: (read_status(project.reports, "hourly") or {}).get("status") == "timed_out"
+    )
+    assert read_status(project.reports, "hourly")["error"] == row.error
+    index = (project.reports / "index.html").read_text()
+    assert "Timed out" in index and "Failed" not in index
 
 
 def test_timeout_before_the_query_starts_still_stops_it(project, make_service, gate):
