@@ -58,6 +58,7 @@ _LENGTH = struct.Struct(">Q")
 # The child imports this very package, wherever the parent found it, ahead of
 # any other copy; "-P" keeps the working folder off its path.
 _BOOTSTRAP = (
+    "# eil-pipelines chart process (ps shows this line)\n"
     "import sys\n"
     "if sys.argv[1] not in sys.path: sys.path.insert(0, sys.argv[1])\n"
     "from eil_pipelines.charts.processes import child_main\n"
