@@ -26,10 +26,13 @@ Every policy that concerns *time* lives here, generic over jobs:
 * **Jitter**: a run starts up to ``jitter`` after its fire time; the
   scheduled time the run stands for is unchanged.
 
-Replacing a job (``add`` with a key in use) carries its counters and its run
-in flight over to the new one; a replaced or removed job's pending fires,
-jittered starts and retries are dropped, and a run of it that fails later is
-not retried.
+Replacing a job (``add`` with a key in use) carries its counters, its run in
+flight, its pending retries and jittered starts over to the new one, which
+runs them (a failed run is retried with the new definition: an edit that
+fixes the failure gets its report); the new trigger alone decides the fire
+times after that.  A run of the old version that fails later is retried as
+the new version's options say.  A removed job's pending fires, starts and
+retries are dropped, and a run of it that fails later is not retried.
 
 Time is kept in UTC inside: fire times come from triggers in their own zone,
 where Python orders two datetimes of one zone by their clock readings and
@@ -288,7 +291,19 @@ class Scheduler:
                 job.last_run, job.last_error = old.last_run, old.last_error
                 job.queue, old.queue = old.queue, None
                 old.replaced_by = job
+                # Retries and jittered starts are owed runs of scheduled times
+                # that already came: the new version makes them.  Fires are not:
+                # the new trigger decides those.
+                owed = [
+                    (when, kind, payload)
+                    for when, kind, _, k, generation, payload in self._heap
+                    if k == key and generation == old.generation and kind in (_RETRY, _START)
+                ]
+            else:
+                owed = []
             self._jobs[key] = job
+            for when, kind, payload in owed:
+                self._push(when, kind, key, job.generation, payload)
             entry = self._push(next_fire, _FIRE, key, job.generation, next_fire)
             self._drop_stale()  # entries of the job replaced may be on top
             if wake or self._heap[0] is entry:
@@ -615,19 +630,21 @@ class Scheduler:
                 live.error_count += 1
                 live.last_error = error
             current = self._jobs.get(job.key)
+            # The version holding the key retries (None: the job was removed).
+            holder = current if current is live else None
             if (
                 not ok
-                and current is job
-                and firing.attempt <= job.options.retries
+                and holder is not None
+                and firing.attempt <= holder.options.retries
                 and self._accepting
             ):
-                delay = job.options.retry_delay * (2 ** (firing.attempt - 1))
+                delay = holder.options.retry_delay * (2 ** (firing.attempt - 1))
                 due = self._now() + delay
                 zone = firing.scheduled_at.tzinfo
                 retry = Firing(
                     job.key, firing.scheduled_at, firing.attempt + 1, due.astimezone(zone)
                 )
-                self._push(due, _RETRY, job.key, job.generation, retry)
+                self._push(due, _RETRY, job.key, holder.generation, retry)
             if live.queue and current is live and self._accepting:
                 self._start(live, live.queue.popleft(), hooks)
             self._in_flight -= 1

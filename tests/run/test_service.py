@@ -296,6 +296,27 @@ def test_failed_run_is_retried_after_the_delay(project, make_service, caplog):
     assert "attempt 3" not in caplog.text
 
 
+def test_a_fix_saved_while_a_retry_waits_is_what_the_retry_runs(project, make_service):
+    broken = pipeline_text(
+        schedule='retries = 1\nretry_delay = "5m"', sql="SELECT nope FROM range(3) t(x)"
+    )
+    project.pipeline("hourly", broken)
+    clock = ManualClock(START)
+    service = make_service(clock)
+    clock.set(at(13))
+    assert step(service) == 1
+    assert service.ledger.get("hourly", at(13)).status == "failed"
+
+    project.pipeline("hourly", broken.replace("SELECT nope", "SELECT x"))  # the fix
+    clock.set(at(13, 2))
+    assert service.reload() == ["rescheduled hourly, next run 2026-03-02T14:00:00+00:00"]
+    clock.set(at(13, 5))
+    assert step(service) == 1  # the retry, with the fixed query
+    row = service.ledger.get("hourly", at(13))
+    assert (row.status, row.attempt, row.error) == ("succeeded", 2, None)
+    assert reports(project, "hourly") == ["2026-03-02T1300.md"]
+
+
 TIMEOUT_ERROR = re.compile(
     r'stopped after the timeout of 1s: pipeline "hourly", query "q": '
     r"(the query was interrupted|not started: the run was stopped \(timeout\))"

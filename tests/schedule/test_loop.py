@@ -532,6 +532,65 @@ def test_replacing_a_running_job_frees_it_when_the_run_ends(
     assert skips.seen == []
 
 
+def test_replacing_a_job_hands_its_pending_retry_to_the_new_version(
+    scheduler: Scheduler, clock: ManualClock
+) -> None:
+    # The usual story: a run fails, the analyst fixes the file, the retry uses the fix.
+    broken, fixed = Recorder(False), Recorder(True)
+    options = JobOptions(retries=2, retry_delay=timedelta(minutes=5))
+    scheduler.add("job", every(hours=1), broken, options=options)
+    step(scheduler, clock, at(1))
+    assert scheduler.next_wakeup() == at(1, 5)  # the retry
+    scheduler.add("job", every(hours=1), fixed, options=options, first_after=at(1, 2))
+    assert scheduler.next_wakeup() == at(1, 5)
+    assert step(scheduler, clock, at(1, 5)) == 1
+    assert [(f.scheduled_at, f.attempt) for f in fixed.firings] == [(at(1), 2)]
+    assert broken.times == [at(1)]
+    # It succeeded: no further retry; the new trigger's next fire is next.
+    assert scheduler.next_wakeup() == at(2)
+    for minute in range(6, 60):
+        assert step(scheduler, clock, at(1, minute)) == 0
+    assert info(scheduler).run_count == 2
+
+
+def test_replacing_a_job_hands_its_jittered_start_to_the_new_version(
+    clock: ManualClock,
+) -> None:
+    scheduler = Scheduler(clock=clock, rng=random.Random(3))
+    scheduler.start(loop=False)
+    try:
+        old, new = Recorder(), Recorder()
+        options = JobOptions(jitter=timedelta(minutes=30))
+        scheduler.add("job", every(hours=1), old, options=options)
+        assert step(scheduler, clock, at(1)) == 0  # 13:00 starts later, jittered
+        start = scheduler.next_wakeup()
+        assert start is not None and at(1) < start < at(1, 30)
+        scheduler.add("job", every(hours=1), new, options=options, first_after=at(1, 1))
+        for minute in range(1, 60):
+            step(scheduler, clock, at(1, minute))
+        assert (old.times, new.times) == ([], [at(1)])  # once, by the new version
+    finally:
+        scheduler.shutdown(1)
+
+
+def test_a_run_failing_after_its_job_was_replaced_is_retried_as_the_new_version_says(
+    scheduler: Scheduler, clock: ManualClock
+) -> None:
+    gate = threading.Event()
+    old, new = Recorder(False, gate=gate), Recorder(True)
+    scheduler.add("job", every(hours=1), old)  # no retries
+    clock.set(at(1))
+    scheduler.run_due(at(1))
+    assert old.started.wait(1)
+    options = JobOptions(retries=1, retry_delay=timedelta(minutes=2))
+    scheduler.add("job", every(hours=1), new, options=options, first_after=at(1))
+    gate.set()  # the old version's run now fails
+    assert scheduler.wait_idle(1)
+    assert scheduler.next_wakeup() == at(1, 2)
+    assert step(scheduler, clock, at(1, 2)) == 1
+    assert [(f.scheduled_at, f.attempt) for f in new.firings] == [(at(1), 2)]
+
+
 def test_remove_returns_true_then_false_and_nothing_fires(
     scheduler: Scheduler, clock: ManualClock
 ) -> None:
