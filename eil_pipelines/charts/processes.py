@@ -55,10 +55,13 @@ STARTUP_TIMEOUT = 60.0
 
 _LENGTH = struct.Struct(">Q")
 
-# The child imports this very package, wherever the parent found it, ahead of
-# any other copy; "-P" keeps the working folder off its path.
+# The child ignores terminal signals from its first line (matplotlib takes a
+# second to import), then imports this very package, wherever the parent
+# found it, ahead of any other copy; "-P" keeps the working folder off its path.
 _BOOTSTRAP = (
     "# eil-pipelines chart process (ps shows this line)\n"
+    "import signal\n"
+    "for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP): signal.signal(s, signal.SIG_IGN)\n"
     "import sys\n"
     "if sys.argv[1] not in sys.path: sys.path.insert(0, sys.argv[1])\n"
     "from eil_pipelines.charts.processes import child_main\n"
@@ -379,9 +382,9 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
 
 
 def child_main() -> int:
-    """A chart process's entry point: ignore terminal signals, serve on stdin/stdout."""
+    """A chart process's entry point: serve on stdin/stdout (terminal signals ignored)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, signal.SIG_IGN)  # already, by the bootstrap; here for other callers
     # The protocol owns the real standard output; anything else printed goes nowhere.
     protocol_out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_WRONLY)

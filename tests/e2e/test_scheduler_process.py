@@ -270,3 +270,57 @@ def test_invalid_folder_at_start_exits_2(project):
     assert missing.returncode == 2
     assert missing.stderr.strip() == "eil-run: nowhere: no such file or folder"
     assert not project.reports.exists()
+
+
+CHARTED = EVERY_SECOND.replace(
+    'sql = "SELECT 1 AS x"',
+    """sql = "SELECT * FROM (VALUES ('EMEA', 3.0), ('APAC', 5.0)) t(region, revenue)"
+[[charts]]
+name = "by_region"
+query = "q"
+type = "bar"
+x = "region"
+y = "revenue"
+""",
+)
+
+
+def chart_children(pid: int) -> list[int]:
+    """The scheduler's chart processes that have loaded matplotlib (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+                maps = Path(f"/proc/{child}/maps").read_text()
+            except OSError:
+                continue
+            if b"eil-pipelines chart process" in cmdline and "ft2font" in maps:
+                found.append(int(child))
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc")
+def test_chart_processes_draw_the_charts_ignore_ctrl_c_and_stop_with_the_scheduler(project, start):
+    project.pipeline("ticker", CHARTED)
+    run = start("--chart-processes", "2")
+    assert wait_for(lambda: "succeeded" in statuses(project.reports)), run.stderr
+    assert next((project.reports / "ticker").glob("*_charts/by_region.png")).stat().st_size
+    assert wait_for(lambda: len(chart_children(run.process.pid)) == 2), run.stderr
+    children = chart_children(run.process.pid)
+    for pid in children:  # a terminal's Ctrl-C reaches the process group, not them
+        os.kill(pid, signal.SIGINT)
+    time.sleep(0.2)
+    assert not any(gone(pid) for pid in children)
+    run.signal(signal.SIGTERM)
+    assert run.wait(10) == 0, run.stderr
+    assert all(gone(pid) for pid in children)
+    assert "Traceback" not in run.stderr
+    assert "chart process" not in run.stderr  # none was lost
