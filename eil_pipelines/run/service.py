@@ -21,8 +21,8 @@ Policies, documented in docs/scheduler.md:
   interrupted; it is recorded ``timed_out`` (its row stays ``abandoned`` at
   shutdown, for the next start's catch-up to see).
 * Charts are drawn in chart processes (:mod:`eil_pipelines.charts.processes`),
-  started with the service when a pipeline has charts and stopped after the
-  runs at :meth:`stop`: a report's charts are drawn side by side, and runs
+  started with the service when a pipeline has charts (else at the first run
+  that draws one) and stopped after the runs at :meth:`stop`: a report's charts are drawn side by side, and runs
   due together do not take turns at the interpreter lock.
 """
 
@@ -171,7 +171,8 @@ class SchedulerService:
                 record.pipeline,
                 record.scheduled_at.isoformat(),
             )
-        self._start_chart_processes(any(p.spec.charts for p in pipelines))
+        if any(p.spec.charts for p in pipelines):
+            self._chart_pool(warm=True)  # matplotlib loads in them now, not at the first run
         with self._lock:
             for pipeline in pipelines:
                 self._loaded[pipeline.file] = _Loaded(pipeline, _fingerprint(pipeline))
@@ -209,9 +210,11 @@ class SchedulerService:
                 self._cancel(flight, "shutdown")
         if self._watcher is not None:
             self._watcher.join(timeout=2)
-        if self.charts is not None:
+        with self._lock:  # no pool starts after this: _chart_pool sees _stop
+            charts = self.charts
+        if charts is not None:
             # After the runs; a run abandoned at shutdown draws its charts in its thread.
-            self.charts.close()
+            charts.close()
         if self.deliveries is not None:
             # After the runs: their messages are queued by then.  A send still going
             # when this times out stays 'sending' and is sent again at the next start.
@@ -220,16 +223,27 @@ class SchedulerService:
             self.ledger.close()  # with runs left over, they may still record their end
         return finished
 
-    def _start_chart_processes(self, warm: bool) -> None:
-        from ..charts.processes import ChartProcesses, default_chart_processes
+    def _chart_pool(self, *, warm: bool = False) -> Any:
+        """The chart processes, started when a pipeline with charts first needs them.
 
-        count = self.chart_process_count
-        if count is None:
-            count = default_chart_processes()
-        if count > 0:
-            self.charts = ChartProcesses(count)
-            if warm:  # matplotlib loads in them now, not when the first report is due
-                self.charts.warm()
+        ``None`` when they are turned off (or on a single CPU): charts are then
+        drawn in the runs' threads.  A scheduler without charts never loads
+        matplotlib for them.
+        """
+        if self.chart_process_count == 0:
+            return None
+        with self._lock:
+            if self.charts is None and not self._stop.is_set():
+                from ..charts.processes import ChartProcesses, default_chart_processes
+
+                count = self.chart_process_count
+                if count is None:
+                    count = self.chart_process_count = default_chart_processes()
+                if count > 0:
+                    self.charts = ChartProcesses(count)
+                    if warm:
+                        self.charts.warm()
+            return self.charts
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -386,7 +400,7 @@ class SchedulerService:
             self.reports_dir,
             clock=self.clock.now,
             on_source=remember,
-            chart_processes=self.charts,
+            chart_processes=self._chart_pool() if pipeline.spec.charts else None,
         )
         with flight.lock:
             stop_reason = flight.stop_reason

@@ -533,6 +533,21 @@ def test_charts_are_drawn_in_chart_processes_that_stop_with_the_service(project,
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
+def test_chart_processes_start_when_a_pipeline_with_charts_first_runs(project, make_service):
+    project.pipeline("charted", pipeline_text())  # no charts yet
+    clock = ManualClock(at(12, 59, 59))
+    service = make_service(clock, chart_processes=1)
+    assert service.charts is None
+    project.pipeline("charted", CHARTED)
+    service.reload()
+    clock.set(at(13))
+    assert step(service) == 1
+    assert rows_by_hour(service) == {13: ("succeeded", 1)}
+    assert service.charts is not None and len(service.charts.pids) == 1
+    assert service.stop(grace=5)
+    assert service.charts.pids == []
+
+
 def test_chart_processes_zero_draws_charts_in_the_runs_threads(project, make_service):
     project.pipeline("charted", CHARTED)
     clock = ManualClock(at(12, 59, 59))
