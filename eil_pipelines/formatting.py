@@ -31,7 +31,7 @@ def format_number(value: Any, decimals: int | None = None) -> str:
     if not isinstance(value, Real):
         return str(value)
     if decimals is None:
-        decimals = 0 if float(value).is_integer() or abs(value) >= 100 else 2
+        decimals = 0 if float(value).is_integer() or abs(float(value)) >= 100 else 2
     return f"{value:,.{decimals}f}"
 
 
@@ -42,7 +42,7 @@ def format_currency(value: Any, symbol: str = "$", decimals: int | None = None) 
     if not isinstance(value, Real):
         return str(value)
     if decimals is None:
-        decimals = 0 if abs(value) >= 10_000 else 2
+        decimals = 0 if abs(float(value)) >= 10_000 else 2
     sign = "-" if value < 0 else ""
     return f"{sign}{symbol}{abs(value):,.{decimals}f}"
 

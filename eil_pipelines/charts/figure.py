@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 #: Padding of the constrained layout, in inches (pads) and fractions (spaces).
-LAYOUT_PADS = {"w_pad": 0.1, "h_pad": 0.08, "hspace": 0.02, "wspace": 0.02}
+LAYOUT_PADS: dict[str, Any] = {"w_pad": 0.1, "h_pad": 0.08, "hspace": 0.02, "wspace": 0.02}
 
 
 class ChartFigure(Figure):
@@ -24,7 +26,7 @@ class ChartFigure(Figure):
     points, so one solution fits both formats.
     """
 
-    def __init__(self, *args, chart_name: str = "chart", summary: str = "", **kwargs):
+    def __init__(self, *args: Any, chart_name: str = "chart", summary: str = "", **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.chart_name = chart_name
         self.summary = summary

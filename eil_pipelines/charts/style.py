@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -110,7 +110,7 @@ def shorten(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def style_axes(ax: Axes, value_axis: str | None = "y") -> None:
+def style_axes(ax: Axes, value_axis: Literal["x", "y"] | None = "y") -> None:
     """Spines, ticks and the light grid on the value axis only."""
     ax.set_facecolor(BACKGROUND)
     ax.set_axisbelow(True)
@@ -298,7 +298,7 @@ class PlainNumberFormatter(Formatter):
         return format_number(x, self._places)
 
 
-def date_labels(stamps: Sequence[np.datetime64]) -> list[str]:
+def date_labels(stamps: Sequence[np.datetime64] | np.ndarray) -> list[str]:
     """Labels for dates shown as categories (bar charts), chosen by their spacing.
 
     Months print ``Jan 2026, Feb, Mar, …`` (the year where it starts or

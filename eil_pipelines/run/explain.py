@@ -221,7 +221,7 @@ def _interval_shift_note(previous: datetime, local: datetime, zone: ZoneInfo) ->
 
 def _named_between(walls: Any, start: datetime, end: datetime) -> list[datetime]:
     """The schedule's wall-clock times in ``[start, end)`` (naive)."""
-    found = []
+    found: list[datetime] = []
     moment = start.replace(tzinfo=UTC) - _TICK
     limit = end.replace(tzinfo=UTC)
     while True:
