@@ -290,6 +290,14 @@ class _Plan:
     missed: int | None  # every due time, run or skipped (None: not counted)
 
 
+@dataclass(frozen=True)
+class _JumpBack:
+    """The wall clock went back: from where it should be to where it is (UTC)."""
+
+    expected: datetime
+    wall: datetime
+
+
 @dataclass
 class _Run:
     """A run handed to the workers."""
@@ -696,7 +704,7 @@ class Scheduler:
         try:
             while not self._stopping:
                 hooks: list[_Hook] = []
-                recompute: datetime | None = None
+                recompute: _JumpBack | None = None
                 try:
                     recompute = self._check_clock(hooks)
                     self._dispatch(self._now(), hooks)
@@ -727,13 +735,13 @@ class Scheduler:
 
     # -- the wall clock -----------------------------------------------------------------
 
-    def _check_clock(self, hooks: list[_Hook]) -> datetime | None:
+    def _check_clock(self, hooks: list[_Hook]) -> _JumpBack | None:
         """Compare the wall clock with the monotonic one since the last look (lock held).
 
         A jump forward needs nothing more than the log line: the fire times it
         skipped are due and the catch-up policy handles them, with the jump as
-        their reason.  After a jump back, returns the new wall time, from which
-        every job's next fire is recomputed (outside the lock).  Either way the
+        their reason.  After a jump back, returns it: every job's next fire is
+        then recomputed from the new wall time, outside the lock.  Either way the
         delays that count real time (retries, delayed starts, timeouts) move
         with the wall clock, so they keep their length.
         """
@@ -757,12 +765,7 @@ class Scheduler:
             )
             hooks.append((clock_log.warning, (message, jump, _iso(expected), _iso(wall))))
             return None
-        message = (
-            "the wall clock went back by %s (from %s to %s, by the monotonic clock):"
-            " every job's next fire time is recomputed from the new time"
-        )
-        hooks.append((clock_log.warning, (message, -jump, _iso(expected), _iso(wall))))
-        return wall
+        return _JumpBack(expected, wall)
 
     def _shift_delays(self, jump: timedelta) -> None:
         """Move retries, delayed starts and timeouts by ``jump``: they count real time."""
@@ -778,12 +781,14 @@ class Scheduler:
         self._heap[:] = moved
         heapq.heapify(self._heap)
 
-    def _recompute(self, wall: datetime) -> None:
-        """After a jump back: each job's next fire becomes the first after ``wall``.
+    def _recompute(self, back: _JumpBack) -> None:
+        """After a jump back: each job's next fire becomes the first after the new time.
 
         Triggers are asked outside the lock, a chunk of jobs at a time; a job
-        replaced or removed meanwhile is left to its new version.
+        replaced or removed meanwhile is left to its new version.  One log line
+        says what happened.
         """
+        wall = back.wall
         with self._lock:
             jobs = list(self._jobs.values())
         moved = 0
@@ -805,7 +810,14 @@ class Scheduler:
                         self._push_fire(job, following)
                         moved += 1
                 self._lock.notify_all()
-        clock_log.info("after the clock went back, %d job(s) fire earlier than planned", moved)
+        clock_log.warning(
+            "the wall clock went back by %s (from %s to %s, by the monotonic clock):"
+            " every job's next fire time is recomputed from the new time (%d fire earlier)",
+            back.expected - wall,
+            _iso(back.expected),
+            _iso(wall),
+            moved,
+        )
 
     # -- fire times and catch-up ----------------------------------------------------------
 
