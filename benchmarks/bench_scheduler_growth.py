@@ -33,6 +33,7 @@ This is a benchmark, not a test: nothing imports it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import statistics
 import sys
@@ -47,10 +48,11 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eil_pipelines.schedule.testing import ManualClock  # noqa: E402
-from eil_pipelines.schedule.triggers import EveryTrigger  # noqa: E402
+from eil_pipelines.schedule.testing import ManualClock
+from eil_pipelines.schedule.triggers import EveryTrigger
 
 UTC_ZONE = ZoneInfo("UTC")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def load_loop(path: str | None) -> ModuleType:
@@ -124,54 +126,64 @@ class CountingSkips:
         self.calls += 1
 
 
-def bench_catchup(loop: ModuleType, timeout: float) -> None:
-    """A year-old ``every 5s`` job: time to the first run, then to the last skip booked."""
-    print("catch-up after 11 months down, every = 5s (about 5.7 million missed times)")
-    print(f"{'catch_up':>10} {'decide':>9} {'skips':>10} {'batches':>8} {'all booked':>11}")
+def catchup_once(loop: ModuleType, policy: str, timeout: float) -> str:
+    """One row: a year-old ``every 5s`` job under ``policy``."""
     now = datetime(2026, 12, 7, 12, tzinfo=UTC)
     last = now - timedelta(days=334)
-    batched = "on_skip_many" in loop.Scheduler.add.__code__.co_varnames
-    for policy in ("latest", "all", "none"):
-        clock = ManualClock(now)
-        scheduler = loop.Scheduler(clock=clock, workers=2)
-        scheduler.start(loop=False)
-        skips = CountingSkips()
-        ran = threading.Event()
-        hooks: dict[str, Any] = {"on_skip": skips.one}
-        if batched:
-            hooks["on_skip_many"] = skips.many
-        options = loop.JobOptions(catch_up=policy, max_catch_up=10)
-        outcome: dict[str, float] = {}
+    clock = ManualClock(now)
+    scheduler = loop.Scheduler(clock=clock, workers=2)
+    scheduler.start(loop=False)
+    skips = CountingSkips()
+    first_run: list[float] = []
+    hooks: dict[str, Any] = {"on_skip": skips.one}
+    if "on_skip_many" in loop.Scheduler.add.__code__.co_varnames:
+        hooks["on_skip_many"] = skips.many
+    options = loop.JobOptions(catch_up=policy, max_catch_up=10)
+    began = time.perf_counter()
+    decided: list[float] = []
+    total: list[float] = []
 
-        def work(scheduler: Any = scheduler, hooks: dict[str, Any] = hooks) -> None:
-            began = time.perf_counter()
-            scheduler.add(
-                "job",
-                EveryTrigger(timedelta(seconds=5), UTC_ZONE),
-                lambda _f: ran.set(),
-                options=options,
-                first_after=last,
-                **hooks,
-            )
-            decided = getattr(scheduler, "_bench_decided", None)
-            scheduler.run_due(now)
-            outcome["all"] = time.perf_counter() - began
-            outcome["decide"] = decided or outcome["all"]
+    def ran(_firing: Any) -> None:
+        first_run.append(time.perf_counter() - began)
 
-        thread = threading.Thread(target=work, daemon=True)
-        began = time.perf_counter()
-        thread.start()
-        thread.join(timeout)
-        if thread.is_alive():
-            print(f"{policy:>10} gave up after {timeout:.0f}s with {skips.times:,} skips booked")
-            continue
-        first_run = scheduler.first_run_s if hasattr(scheduler, "first_run_s") else None
-        decide = first_run if first_run is not None else outcome["decide"]
-        print(
-            f"{policy:>10} {decide:>8.3f}s {skips.times:>10,} {skips.calls:>8,} "
-            f"{outcome['all']:>10.2f}s"
+    def work() -> None:
+        scheduler.add(
+            "job",
+            EveryTrigger(timedelta(seconds=5), UTC_ZONE),
+            ran,
+            options=options,
+            first_after=last,
+            **hooks,
         )
-        scheduler.shutdown(1)
+        scheduler.run_due(now)
+        total.append(time.perf_counter() - began)
+
+    original = loop.Scheduler._call_hooks
+
+    def first_hooks(hook_list: Any) -> None:
+        # The first hooks called mark the moment the decision was taken.
+        if not decided:
+            decided.append(time.perf_counter() - began)
+        original(hook_list)
+
+    scheduler._call_hooks = first_hooks  # type: ignore[method-assign]
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    scheduler.shutdown(0)
+    decide = first_run[0] if first_run else (decided[0] if decided else float("nan"))
+    if thread.is_alive():
+        return f"{policy:>10} {decide:>8.3f}s {skips.times:>10,} {skips.calls:>8,} gave up at {timeout:.0f}s"
+    return f"{policy:>10} {decide:>8.3f}s {skips.times:>10,} {skips.calls:>8,} {total[0]:>10.2f}s"
+
+
+def bench_catchup(loop: ModuleType, timeout: float) -> None:
+    """A year-old ``every 5s`` job: time to the first run (or decision), then to the last skip."""
+    print("catch-up after 11 months down, every = 5s (about 5.7 million missed times)")
+    print("  decided: time to the first run (or, with none to run, to the first hook)")
+    print(f"{'catch_up':>10} {'decided':>9} {'skips':>10} {'calls':>8} {'all booked':>11}")
+    for policy in ("latest", "all", "none"):
+        print(catchup_once(loop, policy, timeout))
 
 
 # --------------------------------------------------------------------------- lateness
@@ -185,77 +197,91 @@ class GridTrigger:
 
     def next_fire(self, after: datetime) -> datetime:
         """The first grid point strictly after ``after``."""
-        steps = int(after.timestamp() // self.interval) + 1
-        return datetime.fromtimestamp(steps * self.interval, UTC)
+        step = round(self.interval * 1_000_000)
+        micros = (after - EPOCH) // timedelta(microseconds=1)
+        return EPOCH + timedelta(microseconds=(micros // step + 1) * step)
 
 
-def burn(stop: threading.Event) -> Callable[[Any], None]:
-    """A job that keeps a CPU busy in pure Python until ``stop`` is set."""
+def burn(stop: threading.Event, native: bool = False) -> Callable[[Any], None]:
+    """A job that keeps a CPU busy until ``stop`` is set: in pure Python (holding the
+    interpreter lock), or hashing (``native``: outside it, like a database query)."""
+    block = bytes(range(256)) * 4096
 
     def job(_firing: Any) -> None:
         total = 0
         while not stop.is_set():
+            if native:
+                hashlib.sha256(block).digest()
+                continue
             for index in range(2000):
                 total += index * index
 
     return job
 
 
+def lateness_once(
+    loop: ModuleType, workers: int, fires: int, busy: bool, native: bool = False
+) -> str:
+    """One row: the probe's dispatch lateness, with the workers idle or burning CPU."""
+    lateness: list[float] = []
+    scheduler = loop.Scheduler(workers=workers)
+    original = scheduler._fire
+
+    def measuring(job: Any, planned: datetime, now: datetime, *rest: Any) -> Any:
+        if job.key == "probe":
+            lateness.append((time.time() - planned.timestamp()) * 1000)
+        return original(job, planned, now, *rest)
+
+    scheduler._fire = measuring  # type: ignore[method-assign]
+    stop = threading.Event()
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    for index in range(200):
+        scheduler.add(f"idle-{index}", EveryTrigger(timedelta(days=1), UTC_ZONE, far), noop)
+    scheduler.start()
+    long_jobs = 0
+    if busy:
+        # Every worker a long run may take (all but the reserved one, if any).
+        long_jobs = workers - getattr(scheduler, "reserved_workers", 0)
+        soon = datetime.now(UTC) + timedelta(seconds=0.2)
+        options = loop.JobOptions()
+        if hasattr(options, "expected_duration"):
+            options.expected_duration = timedelta(hours=1)
+        for index in range(long_jobs):
+            scheduler.add(
+                f"burn-{index}",
+                EveryTrigger(timedelta(days=1), UTC_ZONE, soon),
+                burn(stop, native),
+                options=options,
+            )
+        deadline = time.monotonic() + 10
+        while scheduler.in_flight < long_jobs and time.monotonic() < deadline:
+            time.sleep(0.01)
+    scheduler.add("probe", GridTrigger(0.05), noop)
+    deadline = time.monotonic() + fires * 0.05 * 3 + 10
+    while len(lateness) < fires and time.monotonic() < deadline:
+        time.sleep(0.05)
+    scheduler.remove("probe")
+    stop.set()
+    scheduler.shutdown(5)
+    kind = "C" if native else "Python"
+    label = f"{long_jobs} workers 100% CPU {kind}" if busy else "workers idle"
+    values = lateness[:fires]
+    if not values:
+        return f"{label:>28} no fires measured"
+    return (
+        f"{label:>28} {len(values):>5} {statistics.median(values):>7.2f}ms "
+        f"{nearest_rank(values, 90):>7.2f}ms {nearest_rank(values, 99):>7.2f}ms "
+        f"{max(values):>7.2f}ms"
+    )
+
+
 def bench_lateness(loop: ModuleType, workers: int, fires: int) -> None:
     """The loop's dispatch lateness, quiet and with every worker busy."""
     print(f"loop lateness (dispatch minus fire time), a job every 0.05 s, {workers} workers")
-    print(f"{'load':>22} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
-    for busy in (False, True):
-        lateness: list[float] = []
-        scheduler = loop.Scheduler(workers=workers)
-        original = scheduler._fire
-
-        def measuring(job: Any, planned: datetime, now: datetime, *rest: Any) -> Any:
-            if job.key == "probe":
-                lateness.append((time.time() - planned.timestamp()) * 1000)
-            return original(job, planned, now, *rest)
-
-        scheduler._fire = measuring  # type: ignore[method-assign]
-        stop = threading.Event()
-        far = datetime(2100, 1, 1, tzinfo=UTC)
-        for index in range(200):
-            scheduler.add(f"idle-{index}", EveryTrigger(timedelta(days=1), UTC_ZONE, far), noop)
-        scheduler.start()
-        long_jobs = 0
-        if busy:
-            # Every worker a long run may take (all but the reserved one, if any).
-            long_jobs = workers - getattr(scheduler, "reserved_workers", 0)
-            soon = datetime.now(UTC) + timedelta(seconds=0.2)
-            options = loop.JobOptions()
-            if hasattr(options, "expected_duration"):
-                options.expected_duration = timedelta(hours=1)
-            for index in range(long_jobs):
-                scheduler.add(
-                    f"burn-{index}",
-                    EveryTrigger(timedelta(days=1), UTC_ZONE, soon),
-                    burn(stop),
-                    options=options,
-                )
-            deadline = time.monotonic() + 10
-            while scheduler.in_flight < long_jobs and time.monotonic() < deadline:
-                time.sleep(0.01)
-        scheduler.add("probe", GridTrigger(0.05), noop)
-        deadline = time.monotonic() + fires * 0.05 * 3 + 10
-        while len(lateness) < fires and time.monotonic() < deadline:
-            time.sleep(0.05)
-        scheduler.remove("probe")
-        stop.set()
-        scheduler.shutdown(5)
-        label = f"{long_jobs} workers at 100% CPU" if busy else "workers idle"
-        values = lateness[:fires]
-        if not values:
-            print(f"{label:>22} no fires measured")
-            continue
-        print(
-            f"{label:>22} {len(values):>5} {statistics.median(values):>7.2f}ms "
-            f"{nearest_rank(values, 90):>7.2f}ms {nearest_rank(values, 99):>7.2f}ms "
-            f"{max(values):>7.2f}ms"
-        )
+    print(f"{'load':>28} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
+    print(lateness_once(loop, workers, fires, False))
+    print(lateness_once(loop, workers, fires, True, native=True))
+    print(lateness_once(loop, workers, fires, True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
