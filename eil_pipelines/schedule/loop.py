@@ -9,14 +9,40 @@ per job: 10,000 jobs cost one heap and the same worker threads as ten.
 Every policy that concerns *time* lives here, generic over jobs:
 
 * **Missed fire times** (downtime, a suspended laptop, a clock that jumped
-  forward): when a job is due, every fire time between its planned one and
-  now is due at once.  ``catch_up`` decides: ``latest`` runs only the most
-  recent, ``all`` runs each in order (at most ``max_catch_up``, the most
-  recent), ``none`` runs only a fire time that is not older than
-  ``misfire_grace``.  The others are reported as skipped.  With ``all`` the
+  forward, a loop that got to a job late): when a job is due, every fire time
+  between its planned one and now is due at once.  ``catch_up`` decides:
+  ``latest`` runs only the most recent, ``all`` runs each in order (at most
+  ``max_catch_up``, the most recent), ``none`` runs only a fire time that is
+  not older than ``misfire_grace``.  The others are reported as skipped, with
+  the true cause: downtime (fire times before the job was registered), a
+  jump of the wall clock, or a loop that reached them late.  With ``all`` the
   runs go one after another, oldest first, never side by side.
+
+  Catch-up is arithmetic, not a walk.  The loop sets the job aside, releases
+  its lock, and asks the trigger for the runs to do, backwards from now with
+  ``previous_fire`` (O(runs to do)), and for the number missed with
+  ``count_between`` when it has one (``EveryTrigger``: by arithmetic).  A
+  trigger with ``next_fire`` alone is walked forwards, outside the lock,
+  checking for a shutdown as it goes.  Skipped times are made on demand
+  (``fires``, by arithmetic for ``EveryTrigger``) and handed to the job's
+  ``on_skip_many`` hook in batches of :data:`SKIP_BATCH`, oldest first, one
+  batch per turn of the loop; ``on_skip`` (one call per time) still works.
+  A year of ``every = "5s"`` down (6.3 million fire times) is decided in
+  milliseconds; its skips follow in the background.
 * **Overlap**: a fire time that comes while the job's previous run is still
   going is skipped (``overlap = "skip"``) or queued behind it (``"queue"``).
+  A run handed to the workers that none could take yet (every worker busy)
+  is *waiting*, not *going*: a fire time meanwhile is skipped as "the
+  previous run was still waiting for a free worker"; with ``queue`` it waits
+  behind it.
+* **Fairness**: runs start oldest first, but at most ``workers -
+  reserved_workers`` runs that may be long go at once.  A run is short when
+  the job's ``expected_duration``, or the moving average of its own runs, is
+  at most ``short_run`` (1 s); a job never run counts as long.  So a burst of
+  long reports holds all workers but one (by default), and a short, frequent
+  job runs beside them.  A job's own backlog (``catch_up = "all"``, retries,
+  ``overlap = "queue"``) waits behind its run in flight, so one job never
+  holds more than one worker.
 * **Retries**: a failed run is tried again after ``retry_delay``, doubled at
   each attempt, up to ``retries`` times, for the same scheduled time.  A retry
   that comes while another run of the job is going waits behind it.
@@ -40,8 +66,22 @@ ignores ``fold`` (02:30 summer time sorts after 02:00 winter time on a
 fall-back day), so the heap is keyed by UTC instants and every delay is added
 in UTC.  ``Firing.scheduled_at`` stays in the trigger's zone.
 
-Hooks (``on_skip``, ``on_timeout``) are called without the scheduler's lock
-held, so they may take their own locks and call back into the scheduler.
+Hooks (``on_skip``, ``on_skip_many``, ``on_timeout``) are called without the
+scheduler's lock held, so they may take their own locks and call back into the
+scheduler.  Nothing is logged under the lock either.
+
+**Clock jumps.** With a clock that has ``monotonic()`` (:class:`SystemClock`,
+the manual test clock), the loop compares the wall clock's progress with the
+monotonic clock's at each wake.  When they part by more than
+``jump_threshold`` (2 s), one line on the ``eil_pipelines.scheduler`` logger
+says so.  Forwards, the fire times jumped over are missed and handled as
+after downtime, their skip reason naming the jump.  Backwards, every job's
+next fire is recomputed from the new wall time (outside the lock, in
+chunks), so the next fire is the next real one rather than the hour (or
+whatever the jump was) ahead; fire times that come round a second time reach
+the job again, and the run ledger, unique per (pipeline, scheduled time),
+refuses those that already ran.  Retries, delayed starts and timeouts count
+real time: they move with the jump, so they keep their length.
 
 The clock is a seam: :class:`SystemClock` in production, a fake one in
 tests, which drive time by hand instead of sleeping.
@@ -852,8 +892,9 @@ class Scheduler:
         options = job.options
         try:
             following: datetime | None = _next_after(job.trigger, planned)
-        except Exception:
-            hooks.append((_log_trigger_failure, (job.key,)))
+        except Exception as exc:
+            message = "job %s: its trigger failed; it will not fire again: %s"
+            hooks.append((log.error, (message, job.key, f"{type(exc).__name__}: {exc}")))
             following = None
         if following is not None and _utc(following) <= now:
             job.next_fire, job.fire_seq = None, -1  # no fire entry until planned
@@ -1183,8 +1224,9 @@ class Scheduler:
     def _deliver_skips(self, deadline: float | None, batches: int | None = None) -> None:
         """Hand waiting skipped times to their hooks, a batch at a time, oldest first.
 
-        Stops after ``batches`` batches, or at ``deadline`` (monotonic), or at a
-        shutdown when called by the loop; what is left then is logged.
+        Stops after ``batches`` batches; without a ``deadline`` (monotonic), at a
+        shutdown too, which then hands over what it can within its grace and
+        logs what is left.
         """
         done = 0
         with self._delivering:
@@ -1193,6 +1235,8 @@ class Scheduler:
                     if not self._skips:
                         return
                     span = self._skips[0]
+                if deadline is None and self._stopping:
+                    return  # shutdown() hands over the rest, within its grace
                 if deadline is not None and _time.monotonic() >= deadline:
                     break
                 firings = span.take(SKIP_BATCH)
@@ -1246,10 +1290,6 @@ def _next_after(trigger: TriggerLike, moment: datetime) -> datetime:
     if _utc(following) <= _utc(moment):
         raise ValueError(f"next_fire({moment.isoformat()}) gave {following.isoformat()}")
     return following
-
-
-def _log_trigger_failure(key: str) -> None:
-    log.error("job %s: its trigger failed; it will not fire again", key, exc_info=False)
 
 
 def _iso(moment: datetime) -> str:
