@@ -594,7 +594,8 @@ class Scheduler:
     def shutdown(self, grace: float | None = None) -> bool:
         """Stop starting runs; wait up to ``grace`` seconds (None: forever) for runs in flight.
 
-        Runs no worker has started are dropped at once (logged).  Skipped fire
+        Runs no worker has started are dropped at once, logged and reported to
+        the skip hooks (first attempts: a retry's time has its row).  Skipped fire
         times not yet handed to their hooks are handed within the same grace.
         Returns True when every run finished within the grace period.
         """
@@ -617,12 +618,16 @@ class Scheduler:
             finished = self._in_flight == 0
             self._closed = True
             self._work.notify_all()
+        hooks: list[_Hook] = []
         for run in dropped:
             log.warning(
                 "not run: %s at %s: the scheduler shut down first",
                 run.job.key,
                 run.firing.scheduled_at.isoformat(),
             )
+            if run.firing.attempt == 1:  # a retry's time already has its row
+                self._skip(_latest(run.job), [run.firing], _SHUTDOWN_SKIP, hooks)
+        self._call_hooks(hooks)
         if self._thread is not None:
             self._thread.join(timeout=1)
         if self._switch_saved is not None:
@@ -1275,6 +1280,7 @@ class Scheduler:
 
 
 _OVERLAP_SKIP = "the previous run was still going (overlap = skip)"
+_SHUTDOWN_SKIP = "the scheduler shut down while the run waited for a free worker"
 _OVERLAP_WAITING = "the previous run was still waiting for a free worker (overlap = skip)"
 
 

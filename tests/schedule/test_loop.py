@@ -818,8 +818,9 @@ def test_shutdown_returns_false_when_a_run_outlives_grace(clock: ManualClock) ->
     scheduler = Scheduler(clock=clock, workers=1)
     gate = threading.Event()
     blocked, waiting = Recorder(gate=gate), Recorder()
+    skips = Skips()
     scheduler.add("blocked", every(hours=1), blocked)
-    scheduler.add("waiting", every(hours=1), waiting)
+    scheduler.add("waiting", every(hours=1), waiting, on_skip=skips)
     scheduler.start()
     try:
         clock.set(at(1))
@@ -827,8 +828,11 @@ def test_shutdown_returns_false_when_a_run_outlives_grace(clock: ManualClock) ->
         assert blocked.started.wait(1)
         # One worker: "waiting" sits in the pool's queue behind the blocked run.
         assert scheduler.shutdown(0.2) is False
-        # The run that never started no longer counts as in flight.
+        # The run that never started no longer counts as in flight, and is reported.
         assert scheduler.in_flight == 1
+        assert skips.seen == [
+            (at(1), "the scheduler shut down while the run waited for a free worker")
+        ]
     finally:
         gate.set()
     assert scheduler.wait_idle(1)
