@@ -407,7 +407,8 @@ class Scheduler:
         self._switch_saved: tuple[float, float] | None = None  # (ours, the one we replaced)
         self._rng = rng or random.Random()
         self._name = name
-        self._lock = threading.Condition(threading.RLock())
+        mutex = threading.RLock()  # one lock, three conditions on it
+        self._lock = threading.Condition(mutex)
         self._jobs: dict[str, Job] = {}
         # (when, kind, sequence, job key, job generation, payload): a stale generation
         # marks an entry of a removed or replaced job, dropped when it surfaces, or
@@ -424,10 +425,10 @@ class Scheduler:
         self._accepting = True
         self._in_flight = 0
         self._active: set[int] = set()  # tokens of runs in flight, for their timeouts
-        self._idle = threading.Condition(self._lock)
+        self._idle = threading.Condition(mutex)
         # The workers: runs wait in two queues, those expected to be short and
         # the others, each oldest first (see _take).
-        self._work = threading.Condition(self._lock)
+        self._work = threading.Condition(mutex)
         self._open = False  # whether runs may be handed to workers
         self._closed = False  # workers leave once the queues are empty
         self._ready_short: deque[_Run] = deque()
@@ -1145,7 +1146,8 @@ class Scheduler:
 
     def _execute(self, run: _Run) -> None:
         job, firing = run.job, run.firing
-        ok, error = False, "the run was interrupted"
+        ok = False
+        error: str | None = "the run was interrupted"
         began = self._monotonic()
         try:
             result = job.func(firing)
