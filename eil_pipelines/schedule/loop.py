@@ -595,8 +595,8 @@ class Scheduler:
     def shutdown(self, grace: float | None = None) -> bool:
         """Stop starting runs; wait up to ``grace`` seconds (None: forever) for runs in flight.
 
-        Runs no worker has started are dropped at once, logged and reported to
-        the skip hooks (first attempts: a retry's time has its row).  Skipped fire
+        Runs waiting for a free worker are dropped at once, logged and reported
+        to the skip hooks (first attempts: a retry's time has its row).  Skipped fire
         times not yet handed to their hooks are handed within the same grace.
         Returns True when every run finished within the grace period.
         """
@@ -606,9 +606,12 @@ class Scheduler:
             self._accepting = False
             self._stopping = True
             self._lock.notify_all()
+            # A run a worker was free for has as good as started: it goes on.
             for queue in (self._ready_short, self._ready_long):
-                while queue:
-                    dropped.append(queue.popleft())
+                kept = [run for run in queue if not run.waits]
+                dropped.extend(run for run in queue if run.waits)
+                queue.clear()
+                queue.extend(kept)
             for run in dropped:
                 self._forget(run)
             while self._in_flight:
@@ -680,10 +683,18 @@ class Scheduler:
         return _utc(self.clock.now())
 
     def _read_clock(self) -> tuple[datetime, float] | None:
+        """(wall, monotonic) read together, or None without a monotonic clock."""
         monotonic = getattr(self.clock, "monotonic", None)
         if monotonic is None:
             return None
-        return self._now(), monotonic()
+        before = monotonic()
+        wall = self._now()
+        after = monotonic()
+        if after - before > self.jump_threshold.total_seconds() / 4:
+            # The thread was held up between the reads (a loaded machine): the
+            # pair could pass for a jump.  Read again at the next turn.
+            return None
+        return wall, (before + after) / 2
 
     def _push(
         self,
