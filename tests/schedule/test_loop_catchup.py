@@ -249,3 +249,22 @@ def test_a_loop_that_got_late_says_so_rather_than_blaming_downtime(
         reason
         == "missed: the scheduler reached it late, after later fire times (catch_up = latest)"
     )
+
+
+def test_a_trigger_that_does_not_move_forward_stops_the_job_not_the_loop(
+    scheduler: Scheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Stuck:
+        def next_fire(self, after: datetime) -> datetime:
+            return NEWEST  # the same instant, whatever is asked
+
+    job, other = Runs(), Runs()
+    scheduler.add("stuck", Stuck(), job, first_after=NEWEST - FIVE)
+    scheduler.add("other", EveryTrigger(FIVE, ZONE), other, first_after=NEWEST - FIVE)
+    with caplog.at_level(logging.ERROR, logger="eil_pipelines.schedule"):
+        scheduler.run_due(NOW)
+        assert scheduler.wait_idle(5)
+    assert job.times == [NEWEST]  # its fire time ran; it has no next one
+    assert other.times == [NEWEST]
+    assert scheduler.get("stuck").next_fire is None  # type: ignore[union-attr]
+    assert any("stuck: its trigger failed; it will not fire again" in m for m in caplog.messages)
