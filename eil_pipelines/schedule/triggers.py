@@ -827,6 +827,26 @@ class EveryTrigger(Trigger):
             steps -= 1
         return (self._anchor + steps * self.interval).astimezone(self.zone)
 
+    def fires(self, after: datetime, until: datetime) -> Iterator[datetime]:
+        """Every fire time in ``(after, until]``, oldest first, by arithmetic on the grid."""
+        start = (_to_utc(after, "after") - self._anchor) // self.interval + 1
+        end = (_to_utc(until, "until") - self._anchor) // self.interval
+        anchor, interval, zone = self._anchor, self.interval, self.zone
+        for step in range(start, end + 1):
+            yield (anchor + step * interval).astimezone(zone)
+
+    def count_between(self, after: datetime, until: datetime) -> int:
+        """How many fire times lie in ``(after, until]``: arithmetic, however long the span.
+
+        The scheduler counts the fire times missed during a long outage with
+        it (5.7 million for ``every = "5s"`` over 11 months) without walking them.
+        """
+        start = _to_utc(after, "after") - self._anchor
+        end = _to_utc(until, "until") - self._anchor
+        if end <= start:
+            return 0
+        return end // self.interval - start // self.interval
+
     def describe(self) -> str:
         """Such as ``"every 15 minutes"`` or ``"every 2 hours from 2026-01-05 07:00 UTC"``."""
         words = "every " + _interval_words(self.interval)

@@ -232,11 +232,15 @@ def test_a_jump_forward_is_handled_like_downtime(scheduler: Scheduler, clock: Ma
     job, skips = Recorder(), Skips()
     scheduler.add("job", every(hours=1), job, on_skip=skips)
     step(scheduler, clock, at(1))
-    # The wall clock leaps a day ahead (a suspended laptop, an NTP fix).
-    step(scheduler, clock, at(25, minutes=5))
+    # The wall clock leaps a day ahead (a suspended laptop, an NTP fix): the
+    # monotonic clock did not move, so the scheduler knows it was no downtime.
+    clock.jump(at(25, minutes=5) - at(1))
+    scheduler.run_due()
+    assert scheduler.wait_idle(1)
     assert job.times == [at(1), at(25)]
     assert [when for when, _ in skips.seen] == [at(h) for h in range(2, 25)]
-    assert {reason for _, reason in skips.seen} == {MISSED.format("latest")}
+    jumped = "missed: the wall clock jumped forward by 1 day, 0:05:00 (catch_up = latest)"
+    assert {reason for _, reason in skips.seen} == {jumped}
 
 
 def test_a_jump_backwards_never_reruns_a_fire_time(
@@ -814,8 +818,9 @@ def test_shutdown_returns_false_when_a_run_outlives_grace(clock: ManualClock) ->
     scheduler = Scheduler(clock=clock, workers=1)
     gate = threading.Event()
     blocked, waiting = Recorder(gate=gate), Recorder()
+    skips = Skips()
     scheduler.add("blocked", every(hours=1), blocked)
-    scheduler.add("waiting", every(hours=1), waiting)
+    scheduler.add("waiting", every(hours=1), waiting, on_skip=skips)
     scheduler.start()
     try:
         clock.set(at(1))
@@ -823,8 +828,11 @@ def test_shutdown_returns_false_when_a_run_outlives_grace(clock: ManualClock) ->
         assert blocked.started.wait(1)
         # One worker: "waiting" sits in the pool's queue behind the blocked run.
         assert scheduler.shutdown(0.2) is False
-        # The run that never started no longer counts as in flight.
+        # The run that never started no longer counts as in flight, and is reported.
         assert scheduler.in_flight == 1
+        assert skips.seen == [
+            (at(1), "the scheduler shut down while the run waited for a free worker")
+        ]
     finally:
         gate.set()
     assert scheduler.wait_idle(1)

@@ -150,3 +150,40 @@ def test_a_job_has_no_queue_until_a_run_waits(scheduler: Scheduler, clock: Manua
     gate.set()
     assert scheduler.wait_idle(1)
     assert scheduler.jobs()[0].run_count == 2
+
+
+class CountingHeap(list):
+    """A heap list that counts full scans (iterations over it)."""
+
+    scans = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        CountingHeap.scans += 1
+        return super().__iter__()
+
+
+def test_replacing_a_job_does_not_scan_the_heap(scheduler: Scheduler, clock: ManualClock) -> None:
+    """Re-registering n jobs must cost O(n log n), not O(n²): no scan of the heap per add."""
+
+    def failing(_firing: Firing) -> bool:
+        return False
+
+    options = JobOptions(retries=1, retry_delay=timedelta(minutes=5))
+    for index in range(300):
+        scheduler.add(f"job-{index}", hourly(index), failing, options=options)
+    clock.set(at(1, 59))
+    scheduler.run_due(at(1, 59))
+    assert scheduler.wait_idle(5)  # 300 retries now wait in the heap
+    scheduler._heap = CountingHeap(scheduler._heap)
+    CountingHeap.scans = 0
+    for index in range(300):
+        scheduler.add(f"job-{index}", hourly(index), failing, options=options)
+    assert CountingHeap.scans <= 1  # at most one compaction, never one scan per add
+    # The retries were taken over all the same: each fires once, for the new version.
+    fired: list[Firing] = []
+    for index in range(300):
+        scheduler.add(f"job-{index}", hourly(index), fired.append, options=options)
+    clock.set(at(2, 4, 59))
+    scheduler.run_due(at(2, 4, 59))
+    assert scheduler.wait_idle(5)
+    assert sorted(f.key for f in fired if f.attempt == 2) == sorted(f"job-{i}" for i in range(300))
