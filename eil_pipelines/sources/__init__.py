@@ -187,12 +187,36 @@ def _absolute_literal(name: str, root: Path) -> str:
     return "'" + f"{root.as_posix()}/{name}".replace("'", "''") + "'"
 
 
+def _first_keyword(statement: Any) -> str:
+    """The statement's first word (``IMPORT``), which DuckDB's type may not say (``PRAGMA``)."""
+    import duckdb
+
+    text = statement.query
+    for start, kind in duckdb.tokenize(text):
+        if kind.name != "comment":
+            return text[start:].split(None, 1)[0].upper()
+    return str(statement.type.name)
+
+
+_CONFINED = (
+    "queries read files only inside the project folder, and cannot install or load extensions"
+)
+
+
 def _permission(message: str) -> str:
-    """DuckDB's permission message, with what the project allows."""
-    return (
-        f"{message} (queries read files only inside the project folder, and cannot "
-        "install or load extensions)"
-    )
+    """DuckDB's permission message, saying what the project allows instead of how DuckDB is set."""
+    head, sep, excerpt = message.partition("\n\nLINE ")
+    head = head.replace(" - file system operations are disabled by configuration", "")
+    head = head.replace(" is disabled through configuration", " is disabled")
+    return f"{head}: {_CONFINED}{sep}{excerpt}"
+
+
+def _extension_hint(message: str) -> str:
+    """DuckDB's "exists in the X extension" error without its advice to install or enable it."""
+    head, found, _ = message.partition("\n\nPlease try installing")
+    if not found:
+        return message
+    return f"{head.strip()} ({_CONFINED}; use a function DuckDB has built in)"
 
 
 class DuckDBSource(Source):
@@ -248,7 +272,7 @@ class DuckDBSource(Source):
         except duckdb.PermissionException as exc:
             raise SourceError(self.pipeline, query, _permission(self._clean(exc))) from None
         except duckdb.Error as exc:
-            raise SourceError(self.pipeline, query, self._clean(exc)) from None
+            raise SourceError(self.pipeline, query, _extension_hint(self._clean(exc))) from None
 
     def _guard(self, query: str, statements: list[Any]) -> None:
         """DuckDB's own parser decides too: exactly one statement, and a SELECT."""
@@ -260,12 +284,12 @@ class DuckDBSource(Source):
                 query,
                 f"only one statement is allowed in a query; found {len(statements)}",
             )
-        kind = statements[0].type.name
-        if kind != "SELECT":
+        if statements[0].type.name != "SELECT":
             raise SourceError(
                 self.pipeline,
                 query,
-                f"only one SELECT (or WITH ... SELECT) statement is allowed; found {kind}",
+                "only one SELECT (or WITH ... SELECT) statement is allowed; "
+                f"found {_first_keyword(statements[0])}",
             )
 
     def _clean(self, exc: Exception) -> str:
