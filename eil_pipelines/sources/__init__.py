@@ -352,7 +352,7 @@ class SQLiteSource(Source):
             text = str(exc)
             if isinstance(exc, sqlite3.OperationalError) and text == "interrupted":
                 text = "the query was interrupted"
-            elif text == "not authorized":
+            elif text in ("not authorized", "authorization denied"):
                 text = (
                     "not authorized: a query may only read (no writes, ATTACH, VACUUM, "
                     "PRAGMA or extensions)"
