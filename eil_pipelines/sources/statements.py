@@ -26,10 +26,12 @@ engine's newest syntax) is:
 * the SQL is split into statements with sqlglot's tokenizer, which knows
   string literals, quoted names and comments; more than one statement is
   refused all the same;
-* one statement, or SQL the tokenizer cannot read either, goes on to the
-  engine, whose own guard then decides (every engine here also refuses several
-  statements in one call: DuckDB's statement list is checked, ``sqlite3`` and
-  the server drivers' bound-parameter calls accept only one).
+* one statement whose first word starts a statement that is not a query
+  (``INSERT``, ``COPY``, ``LOAD``, ``EXPORT`` …) is refused, named by that word;
+* any other single statement, or SQL the tokenizer cannot read, goes on to
+  the engine, whose own guard then decides (every engine here also refuses
+  several statements in one call: DuckDB's statement list is checked,
+  ``sqlite3`` and the server drivers' bound-parameter calls accept only one).
 
 sqlglot takes a while to import, so it is imported here on the first check,
 never by ``eil-run --help`` or ``validate``.  Results are cached by SQL text and
@@ -169,6 +171,7 @@ def _unparsed(sql: str, dialect: str) -> str | None:
         return None  # the engine's own guard decides (see the module docstring)
     statements = 0
     in_statement = False
+    first = tokens[0].text.upper() if tokens else ""
     for token in tokens:
         if token.token_type == TokenType.SEMICOLON:
             in_statement = False
@@ -177,7 +180,92 @@ def _unparsed(sql: str, dialect: str) -> str | None:
             in_statement = True
     if statements > 1:
         return f"only one statement is allowed in a query; found {statements}"
+    if first in _STATEMENT_WORDS:
+        return f"{_ONLY}; found {first}"
     return None
+
+
+#: Words that start a statement other than a query, in some engine.  Unparsed
+#: SQL starting with one is refused; any other start (a query sqlglot can't
+#: read yet, or a typo like ``SELEC``) goes on to the engine's own guard, whose
+#: syntax errors are the clearer.
+_STATEMENT_WORDS = frozenset(
+    [
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "MERGE",
+        "UPSERT",
+        "REPLACE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+        "TRUNCATE",
+        "RENAME",
+        "COMMENT",
+        "COPY",
+        "ATTACH",
+        "DETACH",
+        "INSTALL",
+        "UNINSTALL",
+        "LOAD",
+        "FORCE",
+        "IMPORT",
+        "EXPORT",
+        "PRAGMA",
+        "SET",
+        "RESET",
+        "VACUUM",
+        "CALL",
+        "EXEC",
+        "EXECUTE",
+        "DO",
+        "PREPARE",
+        "DEALLOCATE",
+        "BEGIN",
+        "START",
+        "COMMIT",
+        "ROLLBACK",
+        "END",
+        "ABORT",
+        "SAVEPOINT",
+        "RELEASE",
+        "GRANT",
+        "REVOKE",
+        "USE",
+        "ANALYZE",
+        "CHECKPOINT",
+        "EXPLAIN",
+        "LOCK",
+        "UNLOCK",
+        "KILL",
+        "HANDLER",
+        "REINDEX",
+        "CLUSTER",
+        "SECURITY",
+        "LISTEN",
+        "NOTIFY",
+        "UNLISTEN",
+        "DISCARD",
+        "REFRESH",
+        "FLUSH",
+        "PURGE",
+        "OPTIMIZE",
+        "REPAIR",
+        "SHUTDOWN",
+        "RESTART",
+        "DECLARE",
+        "FETCH",
+        "MOVE",
+        "CLOSE",
+        "PUT",
+        "GET",
+        "REMOVE",
+        "UNDROP",
+        "UNSET",
+        "UNLOAD",
+    ]
+)
 
 
 @functools.cache

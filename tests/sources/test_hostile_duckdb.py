@@ -191,9 +191,16 @@ def test_duckdb_itself_refuses_beneath_the_statement_check(root, sql, match):
     assert not Path("/tmp/eil-hostile-engine.duckdb").exists()
 
 
-def test_duckdb_own_parser_guards_what_sqlglot_cannot_parse(root):
-    # sqlglot cannot parse IMPORT DATABASE; DuckDB's statement type refuses it.
+def test_duckdb_own_parser_guards_what_the_check_lets_through(root, monkeypatch):
+    from eil_pipelines.sources import statements
+
     assert refused(root, "IMPORT DATABASE 'data'") == ONLY_SELECT + "IMPORT"
+    # With the statement check switched off, DuckDB's statement types still decide.
+    monkeypatch.setattr(statements, "refusal", lambda sql, dialect: None)
+    assert refused(root, "IMPORT DATABASE 'data'") == ONLY_SELECT + "IMPORT"
+    assert refused(root, "COPY (SELECT 1) TO 'data/out.csv'") == ONLY_SELECT + "COPY"
+    assert refused(root, "SET lock_configuration = false") == ONLY_SELECT + "SET"
+    assert not (root / "data" / "out.csv").exists()
     # Several statements are refused whichever parser counts them.
     assert refused(root, "SELECT 1; EXPORT DATABASE 'data/d'").startswith(
         "only one statement is allowed in a query; found 2"
