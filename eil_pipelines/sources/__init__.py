@@ -73,7 +73,7 @@ class Source:
 
 #: Set when the connection opens: DuckDB never installs or loads an extension
 #: on its own (that would download it, and run code the project didn't ship).
-_DUCKDB_CONFIG = {
+_DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,

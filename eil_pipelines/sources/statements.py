@@ -42,12 +42,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ..errors import SourceError
-
-if TYPE_CHECKING:
-    from sqlglot import exp
 
 __all__ = ["check_query", "refusal"]
 
@@ -269,7 +266,7 @@ _STATEMENT_WORDS = frozenset(
 
 
 @functools.cache
-def _queries() -> tuple[type[exp.Expression], ...]:
+def _queries() -> tuple[type, ...]:
     from sqlglot import exp
 
     # DESCRIBE, SUMMARIZE, SHOW and PIVOT read only; Subquery is "(SELECT …)".
@@ -277,7 +274,7 @@ def _queries() -> tuple[type[exp.Expression], ...]:
 
 
 @functools.cache
-def _forbidden() -> tuple[type[exp.Expression], ...]:
+def _forbidden() -> tuple[type, ...]:
     from sqlglot import exp
 
     names = (
@@ -329,7 +326,7 @@ _KINDS = {
 }
 
 
-def _kind(node: exp.Expression, sql: str = "", dialect: str = "") -> str:
+def _kind(node: Any, sql: str = "", dialect: str = "") -> str:
     """The statement's SQL keyword, for messages: ``INSERT``, ``CREATE TABLE``, ``VACUUM``.
 
     A top-level statement that sqlglot reads as something else (DuckDB's
@@ -355,7 +352,7 @@ def _kind(node: exp.Expression, sql: str = "", dialect: str = "") -> str:
     return _KINDS.get(name, name.upper())
 
 
-def _function_name(node: exp.Func) -> str:
+def _function_name(node: Any) -> str:
     from sqlglot import exp
 
     if isinstance(node, exp.Anonymous):
