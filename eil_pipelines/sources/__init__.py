@@ -223,7 +223,9 @@ class DuckDBSource(Source):
     """DuckDB, embedded: a database file opened read-only, or in memory.
 
     Relative file names in the SQL (``FROM 'data/orders.parquet'``) resolve
-    against the project root through DuckDB's ``file_search_path``.
+    against the project root, whatever the working folder.  The connection is
+    confined to the project folder (see :func:`confine_duckdb`), and a query
+    must be one ``SELECT`` (see :mod:`.statements` and ``_guard``).
     """
 
     kind = "duckdb"
@@ -261,10 +263,11 @@ class DuckDBSource(Source):
         # DuckDB rejects parameters a statement does not use, so pass only its own.
         bound = {name: params[name] for name in used}
         try:
-            result = self.connection.execute(_absolute_paths(statement.query, self.root), bound)
+            # The whole text (one statement, as checked): DuckDB's line numbers stay the user's.
+            result = self.connection.execute(_absolute_paths(sql, self.root), bound)
             if result.description is None:
                 raise SourceError(
-                    self.pipeline, query, "the last statement returns no rows (use SELECT)"
+                    self.pipeline, query, "the statement returns no rows (use SELECT)"
                 )
             return result.df()
         except duckdb.InterruptException:
