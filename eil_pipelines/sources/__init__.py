@@ -130,39 +130,50 @@ _FILE_FUNCTIONS = frozenset(
 
 
 def _absolute_paths(sql: str, root: Path) -> str:
-    """``sql`` with the relative file names it reads made absolute under ``root``."""
+    """``sql`` with the relative file names it reads made absolute under ``root``.
+
+    A file name is a string literal right after a ``FROM`` or ``JOIN`` of a
+    query (not ``IS DISTINCT FROM 'x'``, nor the ``FROM`` inside
+    ``extract(…)`` or ``trim(…)``), or in the first argument of a file
+    function.  Other literals are left alone.
+    """
     import duckdb
 
     tokens = duckdb.tokenize(sql)
     spans: list[tuple[int, int]] = []
     previous = ""  # the last keyword, identifier or operator, lower case
-    call_depth = 0  # > 0 inside the first argument of a file function
-    depth = 0
+    before = ""  # the one before it
+    parens: list[bool] = []  # per open bracket: is it a function call's?
+    file_argument = 0  # > 0: inside the first argument of a file function, at this depth
     for i, (start, kind) in enumerate(tokens):
         end = tokens[i + 1][0] if i + 1 < len(tokens) else len(sql)
         text = sql[start:end].rstrip()
         name = kind.name
-        if name == "string_const":
-            if (previous in ("from", "join") or call_depth) and text[:1] == "'":
-                spans.append((start, start + len(text)))
-            previous = "'"
-            continue
         if name == "comment":
+            continue
+        if name == "string_const":
+            table = previous in ("from", "join") and before != "distinct"
+            in_call = bool(parens) and parens[-1]
+            if text[:1] == "'" and (file_argument or (table and not in_call)):
+                spans.append((start, start + len(text)))
+            previous, before = "'", previous
             continue
         word = text.lower()
         if name == "operator":
             for char in word:
                 if char in "([":
-                    depth += 1
+                    call = char == "(" and previous not in _NOT_CALLS and previous[:1].isalpha()
+                    parens.append(call)
+                    if not file_argument and previous in _FILE_FUNCTIONS:
+                        file_argument = len(parens)
                 elif char in ")]":
-                    depth -= 1
-                    if call_depth and depth < call_depth:
-                        call_depth = 0
-                elif char == "," and call_depth and depth == call_depth:
-                    call_depth = 0
-            if word.startswith("(") and previous in _FILE_FUNCTIONS and not call_depth:
-                call_depth = depth
-        previous = word
+                    if file_argument and len(parens) <= file_argument:
+                        file_argument = 0
+                    if parens:
+                        parens.pop()
+                elif char == "," and file_argument and len(parens) == file_argument:
+                    file_argument = 0
+        previous, before = word, previous
     if not spans:
         return sql
     out: list[str] = []
@@ -197,6 +208,43 @@ def _first_keyword(statement: Any) -> str:
             return text[start:].split(None, 1)[0].upper()
     return str(statement.type.name)
 
+
+# Words a "(" follows without being a function call's: a subquery or a list.
+_NOT_CALLS = frozenset(
+    {
+        "from",
+        "join",
+        "in",
+        "exists",
+        "as",
+        "lateral",
+        "any",
+        "all",
+        "some",
+        "select",
+        "where",
+        "on",
+        "and",
+        "or",
+        "not",
+        "then",
+        "else",
+        "when",
+        "with",
+        "by",
+        "having",
+        "qualify",
+        "union",
+        "intersect",
+        "except",
+        "using",
+        "values",
+        "over",
+        "filter",
+        "materialized",
+        "case",
+    }
+)
 
 _CONFINED = (
     "queries read files only inside the project folder, and cannot install or load extensions"

@@ -142,6 +142,18 @@ def test_a_string_that_is_not_a_file_name_is_left_alone(root):
             "q", "SELECT 'data/x.csv' AS name, a FROM read_csv('data/x.csv', delim = ',')", {}
         )
     assert df["name"].tolist() == ["data/x.csv", "data/x.csv"]
+    # FROM that is not a query's: the literal after it is a value, not a file.
+    with open_source("p", SourceSpec(), root) as source:
+        df = source.run(
+            "q",
+            "SELECT trim(both 'x' FROM 'xdatax') AS t, "
+            "extract(year FROM '2026-11-28'::DATE) AS y, "
+            "'data' IS DISTINCT FROM 'data' AS d, "
+            "'data' IS NOT DISTINCT FROM 'data' AS n "
+            "FROM (SELECT * FROM 'data/x.csv') AS f LIMIT 1",
+            {},
+        )
+    assert df.to_dict("records") == [{"t": "data", "y": 2026, "d": False, "n": True}]
 
 
 def test_missing_file_message_shows_the_name_as_written(root):
