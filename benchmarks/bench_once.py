@@ -384,7 +384,15 @@ def write_project(orders: Path) -> Path:
     """A throwaway project whose one pipeline reads ``orders``; returns its root."""
     root = Path(tempfile.mkdtemp(prefix="eil-bench-"))
     (root / "pipelines").mkdir()
-    literal = sql_string(orders)
+    # Queries read files only inside their project: the data goes in (a hard
+    # link where the file systems allow it, else a copy; a symlink is refused).
+    (root / "data").mkdir()
+    inside = root / "data" / orders.name
+    try:
+        os.link(orders, inside)
+    except OSError:
+        shutil.copyfile(orders, inside)
+    literal = sql_string(inside)
     toml = PIPELINE_TOML.format(
         kpis=toml_multiline(KPIS_SQL.format(orders=literal)),
         daily=toml_multiline(DAILY_SQL.format(orders=literal)),

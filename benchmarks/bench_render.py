@@ -309,8 +309,16 @@ def main(argv: list[str] | None = None) -> int:
 
     data = orders_parquet(args.rows)
     root = Path(tempfile.mkdtemp(prefix="eil-bench-render-"))
+    # Queries read files only inside their project: the data goes in (a hard
+    # link where the file systems allow it, else a copy; a symlink is refused).
+    (root / "data").mkdir()
+    inside = root / "data" / data.name
+    try:
+        os.link(data, inside)
+    except OSError:
+        shutil.copyfile(data, inside)
     formats = '["md", "html", "pdf"]' if args.pdf else '["md", "html"]'
-    text = PIPELINE.replace("{orders}", "'" + str(data).replace("'", "''") + "'")
+    text = PIPELINE.replace("{orders}", "'" + str(inside).replace("'", "''") + "'")
     text = text.replace("{formats}", formats)
     (root / "pipelines").mkdir()
     (root / "pipelines" / "bench.toml").write_text(text)

@@ -29,7 +29,7 @@ FROM 'data/s.csv' WHERE region = $region -- a trailing comment
 '''
 [queries.daily]
 sql = '''
-CREATE TEMP TABLE days AS SELECT * FROM 'data/s.csv';
+WITH days AS (SELECT * FROM 'data/s.csv')
 SELECT d, region, v FROM days ORDER BY d;
 '''
 [[metrics]]

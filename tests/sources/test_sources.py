@@ -66,7 +66,13 @@ def test_duckdb_file_is_opened_read_only(tmp_path, duck_file):
         pytest.raises(SourceError) as info,
     ):
         source.run("wipe", "DELETE FROM sales RETURNING *", {})
-    assert "read-only" in str(info.value)
+    assert str(info.value).endswith("statement is allowed; found DELETE")
+    # Beneath the statement check, the database itself refuses to write.
+    with (
+        open_source("p", SourceSpec(path="data/w.duckdb"), tmp_path) as source,
+        pytest.raises(duckdb.Error, match="read-only"),
+    ):
+        source.connection.execute("DELETE FROM sales")
 
 
 def test_in_memory_duckdb_reads_files_relative_to_project_root(tmp_path, monkeypatch):
@@ -109,18 +115,21 @@ def test_undefined_parameter_is_named(tmp_path):
 def test_statement_without_rows(tmp_path):
     with open_source("p", SourceSpec(), tmp_path) as source, pytest.raises(SourceError) as info:
         source.run("q", "CREATE TABLE t(a INT)", {})
-    assert (
-        str(info.value)
-        == 'pipeline "p", query "q": the last statement returns no rows (use SELECT)'
+    assert str(info.value) == (
+        'pipeline "p", query "q": only one SELECT (or WITH ... SELECT) statement is allowed; '
+        "found CREATE TABLE"
     )
 
 
-def test_several_statements_return_the_last_result(tmp_path):
-    with open_source("p", SourceSpec(), tmp_path) as source:
-        df = source.run(
+def test_several_statements_are_refused(tmp_path):
+    with open_source("p", SourceSpec(), tmp_path) as source, pytest.raises(SourceError) as info:
+        source.run(
             "q", "CREATE TEMP TABLE t AS SELECT $n AS a; SELECT a * 2 AS b FROM t", {"n": 21}
         )
-    assert df["b"].tolist() == [42]
+    assert str(info.value) == (
+        'pipeline "p", query "q": only one statement is allowed in a query; '
+        "found 2 (CREATE TABLE, SELECT)"
+    )
 
 
 def test_missing_database_file(tmp_path):
@@ -154,7 +163,14 @@ def test_sqlite_is_read_only_and_errors_are_clear(tmp_path, sqlite_file):
     with open_source("p", SourceSpec(kind="sqlite", path=str(sqlite_file)), tmp_path) as source:
         with pytest.raises(SourceError) as info:
             source.run("q", "DELETE FROM sales RETURNING *", {})
-        assert str(info.value) == 'pipeline "p", query "q": attempt to write a readonly database'
+        assert str(info.value) == (
+            'pipeline "p", query "q": only one SELECT (or WITH ... SELECT) statement is allowed; '
+            "found DELETE"
+        )
+        # Beneath the statement check, the file is opened read-only.
+        source.connection.set_authorizer(None)
+        with pytest.raises(sqlite3.OperationalError, match="attempt to write a readonly database"):
+            source.connection.execute("DELETE FROM sales")
         with pytest.raises(SourceError) as info:
             source.run("q", "SELECT missing FROM sales", {})
         assert str(info.value) == 'pipeline "p", query "q": no such column: missing'
