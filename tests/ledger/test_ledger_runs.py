@@ -1,4 +1,5 @@
-"""Tests of the run ledger: claims across threads and processes, outcomes, history."""
+"""Tests of the run ledger's rows: claims across threads and processes, outcomes,
+reclaims, skips (one by one and in batches), abandoned runs, history, times."""
 
 from __future__ import annotations
 
@@ -9,52 +10,24 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ledger_helpers import NOW, T0, raw, set_columns
 
-from eil_pipelines import ledger as ledger_module
 from eil_pipelines.errors import EilError
 from eil_pipelines.ledger import (
-    SCHEMA_VERSION,
     STATUSES,
     Ledger,
-    LedgerCorruptError,
-    LedgerError,
     LedgerLockedError,
     LedgerStateError,
+    NewSkip,
 )
-
-T0 = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
-NOW = datetime(2026, 11, 27, 6, 0, 2, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "reports" / ".eil" / "ledger.sqlite3"
-
-
-@pytest.fixture
-def ledger(db: Path):
-    with Ledger(db) as opened:
-        yield opened
-
-
-@contextmanager
-def raw(db: Path) -> Iterator[sqlite3.Connection]:
-    """A plain connection for looking behind the ledger's back."""
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
+from eil_pipelines.ledger import connection as connection_module
 
 # --- claims -------------------------------------------------------------------
 
@@ -215,6 +188,32 @@ def test_finish_with_a_stale_run_id_raises(ledger: Ledger):
     assert ledger.finish("sales", T0, status="succeeded", now=NOW, run_id="r2").attempt == 2
 
 
+def test_finish_with_a_stale_attempt_raises_even_with_the_same_run_id(ledger: Ledger):
+    # run_id is stable per (pipeline, scheduled time), so it can't tell a late
+    # first attempt from the retry that replaced it: the attempt does.
+    ledger.claim("sales", T0, run_id="r", now=NOW)
+    ledger.mark_abandoned(now=NOW, pids_alive=lambda pid: False)
+    ledger.reclaim("sales", T0, run_id="r", attempt=2, now=NOW, allowed_from=("abandoned",))
+    with pytest.raises(LedgerStateError) as caught:
+        ledger.finish("sales", T0, status="succeeded", now=NOW, run_id="r", attempt=1)
+    assert str(caught.value) == (
+        'cannot finish the run of pipeline "sales" scheduled at 2026-11-27T06:00:00+00:00: '
+        "it now belongs to run r (attempt 2), not r (attempt 1)"
+    )
+    assert ledger.get("sales", T0).status == "running"
+    done = ledger.finish("sales", T0, status="succeeded", now=NOW, run_id="r", attempt=2)
+    assert (done.status, done.attempt) == ("succeeded", 2)
+
+
+def test_without_now_the_ledger_reads_its_own_clock(db: Path):
+    times = iter([NOW, NOW + timedelta(seconds=3), NOW + timedelta(seconds=4)])
+    with Ledger(db, clock=lambda: next(times)) as ledger:
+        assert ledger.claim("sales", T0, run_id="r").started_at == NOW
+        done = ledger.finish("sales", T0, status="succeeded")
+        assert (done.finished_at, done.duration_s) == (NOW + timedelta(seconds=3), 3.0)
+        assert ledger.now() == NOW + timedelta(seconds=4)
+
+
 def test_finish_rejects_running_and_unknown_statuses(ledger: Ledger):
     ledger.claim("sales", T0, run_id="r1", now=NOW)
     with pytest.raises(ValueError, match="final status"):
@@ -295,23 +294,93 @@ def test_record_skipped_inserts_once_and_blocks_claims(ledger: Ledger):
     assert ledger.get("sales", T0 + timedelta(days=1)).status == "running"
 
 
+def test_record_skipped_many_inserts_in_order_and_never_replaces_a_row(ledger: Ledger):
+    ledger.claim("sales", T0 + timedelta(hours=1), run_id="real", now=NOW)
+    skips = [
+        NewSkip("sales", T0, "missed"),
+        NewSkip("sales", T0 + timedelta(hours=1), "missed"),  # has a running row
+        NewSkip("ops", T0, "overlap", run_id="o1"),
+        NewSkip("sales", T0, "given twice: the first wins"),
+    ]
+    inserted = ledger.record_skipped_many(skips, now=NOW)
+    assert [(r.pipeline, r.scheduled_at, r.error, r.run_id) for r in inserted] == [
+        ("sales", T0, "missed", None),
+        ("ops", T0, "overlap", "o1"),
+    ]
+    assert all((r.status, r.attempt, r.finished_at) == ("skipped", 0, NOW) for r in inserted)
+    assert inserted == [ledger.get("sales", T0), ledger.get("ops", T0)]
+    assert ledger.get("sales", T0 + timedelta(hours=1)).status == "running"
+    # Again: every key has a row now, so nothing is written.
+    assert ledger.record_skipped_many(skips, now=NOW) == []
+    assert ledger.record_skipped_many([], now=NOW) == []
+
+
+def test_record_skipped_many_writes_one_transaction_per_batch(ledger: Ledger):
+    statements: list[str] = []
+    ledger._conn().set_trace_callback(statements.append)
+    times = [T0 + timedelta(seconds=5 * n) for n in range(1431)]  # an hour's jump, every 5 s
+    inserted = ledger.record_skipped_many(
+        (NewSkip("tick", t, "missed while the clock jumped") for t in times),
+        now=NOW,
+        batch_size=500,
+    )
+    ledger._conn().set_trace_callback(None)
+    assert [r.scheduled_at for r in inserted] == times
+    assert [s for s in statements if s.startswith(("BEGIN", "COMMIT"))] == [
+        "BEGIN IMMEDIATE",
+        "COMMIT",
+    ] * 3
+    assert len(ledger.history(pipeline="tick", limit=None)) == 1431
+
+
+def test_record_skipped_many_refuses_a_naive_time_before_writing(ledger: Ledger):
+    skips = [NewSkip("sales", T0, "x"), NewSkip("sales", datetime(2026, 11, 27, 7), "x")]
+    with pytest.raises(ValueError, match="scheduled_at must be an aware datetime"):
+        ledger.record_skipped_many(skips, now=NOW)
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        ledger.record_skipped_many(skips[:1], now=NOW, batch_size=0)
+    assert ledger.history() == []
+
+
+def test_a_locked_batch_keeps_the_batches_before_it_and_a_retry_completes(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(connection_module, "BUSY_TIMEOUT_S", 0.05)
+    ledger = Ledger(db)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    begins = []
+
+    def trace(statement: str) -> None:
+        # Just before the second batch starts, another process takes the write lock.
+        if statement == "BEGIN IMMEDIATE":
+            begins.append(statement)
+            if len(begins) == 2:
+                blocker.execute("BEGIN IMMEDIATE")
+
+    skips = [NewSkip("tick", T0 + timedelta(minutes=n), "missed") for n in range(5)]
+    ledger._conn().set_trace_callback(trace)
+    with pytest.raises(LedgerLockedError):
+        ledger.record_skipped_many(skips, now=NOW, batch_size=2)
+    ledger._conn().set_trace_callback(None)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert [r.scheduled_at for r in ledger.history(limit=None)][::-1] == [
+        s.scheduled_at for s in skips[:2]
+    ]
+    rest = ledger.record_skipped_many(skips, now=NOW, batch_size=2)
+    assert [r.scheduled_at for r in rest] == [s.scheduled_at for s in skips[2:]]
+    assert len(ledger.history(limit=None)) == 5
+    ledger.close()
+
+
 # --- abandoned runs ---------------------------------------------------------------
-
-
-def _set(db: Path, pipeline: str, at: datetime, **values: object) -> None:
-    sets = ", ".join(f"{k} = ?" for k in values)
-    with raw(db) as conn:
-        conn.execute(
-            f"UPDATE runs SET {sets} WHERE pipeline = ? AND scheduled_at = ?",
-            (*values.values(), pipeline, at.isoformat()),
-        )
 
 
 def test_mark_abandoned_uses_the_injected_liveness_check(ledger: Ledger, db: Path):
     for n, pid in enumerate((101, 202, 303)):
         at = T0 + timedelta(hours=n)
         ledger.claim("sales", at, run_id=f"r{n}", now=NOW)
-        _set(db, "sales", at, pid=pid)
+        set_columns(db, "sales", at, pid=pid)
     ledger.claim("ops", T0, run_id="done", now=NOW)
     ledger.finish("ops", T0, status="succeeded", now=NOW)
 
@@ -363,14 +432,14 @@ def test_mark_abandoned_default_with_a_dead_pid(ledger: Ledger, db: Path):
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     ledger.claim("sales", T0, run_id="r1", now=NOW)
-    _set(db, "sales", T0, pid=child.pid)
+    set_columns(db, "sales", T0, pid=child.pid)
     assert [r.pid for r in ledger.mark_abandoned(now=NOW)] == [child.pid]
 
 
 def test_mark_abandoned_sees_an_earlier_process_with_our_pid(ledger: Ledger, db: Path):
     # In a restarted container the scheduler gets the same pid (often 1) as before.
     ledger.claim("sales", T0, run_id="before-restart", now=NOW)
-    _set(db, "sales", T0, owner_token="token-of-the-previous-process")
+    set_columns(db, "sales", T0, owner_token="token-of-the-previous-process")
     ledger.claim("sales", T0 + timedelta(days=1), run_id="now", now=NOW)
     gone = ledger.mark_abandoned(now=NOW)
     assert [(r.run_id, r.pid) for r in gone] == [("before-restart", os.getpid())]
@@ -378,7 +447,7 @@ def test_mark_abandoned_sees_an_earlier_process_with_our_pid(ledger: Ledger, db:
 
 def test_mark_abandoned_leaves_other_hosts_alone_unless_told(ledger: Ledger, db: Path):
     ledger.claim("sales", T0, run_id="r1", now=NOW)
-    _set(db, "sales", T0, host="old-box", pid=999_999_999)
+    set_columns(db, "sales", T0, host="old-box", pid=999_999_999)
     assert ledger.mark_abandoned(now=NOW) == []
     assert ledger.mark_abandoned(now=NOW, pids_alive=lambda pid: False) == []
     assert ledger.mark_abandoned(now=NOW, host="old-box", pids_alive=lambda pid: True) == []
@@ -489,98 +558,6 @@ def test_naive_datetimes_are_refused(ledger: Ledger):
     assert ledger.history() == []
 
 
-# --- the file -----------------------------------------------------------------------
-
-
-def test_the_file_is_created_in_wal_mode_with_the_schema_version(db: Path):
-    assert not db.parent.exists()
-    with Ledger(db) as ledger:
-        assert db.exists()
-        conn = ledger._conn()
-        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
-        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert ledger.schema_version() == SCHEMA_VERSION == 3
-    with raw(db) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        # Reopening an up-to-date file changes nothing.
-    with Ledger(db) as again:
-        assert again.schema_version() == SCHEMA_VERSION
-
-
-def test_the_status_check_constraint_holds(ledger: Ledger, db: Path):
-    ledger.claim("sales", T0, run_id="r", now=NOW)
-    with raw(db) as conn, pytest.raises(sqlite3.IntegrityError, match="CHECK"):
-        conn.execute("UPDATE runs SET status = 'done'")
-
-
-def test_a_corrupt_file_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.chdir(tmp_path)
-    path = Path("reports/.eil/ledger.sqlite3")
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"this is not a database, just some text\n" * 200)
-    with pytest.raises(LedgerCorruptError) as caught:
-        Ledger("reports/.eil/ledger.sqlite3")
-    assert str(caught.value) == (
-        "run ledger reports/.eil/ledger.sqlite3 is not a valid SQLite database: "
-        "file is not a database"
-    )
-    assert isinstance(caught.value, EilError)
-
-
-def test_a_file_from_a_newer_version_is_refused(db: Path):
-    Ledger(db).close()
-    with raw(db) as conn:
-        conn.execute("PRAGMA user_version = 99")
-    with pytest.raises(LedgerError) as caught:
-        Ledger(db, display_path="reports/.eil/ledger.sqlite3")
-    assert str(caught.value) == (
-        "run ledger reports/.eil/ledger.sqlite3 has schema version 99, but this version of "
-        "eil-pipelines knows only up to 3: upgrade eil-pipelines"
-    )
-
-
-def test_a_path_that_cannot_be_created_gives_a_clear_error(tmp_path: Path):
-    (tmp_path / "reports").write_text("a file where a folder should be")
-    with pytest.raises(LedgerError, match=r"^run ledger .*ledger\.sqlite3 cannot be created: "):
-        Ledger(tmp_path / "reports" / ".eil" / "ledger.sqlite3")
-
-
-def test_a_lock_held_beyond_the_timeout_gives_a_clear_error(
-    db: Path, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setattr(ledger_module, "BUSY_TIMEOUT_S", 0.05)
-    ledger = Ledger(db, display_path="ledger.sqlite3")
-    with raw(db) as blocker:
-        blocker.execute("BEGIN IMMEDIATE")
-        with pytest.raises(LedgerLockedError) as caught:
-            ledger.claim("sales", T0, run_id="r", now=NOW)
-        blocker.execute("ROLLBACK")
-    assert str(caught.value) == (
-        "run ledger ledger.sqlite3 is locked: another process held it for more than 0.05 s "
-        "(database is locked)"
-    )
-    # Once the lock is released the ledger works again.
-    assert ledger.claim("sales", T0, run_id="r", now=NOW) is not None
-    ledger.close()
-
-
-def test_close_closes_every_thread_connection_and_further_use_raises(db: Path):
-    ledger = Ledger(db)
-    conns = []
-    thread = threading.Thread(target=lambda: conns.append(ledger._conn()))
-    thread.start()
-    thread.join()
-    conns.append(ledger._conn())
-    ledger.close()
-    for conn in conns:
-        with pytest.raises(sqlite3.ProgrammingError):
-            conn.execute("SELECT 1")
-    with pytest.raises(LedgerError, match="is closed"):
-        ledger.history()
-    ledger.close()  # twice is fine
-
-
 # --- a model of the rules ---------------------------------------------------------
 
 KEYS = [("sales", T0), ("sales", T0 + timedelta(days=1)), ("ops", T0)]
@@ -645,41 +622,3 @@ def test_any_sequence_of_operations_keeps_one_valid_row_per_key(ops):
             assert len({(r.pipeline, r.scheduled_at) for r in rows}) == len(rows)
             assert {(r.pipeline, r.scheduled_at): r.status for r in rows} == model
             assert all(r.status in STATUSES for r in rows)
-
-
-def test_leases_are_exclusive_and_released(tmp_path):
-    from datetime import UTC, datetime
-
-    from eil_pipelines.ledger import Ledger
-
-    now = datetime(2026, 11, 28, tzinfo=UTC)
-    ledger = Ledger(tmp_path / "l.sqlite3")
-    assert ledger.acquire_lease("backfill:daily", holder="backfill 1", now=now) is None
-    refused = ledger.acquire_lease("backfill:daily", holder="backfill 2", now=now)
-    assert refused is not None and refused.startswith("backfill 1 (pid ")
-    assert ledger.acquire_lease("backfill:other", holder="backfill 3", now=now) is None
-    assert ledger.release_lease("backfill:daily") is True
-    assert ledger.release_lease("backfill:daily") is False
-    assert ledger.acquire_lease("backfill:daily", holder="backfill 4", now=now) is None
-
-
-def test_a_dead_holders_lease_is_taken_over(tmp_path):
-    import sqlite3
-    import subprocess
-    import sys
-    from datetime import UTC, datetime
-
-    from eil_pipelines.ledger import Ledger
-
-    now = datetime(2026, 11, 28, tzinfo=UTC)
-    path = tmp_path / "l.sqlite3"
-    ledger = Ledger(path)
-    assert ledger.acquire_lease("backfill:daily", holder="old", now=now) is None
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    con = sqlite3.connect(path)
-    con.execute("UPDATE leases SET pid = ?", (int(dead.stdout),))
-    con.commit()
-    con.close()
-    assert ledger.acquire_lease("backfill:daily", holder="new", now=now) is None

@@ -1,0 +1,80 @@
+"""Open the ledger a setting names: :func:`open_ledger`.
+
+Today every ledger is a SQLite file.  A ``postgresql://`` URL (issue 13:
+several machines, one ledger) is recognised and refused with a clear
+message, so the setting can be designed, validated and documented before
+the backend exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from eil_pipelines.errors import EilError
+
+from .base import LedgerBackend
+from .sqlite import SqliteLedger
+
+__all__ = ["POSTGRES_SCHEMES", "open_ledger", "redact_url"]
+
+#: URL schemes of a Postgres ledger.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its user name and password, for messages: ``postgresql://host:5432/eil``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = parts.port
+    except ValueError:  # a port that isn't a number: show none rather than fail here
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+def open_ledger(
+    target: str | os.PathLike[str],
+    *,
+    display_path: str | None = None,
+    read_only: bool = False,
+    clock: Callable[[], datetime] | None = None,
+) -> LedgerBackend:
+    """The ledger at ``target``: a file path, or a URL.
+
+    A path (or a ``sqlite:///path`` URL) opens the SQLite ledger in that
+    file (see :class:`~eil_pipelines.ledger.sqlite.SqliteLedger` for
+    ``display_path``, ``read_only`` and ``clock``).  A ``postgresql://`` URL
+    raises :class:`EilError`: the Postgres ledger is not supported yet.  So
+    does any other URL scheme.  Messages never show a URL's password.
+    """
+    text = os.fspath(target)
+    if isinstance(target, str) and "://" in text:
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        if scheme == "sqlite":
+            # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy writes them.
+            path = parts.path[1:] if parts.path.startswith("/") else parts.path
+            if not path or parts.netloc:
+                raise EilError(
+                    f"ledger URL {redact_url(text)}: expected sqlite:///path/to/ledger.sqlite3"
+                )
+            return SqliteLedger(
+                Path(path), display_path=display_path or path, read_only=read_only, clock=clock
+            )
+        if scheme in POSTGRES_SCHEMES:
+            raise EilError(
+                f"ledger URL {redact_url(text)}: a Postgres ledger is not supported yet; "
+                "leave the ledger setting out to use the SQLite file reports/.eil/ledger.sqlite3"
+            )
+        raise EilError(
+            f"ledger URL {redact_url(text)}: unknown scheme {parts.scheme!r}; "
+            "expected a file path or sqlite:///path"
+        )
+    return SqliteLedger(target, display_path=display_path, read_only=read_only, clock=clock)
