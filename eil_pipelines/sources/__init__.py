@@ -22,6 +22,8 @@ from ..spec.models import SourceSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .guard import QueryGuard
+
 __all__ = ["DuckDBSource", "SQLiteSource", "Source", "open_source"]
 
 
@@ -34,8 +36,19 @@ class Source:
         self.pipeline = pipeline
         self._lock = threading.Lock()
 
-    def run(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
-        """Run ``sql`` (named ``query`` in messages) with the parameters it uses bound."""
+    def run(
+        self,
+        query: str,
+        sql: str,
+        params: Mapping[str, Any],
+        *,
+        guard: QueryGuard | None = None,
+    ) -> pd.DataFrame:
+        """Run ``sql`` (named ``query`` in messages) with the parameters it uses bound.
+
+        With a ``guard`` (:class:`~eil_pipelines.sources.guard.QueryGuard`) the
+        query does not start once the run must stop, and can be interrupted.
+        """
         raise NotImplementedError
 
     def describe(self, query: str, sql: str, params: Mapping[str, Any]) -> list[str]:
@@ -112,7 +125,17 @@ class DuckDBSource(Source):
                 f'pipeline "{pipeline}": cannot open DuckDB database {path}: {exc}'
             ) from None
 
-    def run(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+    def run(
+        self,
+        query: str,
+        sql: str,
+        params: Mapping[str, Any],
+        *,
+        guard: QueryGuard | None = None,
+    ) -> pd.DataFrame:
+        if guard is not None:
+            with guard.querying(self, query):
+                return self.run(query, sql, params)
         duckdb = self._duckdb
         try:
             statements = duckdb.extract_statements(sql)
@@ -169,7 +192,17 @@ class SQLiteSource(Source):
                 f'pipeline "{pipeline}": cannot open SQLite database {path}: {exc}'
             ) from None
 
-    def run(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+    def run(
+        self,
+        query: str,
+        sql: str,
+        params: Mapping[str, Any],
+        *,
+        guard: QueryGuard | None = None,
+    ) -> pd.DataFrame:
+        if guard is not None:
+            with guard.querying(self, query):
+                return self.run(query, sql, params)
         import pandas as pd
 
         used = {m.group(1) for m in _SQLITE_PARAM.finditer(sql) if m.group(1)}

@@ -12,7 +12,7 @@ from contextlib import closing
 
 from delivery_helpers import START, at, eil_toml, outbox, pipeline_text, step
 
-from eil_pipelines.run.service import ledger_path
+from eil_pipelines.app import ledger_path
 from eil_pipelines.schedule.testing import ManualClock
 
 TO_TWO = '[[deliver]]\nto = ["cfo@example.com", "ceo@example.com"]\n'

@@ -42,7 +42,7 @@ def ledger_query(reports: Path, sql: str) -> list[tuple]:
     import sqlite3
     from contextlib import closing
 
-    from eil_pipelines.run.service import ledger_path
+    from eil_pipelines.app import ledger_path
 
     path = ledger_path(reports)
     if not path.exists():

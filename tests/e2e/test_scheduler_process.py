@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from clirun import ledger_query, wait_for
 
+from eil_pipelines.app import ledger_path
 from eil_pipelines.ledger import Ledger
-from eil_pipelines.run.service import ledger_path
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from eil_pipelines.app import ledger_path
+from eil_pipelines.app import ledgered as ledgered_module
+from eil_pipelines.app import service as service_module
+from eil_pipelines.app.service import SchedulerService
 from eil_pipelines.ledger import Ledger
-from eil_pipelines.run import service as service_module
-from eil_pipelines.run.service import SchedulerService, ledger_path
 from eil_pipelines.schedule.testing import ManualClock
 
 START = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
@@ -69,7 +71,9 @@ def make_service(project):
 def step(service: SchedulerService) -> int:
     """Dispatch what is due at the clock's time and wait for the runs to end."""
     started = service.scheduler.run_due(service.clock.now())
-    assert service.scheduler.wait_idle(5)
+    # A generous deadline, reached only when the test fails: on a loaded machine the
+    # first run with charts waits for matplotlib to load in the chart processes.
+    assert service.scheduler.wait_idle(120)
     return started
 
 
@@ -86,13 +90,13 @@ def reports(project, name: str) -> list[str]:
 def gate(monkeypatch):
     """Hold every run before it starts its pipeline until ``gate.set()``."""
     event = threading.Event()
-    real = service_module.run_pipeline
+    real = ledgered_module.run_pipeline
 
     def held(*args, **kwargs):
         assert event.wait(10), "the test never opened the gate"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service_module, "run_pipeline", held)
+    monkeypatch.setattr(ledgered_module, "run_pipeline", held)
     yield event
     event.set()
 
