@@ -23,7 +23,7 @@ from .exitcodes import EXIT_FAILED, exit_code
 #: is a module eil_pipelines/cli/<name>.py and one line here.
 COMMANDS = {
     "validate": "eil_pipelines.cli.validate:build_validate_parser:cmd_validate",
-    "list": "eil_pipelines.cli.list:build_list_parser:cmd_list",
+    "list": "eil_pipelines.cli.listing:build_list_parser:cmd_list",
     "history": "eil_pipelines.cli.history:build_history_parser:cmd_history",
     "send": "eil_pipelines.cli.send:build_send_parser:cmd_send",
     "new": "eil_pipelines.cli.new:build_new_parser:cmd_new",

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .common import Parser, add_path, reports_dir_for
 from .exitcodes import EXIT_OK
-from .list import add_ledger_reader_options
+from .listing import add_ledger_reader_options
 
 
 def build_history_parser() -> argparse.ArgumentParser:

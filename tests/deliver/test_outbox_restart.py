@@ -23,7 +23,7 @@ def render_only(project, make_service, clock):
     first = make_service(clock)
     clock.set(at(13))
     first.scheduler.run_due(clock.now())
-    assert first.scheduler.wait_idle(10)
+    assert first.scheduler.wait_idle(120)
     assert first.stop(grace=5)
     return first
 

@@ -153,7 +153,7 @@ def test_two_services_on_one_folder_run_each_time_once(project, make_service, ca
         clock.set(at(hour))
         started = first.scheduler.run_due(clock.now()) + second.scheduler.run_due(clock.now())
         assert started == 2  # both try ...
-        assert first.scheduler.wait_idle(5) and second.scheduler.wait_idle(5)
+        assert first.scheduler.wait_idle(60) and second.scheduler.wait_idle(60)
     # ... and the ledger lets one of them run each time.
     assert rows_by_hour(first) == {13: ("succeeded", 1), 14: ("succeeded", 1), 15: ("succeeded", 1)}
     assert len(first.ledger.history(limit=None)) == 3
@@ -367,7 +367,7 @@ def test_timeout_before_the_query_starts_still_stops_it(project, make_service, g
     clock.advance(1)
     service.scheduler.run_due(clock.now())  # the timeout, while the run is held
     gate.set()
-    assert service.scheduler.wait_idle(5)
+    assert service.scheduler.wait_idle(60)
     row = service.ledger.get("hourly", at(13))
     assert row.status == "timed_out"
     assert row.error == (
@@ -395,7 +395,7 @@ def test_fire_time_during_a_run_is_skipped_or_queued(project, make_service, gate
     else:
         assert service.ledger.get("hourly", at(14)) is None
     gate.set()
-    assert service.scheduler.wait_idle(5)
+    assert service.scheduler.wait_idle(60)
     expected = {13: ("succeeded", 1), 14: ("skipped", 0) if overlap == "skip" else ("succeeded", 1)}
     assert rows_by_hour(service) == expected
 
