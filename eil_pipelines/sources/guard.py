@@ -44,6 +44,12 @@ class QueryGuard:
         with self._lock:
             return self._reason
 
+    @property
+    def active(self) -> bool:
+        """Whether one of the run's queries is executing now."""
+        with self._lock:
+            return self._querying is not None
+
     @contextmanager
     def querying(self, source: Any, query: str) -> Iterator[None]:
         """Run one query of ``source`` under the guard.
