@@ -146,5 +146,8 @@ def environment_problem(exc: BaseException) -> CouldNotRun | None:
                 return CouldNotRun(str(exc))
             where = f" {current.filename}" if current.filename else ""
             return CouldNotRun(f"could not write{where}: {current.strerror or current}")
-        current = current.__cause__ or current.__context__
+        # ``raise … from None`` means the message already says all there is to say.
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
     return None

@@ -34,10 +34,15 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 
 
 def exit_code(exc: BaseException) -> int:
-    """The exit code of an error that ended a command."""
+    """The exit code of an error that ended a command.
+
+    Invalid configuration and usage come first (an unreadable pipeline file is
+    a problem of that file); then the machine's refusals, raw or wrapped in an
+    :class:`EilError`; then the table.
+    """
     from ..app.errors import could_not_run  # only on an error: off the fast path
 
-    if could_not_run(exc) is not None:
+    if not isinstance(exc, ConfigErrors | ConfigError | UsageError) and could_not_run(exc):
         return EXIT_COULD_NOT_RUN
     for kind, code in EXIT_CODES:
         if isinstance(exc, kind):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
+import threading
 
 from ..errors import UsageError
 from ..web.server import DEFAULT_HOST, DEFAULT_PORT, make_server
 from .common import Parser, add_debug, add_path, reports_dir_for
 from .exitcodes import EXIT_CONFIG, EXIT_OK
+from .signals import stop_on_signals
 
 
 def build_serve_parser() -> argparse.ArgumentParser:
@@ -56,20 +57,15 @@ def cmd_serve(options: argparse.Namespace) -> int:
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in str(host) else host
 
-    # Ctrl-C and SIGTERM (a service manager, a test harness) both stop cleanly.  The
-    # SIGINT handler is set explicitly: a shell starts background jobs with SIGINT
-    # ignored, and `kill -INT` should stop the server there too.
-    def on_stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGTERM, on_stop)
+    # Ctrl-C and SIGTERM (a service manager, a test harness) both stop cleanly; the
+    # handlers are set explicitly, since a shell starts background jobs with SIGINT
+    # ignored and `kill -INT` should stop the server there too.
+    with stop_on_signals(threading.Event()) as stop:
+        threading.Thread(target=server.serve_forever, name="eil-serve", daemon=True).start()
         print(f"Serving {reports} at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        while not stop.wait(0.5):
+            pass
+        server.shutdown()
+    server.server_close()
     print("Stopped.", flush=True)
     return EXIT_OK

@@ -140,3 +140,14 @@ def test_the_table_gives_each_kind_its_code():
     assert exit_code(OSError(errno.ENOENT, "No such file")) == 1  # not the machine's fault: a bug
     assert exit_code(KeyboardInterrupt()) == 130
     assert {code for _, code in EXIT_CODES} == {2, 3, 130}
+
+
+def test_an_unreadable_pipeline_file_stays_a_configuration_error():
+    # The loader says "cannot read the file" itself (raise … from None): exit 2, as before.
+    try:
+        try:
+            raise PermissionError(errno.EACCES, "Permission denied", "pipelines/x.toml")
+        except OSError:
+            raise EilError("pipelines/x.toml: cannot read the file: Permission denied") from None
+    except EilError as exc:
+        assert exit_code(exc) == 2
