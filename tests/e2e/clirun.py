@@ -22,7 +22,7 @@ def eil(
     )
 
 
-def wait_for(predicate, timeout: float = 10.0) -> bool:
+def wait_for(predicate, timeout: float = 60.0) -> bool:
     """Poll ``predicate`` until it holds; the deadline is only reached when a test fails."""
     import time
 
