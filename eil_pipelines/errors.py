@@ -7,6 +7,7 @@ without a traceback.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -39,6 +40,10 @@ class ConfigError(EilError):
         for key, message in self.problems:
             lines.append(f"{shown}: {key}: {message}" if key else f"{shown}: {message}")
         return "\n".join(lines)
+
+
+class UsageError(EilError):
+    """Bad command-line arguments, or a request that makes no sense (exit 2)."""
 
 
 class ConfigErrors(EilError):
@@ -108,3 +113,41 @@ class OutputError(EilError):
 
 class DeliveryError(EilError):
     """A report could not be delivered."""
+
+
+class CouldNotRun(EilError):
+    """The command could not run for a reason outside its configuration.
+
+    The ledger is locked by another process, another process holds the
+    lease (a backfill of the same pipeline), or the machine refuses a write
+    (disk full, read-only folder, no permission).  Trying again later, or
+    fixing the machine, helps; editing the pipeline files does not.  The CLI
+    exits with its own code for it (docs/cli.md).
+    """
+
+
+#: ``OSError`` numbers that mean the machine, not the configuration, stopped a command.
+ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT")
+    if hasattr(errno, name)
+)
+
+
+def environment_problem(exc: BaseException) -> CouldNotRun | None:
+    """``exc`` as a :class:`CouldNotRun` when it (or its cause) is a full disk, a
+    read-only folder or a refused permission; ``None`` otherwise."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in ENVIRONMENT_ERRNOS:
+            if current is not exc:  # an EilError that already says what failed
+                return CouldNotRun(str(exc))
+            where = f" {current.filename}" if current.filename else ""
+            return CouldNotRun(f"could not write{where}: {current.strerror or current}")
+        # ``raise … from None`` means the message already says all there is to say.
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return None

@@ -140,8 +140,8 @@ def daily_kpi_summary(
     status, the headline metrics and links to the reports; folders are
     created as needed.  Returns the path written.
     """
+    from .app import ledger_path
     from .outputs import atomic_write_text
-    from .run.service import ledger_path
 
     reports = Path(reports_dir)
     zone = get_zone(None)

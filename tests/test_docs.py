@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from eil_pipelines.cli import (
-    build_main_parser,
-)
+from eil_pipelines.cli.once import build_main_parser
 from eil_pipelines.render.filters import make_filters
 from eil_pipelines.run.context import RunContext
 from eil_pipelines.run.metrics import MetricResult

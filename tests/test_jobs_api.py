@@ -10,8 +10,8 @@ import pytest
 
 import eil_pipelines
 from eil_pipelines import jobs
+from eil_pipelines.app import ledger_path
 from eil_pipelines.ledger import Ledger
-from eil_pipelines.run.service import ledger_path
 from eil_pipelines.schedule.loop import Scheduler
 from eil_pipelines.schedule.testing import ManualClock
 

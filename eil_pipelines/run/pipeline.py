@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from ..charts.processes import ChartProcesses
     from ..render import TemplateSource
-    from ..sources import Source
+    from ..sources.guard import QueryGuard
 
 log = logging.getLogger("eil_pipelines.run")
 
@@ -127,15 +127,15 @@ def run_pipeline(
     reports_dir: Path,
     *,
     clock: Clock = utc_now,
-    on_source: Callable[[Source], None] | None = None,
+    guard: QueryGuard | None = None,
     chart_processes: ChartProcesses | None = None,
 ) -> RunResult:
     """Run ``pipeline`` once for ``ctx`` and write its reports under ``reports_dir``.
 
     Never raises for a problem of the pipeline: every :class:`EilError` (and any
     unexpected exception) becomes a failed :class:`RunResult` carrying the
-    message.  ``on_source`` receives the open data source, so a supervisor can
-    interrupt a query that runs past its timeout.  Charts are drawn in
+    message.  ``guard`` (a :class:`~eil_pipelines.sources.guard.QueryGuard`) is
+    passed to every query, so a supervisor can stop a run past its timeout.  Charts are drawn in
     ``chart_processes`` when given (side by side, the same bytes), else in
     this thread.
     """
@@ -149,7 +149,7 @@ def run_pipeline(
     alert_data = None
     try:
         pipeline_sha256 = _pipeline_file_hash(pipeline)
-        produced = _produce(pipeline, ctx, stages, on_source, chart_processes)
+        produced = _produce(pipeline, ctx, stages, guard, chart_processes)
         metrics = produced.metrics
         row_counts = {name: len(frame) for name, frame in produced.data.items()}
         if pipeline.spec.alert is not None:
@@ -365,23 +365,26 @@ def publish_status(
 
 
 def run_queries(
-    pipeline: Pipeline, ctx: RunContext, on_source: Callable[[Source], None] | None = None
+    pipeline: Pipeline, ctx: RunContext, guard: QueryGuard | None = None
 ) -> dict[str, pd.DataFrame]:
-    """Run every query of the pipeline on a connection of its own; results by query name."""
+    """Run every query of the pipeline on a connection of its own; results by query name.
+
+    Each query runs under ``guard`` when given (it can then be stopped).
+    """
     from ..sources import open_source
 
     params: dict[str, Any] = {**ctx.params(), **pipeline.spec.params}
     with open_source(pipeline.name, pipeline.spec.source, pipeline.root) as source:
-        if on_source is not None:
-            on_source(source)
-        return {name: source.run(name, sql, params) for name, sql in pipeline.sql.items()}
+        return {
+            name: source.run(name, sql, params, guard=guard) for name, sql in pipeline.sql.items()
+        }
 
 
 def _produce(
     pipeline: Pipeline,
     ctx: RunContext,
     stages: StageTimes,
-    on_source: Callable[[Source], None] | None,
+    guard: QueryGuard | None,
     chart_processes: ChartProcesses | None = None,
 ) -> _Produced:
     spec = pipeline.spec
@@ -395,7 +398,7 @@ def _produce(
         if problem is not None:
             raise PdfUnavailableError(problem)
     t = _time.perf_counter()
-    data = run_queries(pipeline, ctx, on_source)
+    data = run_queries(pipeline, ctx, guard)
     stages.query = _time.perf_counter() - t
 
     metrics = [compute_metric(m, data[m.query], currency=currency) for m in spec.metrics]

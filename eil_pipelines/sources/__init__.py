@@ -23,6 +23,8 @@ from .statements import check_query
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .guard import QueryGuard
+
 __all__ = ["DuckDBSource", "SQLiteSource", "Source", "open_source"]
 
 
@@ -35,8 +37,19 @@ class Source:
         self.pipeline = pipeline
         self._lock = threading.Lock()
 
-    def run(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
-        """Run ``sql`` (named ``query`` in messages) with the parameters it uses bound."""
+    def run(
+        self,
+        query: str,
+        sql: str,
+        params: Mapping[str, Any],
+        *,
+        guard: QueryGuard | None = None,
+    ) -> pd.DataFrame:
+        """Run ``sql`` (named ``query`` in messages) with the parameters it uses bound.
+
+        With a ``guard`` (:class:`~eil_pipelines.sources.guard.QueryGuard`) the
+        query does not start once the run must stop, and can be interrupted.
+        """
         raise NotImplementedError
 
     def describe(self, query: str, sql: str, params: Mapping[str, Any]) -> list[str]:
@@ -297,7 +310,17 @@ class DuckDBSource(Source):
                 f'pipeline "{pipeline}": cannot open DuckDB database {path}: {exc}'
             ) from None
 
-    def run(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+    def run(
+        self,
+        query: str,
+        sql: str,
+        params: Mapping[str, Any],
+        *,
+        guard: QueryGuard | None = None,
+    ) -> pd.DataFrame:
+        if guard is not None:
+            with guard.querying(self, query):
+                return self.run(query, sql, params)
         duckdb = self._duckdb
         check_query(self.pipeline, query, sql, self.kind)
         try:
@@ -378,7 +401,17 @@ class SQLiteSource(Source):
                 f'pipeline "{pipeline}": cannot open SQLite database {path}: {exc}'
             ) from None
 
-    def run(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+    def run(
+        self,
+        query: str,
+        sql: str,
+        params: Mapping[str, Any],
+        *,
+        guard: QueryGuard | None = None,
+    ) -> pd.DataFrame:
+        if guard is not None:
+            with guard.querying(self, query):
+                return self.run(query, sql, params)
         import pandas as pd
 
         check_query(self.pipeline, query, sql, self.kind)

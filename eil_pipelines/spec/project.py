@@ -32,8 +32,8 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
-from .loader import PROJECT_FILE
 from .models import EMAIL_PATTERN, Duration, Email, StrictModel
+from .toml_files import PROJECT_FILE
 
 #: The settings file's name, at the project root.
 
@@ -193,7 +193,7 @@ def load_project_settings(
     Raises :class:`ConfigError` listing every problem of the file.  ``env`` is
     the environment for ``${VAR}`` references (default ``os.environ``).
     """
-    from .loader import display_path, expand_env, pydantic_problems, read_toml
+    from .toml_files import display_path, expand_env, pydantic_problems, read_toml
 
     file = Path(root).resolve() / PROJECT_FILE
     if not file.exists():

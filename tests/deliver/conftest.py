@@ -31,7 +31,7 @@ def silent():
 @pytest.fixture
 def make_service(project):
     """Build and start services (no loop thread, no watcher); stopped after the test."""
-    from eil_pipelines.run.service import SchedulerService
+    from eil_pipelines.app.service import SchedulerService
 
     made = []
 

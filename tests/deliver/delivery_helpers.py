@@ -253,7 +253,7 @@ webhook_timeout = "500ms"
 def step(service) -> int:
     """Run what is due at the clock's time, wait for the runs, then send what is due."""
     started = service.scheduler.run_due(service.clock.now())
-    assert service.scheduler.wait_idle(10)
+    assert service.scheduler.wait_idle(120)
     service.deliveries.process_due()
     return started
 

@@ -7,9 +7,9 @@ import os
 
 from delivery_helpers import eil_toml, free_port, pipeline_text
 
+from eil_pipelines.app import ledger_path
 from eil_pipelines.cli import main
 from eil_pipelines.ledger import Ledger
-from eil_pipelines.run.service import ledger_path
 
 AT = "2026-03-02T13:00"
 DELIVER = '[[deliver]]\nto = "cfo@example.com"\n'

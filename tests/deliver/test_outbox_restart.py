@@ -12,7 +12,7 @@ from contextlib import closing
 
 from delivery_helpers import START, at, eil_toml, outbox, pipeline_text, step
 
-from eil_pipelines.run.service import ledger_path
+from eil_pipelines.app import ledger_path
 from eil_pipelines.schedule.testing import ManualClock
 
 TO_TWO = '[[deliver]]\nto = ["cfo@example.com", "ceo@example.com"]\n'
@@ -23,7 +23,7 @@ def render_only(project, make_service, clock):
     first = make_service(clock)
     clock.set(at(13))
     first.scheduler.run_due(clock.now())
-    assert first.scheduler.wait_idle(10)
+    assert first.scheduler.wait_idle(120)
     assert first.stop(grace=5)
     return first
 

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from delivery_helpers import START, at, eil_toml, outbox, pipeline_text, step
 
+from eil_pipelines.app import ledger_path
 from eil_pipelines.deliver.redact import REDACTED, Redactor, redact_url
-from eil_pipelines.run.service import ledger_path
 from eil_pipelines.schedule.testing import ManualClock
 
 USER = "report-bot-7731"

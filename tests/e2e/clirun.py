@@ -22,7 +22,7 @@ def eil(
     )
 
 
-def wait_for(predicate, timeout: float = 10.0) -> bool:
+def wait_for(predicate, timeout: float = 60.0) -> bool:
     """Poll ``predicate`` until it holds; the deadline is only reached when a test fails."""
     import time
 
@@ -42,7 +42,7 @@ def ledger_query(reports: Path, sql: str) -> list[tuple]:
     import sqlite3
     from contextlib import closing
 
-    from eil_pipelines.run.service import ledger_path
+    from eil_pipelines.app import ledger_path
 
     path = ledger_path(reports)
     if not path.exists():

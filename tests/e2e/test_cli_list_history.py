@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from clirun import eil
 
+from eil_pipelines.app import ledger_path
 from eil_pipelines.ledger import Ledger
-from eil_pipelines.run.service import ledger_path
 
 SALES = """
 title = "Sales"

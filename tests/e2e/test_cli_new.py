@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from clirun import eil as run_eil
 
+from eil_pipelines.app.new import scaffold_spec, scaffold_toml
 from eil_pipelines.cli import main
-from eil_pipelines.cli_new import scaffold_spec, scaffold_toml
 from eil_pipelines.spec.models import PipelineSpec
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from aiosmtpd.smtp import AuthResult
 from clirun import ledger_query
 from clirun import wait_for as _wait_for
 
-from eil_pipelines.run.service import ledger_path
+from eil_pipelines.app import ledger_path
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from eil_pipelines.app import ledger_path
+from eil_pipelines.app import ledgered as ledgered_module
+from eil_pipelines.app import service as service_module
+from eil_pipelines.app.service import SchedulerService
 from eil_pipelines.ledger import Ledger
-from eil_pipelines.run import service as service_module
-from eil_pipelines.run.service import SchedulerService, ledger_path
 from eil_pipelines.schedule.testing import ManualClock
 
 START = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
@@ -69,7 +71,9 @@ def make_service(project):
 def step(service: SchedulerService) -> int:
     """Dispatch what is due at the clock's time and wait for the runs to end."""
     started = service.scheduler.run_due(service.clock.now())
-    assert service.scheduler.wait_idle(5)
+    # A generous deadline, reached only when the test fails: on a loaded machine the
+    # first run with charts waits for matplotlib to load in the chart processes.
+    assert service.scheduler.wait_idle(120)
     return started
 
 
@@ -86,13 +90,13 @@ def reports(project, name: str) -> list[str]:
 def gate(monkeypatch):
     """Hold every run before it starts its pipeline until ``gate.set()``."""
     event = threading.Event()
-    real = service_module.run_pipeline
+    real = ledgered_module.run_pipeline
 
     def held(*args, **kwargs):
         assert event.wait(10), "the test never opened the gate"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service_module, "run_pipeline", held)
+    monkeypatch.setattr(ledgered_module, "run_pipeline", held)
     yield event
     event.set()
 
@@ -149,7 +153,7 @@ def test_two_services_on_one_folder_run_each_time_once(project, make_service, ca
         clock.set(at(hour))
         started = first.scheduler.run_due(clock.now()) + second.scheduler.run_due(clock.now())
         assert started == 2  # both try ...
-        assert first.scheduler.wait_idle(5) and second.scheduler.wait_idle(5)
+        assert first.scheduler.wait_idle(60) and second.scheduler.wait_idle(60)
     # ... and the ledger lets one of them run each time.
     assert rows_by_hour(first) == {13: ("succeeded", 1), 14: ("succeeded", 1), 15: ("succeeded", 1)}
     assert len(first.ledger.history(limit=None)) == 3
@@ -363,7 +367,7 @@ def test_timeout_before_the_query_starts_still_stops_it(project, make_service, g
     clock.advance(1)
     service.scheduler.run_due(clock.now())  # the timeout, while the run is held
     gate.set()
-    assert service.scheduler.wait_idle(5)
+    assert service.scheduler.wait_idle(60)
     row = service.ledger.get("hourly", at(13))
     assert row.status == "timed_out"
     assert row.error == (
@@ -391,7 +395,7 @@ def test_fire_time_during_a_run_is_skipped_or_queued(project, make_service, gate
     else:
         assert service.ledger.get("hourly", at(14)) is None
     gate.set()
-    assert service.scheduler.wait_idle(5)
+    assert service.scheduler.wait_idle(60)
     expected = {13: ("succeeded", 1), 14: ("skipped", 0) if overlap == "skip" else ("succeeded", 1)}
     assert rows_by_hour(service) == expected
 

@@ -119,7 +119,7 @@ def test_every_example_pipeline_is_valid_against_the_schema(path):
 
 
 def test_a_scaffold_from_eil_run_new_is_valid_against_the_schema():
-    from eil_pipelines.cli_new import scaffold_spec, scaffold_toml
+    from eil_pipelines.app.new import scaffold_spec, scaffold_toml
 
     for spec in (
         scaffold_spec("x", timezone="UTC"),

@@ -2,8 +2,8 @@
 
 This wires the generic :class:`~eil_pipelines.schedule.loop.Scheduler` to
 pipelines: each enabled, scheduled pipeline is a job whose function runs it
-through :func:`run_pipeline`, claiming its (pipeline, scheduled time) in the
-run ledger first, so the same scheduled time never runs twice, across
+through the one ledgered run (:func:`~eil_pipelines.app.ledgered.ledgered_run`),
+claiming its (pipeline, scheduled time) in the run ledger first, so the same scheduled time never runs twice, across
 restarts and across two processes started on one folder by mistake.
 
 Policies, documented in docs/scheduler.md:
@@ -17,8 +17,8 @@ Policies, documented in docs/scheduler.md:
   rescheduled, a deleted one unscheduled.  A file edited into an invalid
   state is logged with every problem, and its last good version keeps running.
 * Stopping a run: past its ``timeout``, or still going when :meth:`stop`'s
-  grace period ends, a run starts no further query and the one executing is
-  interrupted; it is recorded ``timed_out`` (its row stays ``abandoned`` at
+  grace period ends, its :class:`~eil_pipelines.sources.guard.QueryGuard`
+  is stopped: no further query starts and the one executing is interrupted; it is recorded ``timed_out`` (its row stays ``abandoned`` at
   shutdown, for the next start's catch-up to see).
 * Charts are drawn in chart processes (:mod:`eil_pipelines.charts.processes`),
   started with the service when a pipeline has charts (else at the first run
@@ -29,55 +29,38 @@ Policies, documented in docs/scheduler.md:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, EilError, SourceError
-from ..ledger import LedgerStateError
-from ..schedule.durations import format_duration
+from ..deliver import Dispatcher, load_project_settings
+from ..errors import ConfigError, EilError
+from ..ledger import Ledger
+from ..run.context import make_context, pipeline_trigger, pipeline_zone
 from ..schedule.loop import Clock, Firing, JobOptions, Scheduler, SystemClock
-from ..spec.loader import Pipeline, load_pipeline, pipeline_files, project_root_for
-from .context import make_context, pipeline_trigger, pipeline_zone
-from .pipeline import publish_status, run_pipeline
+from ..sources.guard import QueryGuard
+from ..spec.loader import (
+    Pipeline,
+    load_pipeline,
+    load_pipelines,
+    pipeline_files,
+    project_root_for,
+)
+from . import ledger_path
+from .ledgered import claim_scheduled, dispatch_hook, ledgered_run
 
 log = logging.getLogger("eil_pipelines.scheduler")
-
-LEDGER_NAME = Path(".eil") / "ledger.sqlite3"
-
-
-def ledger_path(reports_dir: Path) -> Path:
-    """Where the run ledger of a reports folder lives."""
-    return reports_dir / LEDGER_NAME
 
 
 @dataclass
 class _Loaded:
     pipeline: Pipeline
     fingerprint: tuple[Any, ...]
-
-
-#: How often a run that must stop (timeout, shutdown) has its query interrupted again.
-INTERRUPT_EVERY_S = 0.05
-
-
-@dataclass
-class _Flight:
-    """One run in flight, as the timeout and shutdown paths see it."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    querying: Any = None
-    """The source while one of its queries executes (only then may it be interrupted)."""
-    stop_reason: str | None = None
-    """Set when the run must stop: ``"timeout"`` or ``"shutdown"``."""
-    done: bool = False
 
 
 def _fingerprint(pipeline: Pipeline) -> tuple[Any, ...]:
@@ -126,7 +109,7 @@ class SchedulerService:
         self._loaded: dict[Path, _Loaded] = {}
         self._broken: dict[Path, str] = {}
         self._snapshot: dict[Path, tuple[int, int]] = {}
-        self._flights: dict[tuple[str, datetime], _Flight] = {}
+        self._flights: dict[tuple[str, datetime], QueryGuard] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -149,15 +132,10 @@ class SchedulerService:
         ``watch=False`` skips the folder watcher (call :meth:`reload`);
         ``loop=False`` skips the loop thread (drive ``self.scheduler.run_due``).
         """
-        from ..ledger import Ledger
-        from ..spec.loader import load_pipelines
-
         # The snapshot is taken before the files are read: an edit made while they
         # are read then differs from it, and the watcher reloads.
         snapshot = self._take_snapshot()
         pipelines = load_pipelines(self.path, env=self.env)
-        from ..deliver import Dispatcher, load_project_settings
-
         settings = load_project_settings(self.root, env=self.env)  # eil.toml, before any file
         self.ledger = Ledger(ledger_path(self.reports_dir))
         self.deliveries = Dispatcher(
@@ -205,9 +183,9 @@ class SchedulerService:
             # Their rows say abandoned (a restart runs them again): stop their queries
             # rather than let them write a report behind the ledger's back.
             with self._lock:
-                flights = list(self._flights.values())
-            for flight in flights:
-                self._cancel(flight, "shutdown")
+                guards = list(self._flights.values())
+            for guard in guards:
+                guard.stop("shutdown")
         if self._watcher is not None:
             self._watcher.join(timeout=2)
         with self._lock:  # no pool starts after this: _chart_pool sees _stop
@@ -318,203 +296,51 @@ class SchedulerService:
         # early (a tiny timeout, a slow ledger) still finds the run to stop.
         # UTC: two readings of 02:30 on a fall-back day are equal in local time.
         key = (name, firing.scheduled_at.astimezone(UTC))
-        flight = _Flight()
+        guard = QueryGuard(name)
         with self._lock:
-            self._flights[key] = flight
+            self._flights[key] = guard
         try:
-            return self._run_flight(name, firing, flight)
+            return self._run_flight(name, firing, guard)
         finally:
             with self._lock:
-                if self._flights.get(key) is flight:
+                if self._flights.get(key) is guard:
                     del self._flights[key]
-            with flight.lock:
-                flight.done = True
+            guard.finish()
 
-    def _claim(self, name: str, firing: Firing, run_id: str) -> Any:
-        """Claim the run's row in the ledger; ``None`` when it isn't this run's to do."""
-        now = self.clock.now()
-        if firing.attempt > 1:
-            # A retry continues the row's count (a reclaimed abandoned run started at 2).
-            previous = self.ledger.get(name, firing.scheduled_at)
-            attempt = max(firing.attempt, previous.attempt + 1) if previous else firing.attempt
-            return self.ledger.reclaim(
-                name, firing.scheduled_at, run_id=run_id, attempt=attempt, now=now
-            )
-        record = self.ledger.claim(name, firing.scheduled_at, run_id=run_id, now=now)
-        if record is None:
-            existing = self.ledger.get(name, firing.scheduled_at)
-            if existing is not None and existing.status == "abandoned":
-                record = self.ledger.reclaim(
-                    name,
-                    firing.scheduled_at,
-                    run_id=run_id,
-                    attempt=existing.attempt + 1,
-                    now=now,
-                    allowed_from=("abandoned",),
-                )
-        if record is None:
-            log.info(
-                "not run: %s at %s is already in the ledger (another process, or an earlier run)",
-                name,
-                firing.scheduled_at.isoformat(),
-            )
-        return record
-
-    def _run_flight(self, name: str, firing: Firing, flight: _Flight) -> bool:
+    def _run_flight(self, name: str, firing: Firing, guard: QueryGuard) -> bool:
         pipeline = self._current(name)
         if pipeline is None:
             return True
-        ctx = make_context(pipeline, firing.scheduled_at, attempt=firing.attempt)
-        record = self._claim(name, firing, ctx.run_id)
-        if record is None:
-            return True
-        attempt = record.attempt
-        if attempt != ctx.attempt:  # the ledger's count: a recovered run is its attempt 2
-            ctx = dataclasses.replace(ctx, attempt=attempt)
-        log.info("started: %s at %s (attempt %d)", name, firing.scheduled_at.isoformat(), attempt)
-
-        def remember(source: Any) -> None:
-            # Guard each query: none starts once the run must stop, and the one
-            # executing is marked, so the stop path interrupts only a live query
-            # (never a connection being closed) and can't miss one that starts late.
-            unguarded = source.run
-
-            def guarded(query: str, sql: str, params: Any) -> Any:
-                with flight.lock:
-                    if flight.stop_reason is not None:
-                        raise SourceError(
-                            name, query, f"not started: the run was stopped ({flight.stop_reason})"
-                        )
-                    flight.querying = source
-                try:
-                    return unguarded(query, sql, params)
-                finally:
-                    with flight.lock:
-                        flight.querying = None
-
-            source.run = guarded
-
-        result = run_pipeline(
-            pipeline,
-            ctx,
-            self.reports_dir,
-            clock=self.clock.now,
-            on_source=remember,
-            chart_processes=self._chart_pool() if pipeline.spec.charts else None,
-        )
-        with flight.lock:
-            stop_reason = flight.stop_reason
-        status, error = result.status, result.error
-        if stop_reason == "timeout" and not result.ok:
-            status = "timed_out"
-            assert pipeline.spec.schedule is not None and pipeline.spec.schedule.timeout is not None
-            limit = format_duration(pipeline.spec.schedule.timeout)
-            error = f"stopped after the timeout of {limit}: {error}"
-            # The run recorded itself as failed for the report site; it timed out.
-            publish_status(pipeline, ctx, self.reports_dir, status, error, self.clock.now())
-        summary = result.summary()
-        try:
-            self.ledger.finish(
-                name,
-                firing.scheduled_at,
-                status=status,
-                now=self.clock.now(),
-                error=error,
-                files=[str(f) for f in result.files],
-                run_id=ctx.run_id,
-                summary=summary,
-            )
-        except LedgerStateError as exc:
-            # Abandoned at shutdown (or by another process's recovery) meanwhile:
-            # the row is no longer this run's, and its new state stands.
-            log.warning("not recorded: %s at %s: %s", name, firing.scheduled_at.isoformat(), exc)
-            return True
-        if status == "succeeded":
-            shown = ", ".join(
-                str(f)
-                for f in result.files
-                if f.suffix in (".md", ".html") and "latest" not in f.name
-            )
-            log.info(
-                "finished: %s at %s in %.2fs: %s",
-                name,
-                firing.scheduled_at.isoformat(),
-                result.duration,
-                shown,
-            )
-        else:
-            log.error(
-                "%s: %s at %s (attempt %d): %s",
-                status,
-                name,
-                firing.scheduled_at.isoformat(),
-                attempt,
-                error,
-            )
-        self._deliver(pipeline, ctx, result, status, error, firing)
-        return status == "succeeded"
-
-    def _deliver(
-        self, pipeline: Pipeline, ctx: Any, result: Any, status: str, error: Any, firing: Firing
-    ) -> None:
-        """Queue the run's deliveries, alert and failure notice; never fails the run."""
-        if self.deliveries is None:
-            return
         schedule = pipeline.spec.schedule
-        # The loop retries while firing.attempt <= retries: only after that is a failure final.
-        final = status == "succeeded" or schedule is None or firing.attempt > schedule.retries
-        try:
-            self.deliveries.after_run(
-                pipeline, ctx, result, status=status, error=error, final=final
-            )
-        except Exception as exc:  # a delivery problem must never stop the scheduler
-            # Redacted, and no traceback at INFO: an exception's text may hold a secret.
-            log.error(
-                "delivery: could not queue the messages of %s at %s: %s",
-                pipeline.name,
-                firing.scheduled_at.isoformat(),
-                self.deliveries.redactor()(f"{type(exc).__name__}: {exc}"),
-            )
-            log.debug("delivery: traceback", exc_info=True)
+
+        def final(status: str) -> bool:
+            # The loop retries while firing.attempt <= retries: only after that is a failure final.
+            return status == "succeeded" or schedule is None or firing.attempt > schedule.retries
+
+        outcome = ledgered_run(
+            pipeline,
+            make_context(pipeline, firing.scheduled_at, attempt=firing.attempt),
+            ledger=self.ledger,
+            reports_dir=self.reports_dir,
+            claim=claim_scheduled(firing.attempt),
+            clock=self.clock.now,
+            guard=guard,
+            chart_processes=self._chart_pool() if pipeline.spec.charts else None,
+            deliver=dispatch_hook(self.deliveries, final),
+            log=log,
+        )
+        return outcome.ok
 
     def _on_timeout(self, firing: Firing) -> None:
         key = (firing.key, firing.scheduled_at.astimezone(UTC))
         with self._lock:
-            flight = self._flights.get(key)
-        if flight is None:  # it finished meanwhile
+            guard = self._flights.get(key)
+        if guard is None:  # it finished meanwhile
             return
         log.warning(
             "timeout: %s at %s: interrupting its query", firing.key, firing.scheduled_at.isoformat()
         )
-        self._cancel(flight, "timeout")
-
-    def _cancel(self, flight: _Flight, reason: str) -> None:
-        """Stop a run: no further query starts, and the one executing is interrupted.
-
-        A single interrupt can miss: the run may not have opened its source yet
-        (the first run of a process spends a second importing DuckDB), or may be
-        between two queries, and DuckDB ignores an interrupt when no query runs.
-        So a helper thread interrupts again every :data:`INTERRUPT_EVERY_S`
-        seconds while a query executes, until the run ends.
-        """
-        with flight.lock:
-            if flight.done or flight.stop_reason is not None:
-                return
-            flight.stop_reason = reason
-
-        def interrupt_until_done() -> None:
-            while True:
-                with flight.lock:
-                    if flight.done:
-                        return
-                    if flight.querying is not None:
-                        try:
-                            flight.querying.interrupt()
-                        except Exception:  # a closed connection: the query ended anyway
-                            log.debug("interrupt failed", exc_info=True)
-                time.sleep(INTERRUPT_EVERY_S)
-
-        threading.Thread(target=interrupt_until_done, name="eil-interrupt", daemon=True).start()
+        guard.stop("timeout")
 
     def _on_skip(self, firing: Firing, reason: str) -> None:
         log.info("skipped: %s at %s: %s", firing.key, firing.scheduled_at.isoformat(), reason)
@@ -628,3 +454,10 @@ def run_forever(
     while not stop.wait(0.2):
         if on_reload():
             service.reload()
+
+
+def validate_project(path: Path) -> None:
+    """Load every pipeline of ``path`` and ``eil.toml``, raising their ConfigErrors:
+    the scheduler checks everything before it writes anything."""
+    load_pipelines(path)
+    load_project_settings(project_root_for(path))

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import EXIT_CONFIG, EXIT_OK, UsageError, _Parser
+from ..errors import UsageError
+from .common import Parser as _Parser
+from .exitcodes import EXIT_CONFIG, EXIT_OK
 
 
 def build_schema_parser() -> argparse.ArgumentParser:
@@ -34,7 +36,7 @@ def build_schema_parser() -> argparse.ArgumentParser:
 
 def cmd_schema(options: argparse.Namespace) -> int:
     """Print, write or check the schema."""
-    from .spec.schema import schema_text
+    from ..spec.schema import schema_text
 
     text = schema_text()
     if options.check:
@@ -57,7 +59,7 @@ def cmd_schema(options: argparse.Namespace) -> int:
         path = Path(options.output)
         if path.is_dir():
             raise UsageError(f"eil-run schema: --output {path} is a folder; give a file name")
-        from .outputs import atomic_write_text
+        from ..outputs import atomic_write_text
 
         try:
             unchanged = path.read_text(encoding="utf-8") == text

@@ -21,14 +21,16 @@ reprocess   which recorded times run again
 A ``running`` row is never taken over: it has a live owner (or will be
 marked abandoned by the scheduler's next start).
 
-:func:`run_backfill` runs the plan oldest first, up to ``workers`` at a time,
-and stops starting runs once its ``stop`` event is set, so Ctrl-C ends after
-the runs in flight.  Nothing here prints: progress goes to callbacks.
+:func:`backfill` is the use case: it takes the pipeline's backfill lease (one
+backfill per pipeline at a time), plans, and :func:`run_backfill` runs the
+plan oldest first, up to ``workers`` at a time, each through the one ledgered
+run, and stops starting runs once its ``stop`` event is set (the CLI sets it
+on Ctrl-C), so a stop ends after the runs in flight.  Nothing here prints:
+progress goes to callbacks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -37,14 +39,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..spec.loader import Pipeline
-from .context import make_context, pipeline_trigger
-from .pipeline import RunResult, run_pipeline, utc_now
+from ..errors import CouldNotRun, UsageError
+from ..ledger import Ledger
+from ..run.context import make_context, pipeline_trigger
+from ..run.pipeline import utc_now
+from ..spec.loader import Pipeline, display_path
+from . import ledger_path
+from .ledgered import claim_reprocess, ledgered_run
 
 __all__ = [
     "REPROCESS",
+    "BackfillRunning",
     "Outcome",
     "Planned",
+    "backfill",
+    "backfill_trigger",
+    "dry_run",
     "fire_times",
     "lease_name",
     "plan",
@@ -103,6 +113,19 @@ class Outcome:
     """Seconds the run took."""
     files: tuple[Path, ...] = ()
     """Files written."""
+
+
+def backfill_trigger(pipeline: Pipeline) -> Any:
+    """The pipeline's schedule trigger; :class:`UsageError` when it has none to backfill."""
+    trigger = pipeline_trigger(pipeline)
+    if trigger is None:
+        folder = display_path(pipeline.file.parent)
+        raise UsageError(
+            f"eil-run backfill: {pipeline.display_path} has no [schedule], so it has no fire "
+            f"times to backfill; render one past report with: "
+            f"eil-run --once --only {pipeline.name} --at DATETIME {folder}"
+        )
+    return trigger
 
 
 def fire_times(trigger: Any, start: datetime, end: datetime) -> list[datetime]:
@@ -197,37 +220,84 @@ def _run_one(
     allowed: tuple[str, ...],
     clock: Callable[[], datetime],
 ) -> Outcome:
-    name = pipeline.name
-    ctx = make_context(pipeline, item.scheduled_at, trigger=trigger)
-    if item.previous is None:
-        record = ledger.claim(name, item.scheduled_at, run_id=ctx.run_id, now=clock())
-    else:
-        record = ledger.reclaim(
-            name,
-            item.scheduled_at,
-            run_id=ctx.run_id,
-            attempt=item.attempt + 1,
-            now=clock(),
-            allowed_from=allowed,
-        )
-    if record is None:
+    outcome = ledgered_run(
+        pipeline,
+        make_context(pipeline, item.scheduled_at, trigger=trigger),
+        ledger=ledger,
+        reports_dir=reports_dir,
+        claim=claim_reprocess(item.previous, item.attempt, allowed),
+        clock=clock,
+    )
+    result = outcome.result
+    if result is None:
         # Between the plan and now the scheduler (or another run) took the time.
-        current = ledger.get(name, item.scheduled_at)
+        current = ledger.get(pipeline.name, item.scheduled_at)
         state = current.status if current is not None else "gone"
         return Outcome(item.scheduled_at, "skipped", f"taken meanwhile (now {state})")
-    if record.attempt != ctx.attempt:
-        ctx = dataclasses.replace(ctx, attempt=record.attempt)
-    result: RunResult = run_pipeline(pipeline, ctx, reports_dir, clock=clock)
-    ledger.finish(
-        name,
-        item.scheduled_at,
-        status=result.status,
-        now=clock(),
-        error=result.error,
-        files=[str(f) for f in result.files],
-        run_id=ctx.run_id,
-        summary=result.summary(),
-    )
     return Outcome(
-        item.scheduled_at, result.status, result.error, result.duration, tuple(result.files)
+        item.scheduled_at, outcome.status, outcome.error, result.duration, tuple(result.files)
     )
+
+
+class BackfillRunning(CouldNotRun):
+    """Another process holds the backfill lease of the pipeline."""
+
+
+def backfill(
+    pipeline: Pipeline,
+    times: Sequence[datetime],
+    *,
+    reports_dir: Path,
+    reprocess: str,
+    holder: str,
+    workers: int = 1,
+    stop: threading.Event | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    on_planned: Callable[[list[Planned]], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> tuple[list[Planned], list[Outcome]]:
+    """The backfill use case: take the pipeline's lease, plan against the ledger, run.
+
+    ``holder`` names this backfill in the refusal another one gets.  Raises
+    :class:`BackfillRunning` when another backfill of the pipeline holds the
+    lease.  ``on_planned`` sees the plan before the first run starts.  Once
+    ``stop`` is set no further run starts (the caller decides what sets it:
+    a signal, a button).  Returns the plan and the outcomes.
+    """
+    with Ledger(ledger_path(reports_dir)) as ledger:
+        lease = lease_name(pipeline.name)
+        taken = ledger.acquire_lease(lease, holder=holder, now=clock())
+        if taken is not None:
+            raise BackfillRunning(
+                f'eil-run backfill: another backfill of "{pipeline.name}" is running: {taken}; '
+                "wait for it to finish (one backfill per pipeline at a time)"
+            )
+        try:
+            planned = plan(pipeline, times, ledger, reprocess)
+            if on_planned is not None:
+                on_planned(planned)
+            outcomes = run_backfill(
+                pipeline,
+                planned,
+                ledger=ledger,
+                reports_dir=reports_dir,
+                reprocess=reprocess,
+                workers=workers,
+                stop=stop,
+                clock=clock,
+                on_done=on_done,
+            )
+        finally:
+            ledger.release_lease(lease)
+    return planned, outcomes
+
+
+def dry_run(
+    pipeline: Pipeline, times: Sequence[datetime], *, reports_dir: Path, reprocess: str
+) -> list[Planned]:
+    """The plan alone (``--dry-run``): read from the ledger when there is one, nothing written."""
+    path = ledger_path(reports_dir)
+    if not path.exists():
+        return plan(pipeline, times, None, reprocess)
+    with Ledger(path) as ledger:
+        return plan(pipeline, times, ledger, reprocess)

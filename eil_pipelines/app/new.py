@@ -1,5 +1,8 @@
 """``eil-run new NAME``: a new pipeline file and starter template that run at once.
 
+The scaffold, as a use case: :func:`create_pipeline` writes the files, the
+CLI says what to edit next.
+
 The pipeline file is built as a :class:`~eil_pipelines.spec.models.PipelineSpec`
 and written with tomli-w, so the scaffold is valid by construction (and it
 is parsed and validated again before anything is written).  tomli-w cannot
@@ -13,14 +16,17 @@ scaffold renders a report straight away in any project.
 
 from __future__ import annotations
 
-import argparse
 import re
 import tomllib
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_OK, UsageError, _Parser
+from ..errors import UsageError
+from ..outputs.atomic import atomic_write_text
+from ..spec.loader import display_path
+from ..spec.models import NAME_PATTERN
 
 SAMPLE_DATA = "data/orders.parquet"
 
@@ -83,51 +89,34 @@ _TEMPLATE_METRICS = """
 """
 
 
-def build_new_parser() -> argparse.ArgumentParser:
-    """The parser for ``eil-run new NAME``."""
-    parser = _Parser(
-        prog="eil-run new",
-        description="Create pipelines/NAME.toml and a starter template, templates/NAME.md.j2, "
-        "that render a report at once (from the sample data when the project has it).  "
-        "Never overwrites a file.",
-    )
-    parser.add_argument(
-        "name", metavar="NAME", help='the pipeline name: lowercase letters, digits, "_" and "-"'
-    )
-    parser.add_argument(
-        "--query-file",
-        metavar="FILE",
-        help="use this existing SQL file as the pipeline's query instead of the example queries",
-    )
-    parser.add_argument(
-        "--cron",
-        metavar="EXPR",
-        help='schedule with this cron expression, e.g. "0 7 * * MON-FRI" '
-        '(default: daily = "07:00")',
-    )
-    parser.add_argument(
-        "--dir",
-        default="pipelines",
-        metavar="DIR",
-        help="the pipelines folder to write into (default: pipelines/); its parent is the "
-        "project root",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    return parser
+@dataclass(frozen=True)
+class Created:
+    """What :func:`create_pipeline` wrote."""
+
+    pipeline_file: Path
+    """The new pipeline file."""
+    template_file: Path
+    """The new starter template."""
+    query_file: str | None
+    """The ``--query-file`` the pipeline reads, or ``None`` for the example queries."""
+    sample_data: bool
+    """Whether the example queries read the sample data (else placeholder numbers)."""
+    schema_beside: bool
+    """Whether the folder has ``pipeline.schema.json`` (editor completion)."""
 
 
-def cmd_new(options: argparse.Namespace) -> int:
-    """Write the scaffold and say what to edit next."""
-    from .spec.loader import display_path
-    from .spec.models import NAME_PATTERN
+def create_pipeline(
+    name: str, folder: Path, *, cron: str | None = None, query_file: str | None = None
+) -> Created:
+    """Write ``folder/NAME.toml`` and ``templates/NAME.md.j2`` in the project root.
 
-    name = options.name
+    Never overwrites a file; raises :class:`UsageError` for a bad or taken name.
+    """
     if not re.fullmatch(NAME_PATTERN, name):
         raise UsageError(
             f'eil-run new: invalid name "{name}": use lowercase letters, digits, "_" and "-", '
             "starting with a letter or digit (such as daily_sales)"
         )
-    folder = Path(options.dir)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"eil-run new: --dir {folder} is not a folder")
     root = folder.resolve().parent
@@ -142,51 +131,22 @@ def cmd_new(options: argparse.Namespace) -> int:
             )
     _check_name_unused(folder, name)
 
-    query_file = _query_file(options.query_file, root) if options.query_file else None
+    query_rel = _query_file(query_file, root) if query_file else None
     has_sample = (root / SAMPLE_DATA).is_file()
     spec = scaffold_spec(
         name,
-        cron=options.cron,
-        query_file=query_file,
+        cron=cron,
+        query_file=query_rel,
         sample_data=has_sample,
         template=template_rel,
     )
-    toml_text = scaffold_toml(spec, name, schema_beside=(folder / "pipeline.schema.json").is_file())
+    schema_beside = (folder / "pipeline.schema.json").is_file()
+    toml_text = scaffold_toml(spec, name, schema_beside=schema_beside)
     template_text = scaffold_template(spec, name)
     _check_before_writing(toml_text, template_text, template_rel)
-
-    from .outputs import atomic_write_text
-
     atomic_write_text(pipeline_file, toml_text)
     atomic_write_text(template_file, template_text)
-
-    shown_file = display_path(pipeline_file.resolve())
-    shown_folder = display_path(folder.resolve())
-    shown_template = display_path(template_file.resolve())
-    if query_file:
-        edit = f"the SQL in {options.query_file}"
-    elif has_sample:
-        edit = f"the queries in {shown_file} (they read the sample data, {SAMPLE_DATA})"
-    else:
-        edit = f"the queries in {shown_file} (they hold placeholder numbers)"
-    print(f"Created {shown_file} and {shown_template}.")
-    print()
-    print("Next steps:")
-    print(f"  1. Edit {edit}")
-    print(f"     and the report's layout in {shown_template}.")
-    print("  2. Check everything, the SQL against the data included:")
-    print(f"       eil-run validate --deep {shown_file}")
-    print("  3. Render it once, now (reports/ in the project root):")
-    print(f"       eil-run --once --only {name} {shown_folder}")
-    print("  4. See when it runs and what each run covers:")
-    print(f"       eil-run explain {shown_file}")
-    print("  5. Run it on its schedule:")
-    print(f"       eil-run {shown_folder}")
-    if not (folder / "pipeline.schema.json").is_file():
-        print()
-        print("Editor completion and checking (see docs/editor.md):")
-        print(f"  eil-run schema --output {folder / 'pipeline.schema.json'}")
-    return EXIT_OK
+    return Created(pipeline_file, template_file, query_rel, has_sample, schema_beside)
 
 
 def _check_name_unused(folder: Path, name: str) -> None:
@@ -231,9 +191,9 @@ def scaffold_spec(
     ``timezone`` defaults to the machine's zone, written out so the file means
     the same on a server in another zone.
     """
-    from .schedule.triggers import build_trigger, validate_cron
-    from .schedule.zones import local_zone_name
-    from .spec.models import PipelineSpec
+    from ..schedule.triggers import build_trigger, validate_cron
+    from ..schedule.zones import local_zone_name
+    from ..spec.models import PipelineSpec
 
     zone = timezone or local_zone_name()
     if cron is not None:
@@ -304,7 +264,7 @@ def _toml_values(value: Any, key: str = "") -> Any:
     """Model values → what the pipeline file spells: times as "HH:MM", durations as "15m"."""
     from datetime import time
 
-    from .schedule.durations import format_duration
+    from ..schedule.durations import format_duration
 
     if isinstance(value, dict):
         return {k: _toml_values(v, k) for k, v in value.items()}
@@ -389,8 +349,8 @@ def scaffold_template(spec: Any, name: str) -> str:
 
 def _check_before_writing(toml_text: str, template_text: str, template_name: str) -> None:
     """Parse and validate what is about to be written: a scaffold that fails is a bug here."""
-    from .render import TemplateSource, compile_template
-    from .spec.models import PipelineSpec
+    from ..render import TemplateSource, compile_template
+    from ..spec.models import PipelineSpec
 
     PipelineSpec.model_validate(tomllib.loads(toml_text))
     compile_template(TemplateSource(template_name, template_text))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime, time
-from pathlib import Path
-from typing import Any
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from .cli import EXIT_OK, UsageError, _Parser
+from ..errors import UsageError
+from .common import Parser as _Parser
+from .common import load_one, parse_moment
+from .exitcodes import EXIT_OK
 
 PERIOD_WORDS = {
     "interval": "interval: each run covers the time since the previous fire time",
@@ -43,51 +44,10 @@ def build_explain_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_one(path_text: str, command: str) -> Any:
-    """Load the single pipeline file a command names; UsageError for anything else.
-
-    Problems in the file itself are raised as ConfigErrors (printed with the
-    count, exit 2), like ``eil-run validate`` prints them.
-    """
-    from .errors import ConfigError, ConfigErrors
-    from .spec.loader import load_pipeline
-
-    path = Path(path_text)
-    if path.is_dir():
-        raise UsageError(
-            f"eil-run {command}: {path_text} is a folder; give one pipeline file, "
-            f"such as {Path(path_text) / 'daily_sales.toml'}"
-        )
-    if not path.is_file():
-        raise UsageError(f"eil-run {command}: {path_text}: no such pipeline file")
-    if path.suffix != ".toml":
-        raise UsageError(f"eil-run {command}: {path_text}: a pipeline file must end in .toml")
-    try:
-        return load_pipeline(path)
-    except ConfigError as exc:
-        raise ConfigErrors([exc]) from None
-
-
-def parse_moment(text: str, option: str, command: str, zone: ZoneInfo) -> datetime:
-    """An ISO date or date-time; naive values are read in ``zone`` (a date is its midnight)."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f'eil-run {command}: {option}: invalid date-time "{text}": expected ISO 8601 such '
-            "as 2026-03-29T07:00 or 2026-03-29"
-        ) from None
-    if "T" not in text and " " not in text.strip():
-        moment = datetime.combine(moment.date(), time())
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment
-
-
 def cmd_explain(options: argparse.Namespace) -> int:
     """Print what the schedule does next."""
-    from .run.context import pipeline_trigger, pipeline_zone
-    from .run.explain import next_fire_times
+    from ..run.context import pipeline_trigger, pipeline_zone
+    from ..run.explain import next_fire_times
 
     if options.next < 1:
         raise UsageError("eil-run explain: --next must be at least 1")
@@ -154,7 +114,7 @@ def cmd_explain(options: argparse.Namespace) -> int:
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
     """``Sun 2026-03-29 03:00 +02:00``: the wall clock and the offset that makes it exact."""
-    from .run.explain import format_offset
+    from ..run.explain import format_offset
 
     local = moment.astimezone(zone)
     clock = "%H:%M:%S" if local.second else "%H:%M"
@@ -166,6 +126,6 @@ def _period(start: datetime, end: datetime) -> str:
     the same wall-clock reading can then name two instants."""
     if start.utcoffset() == end.utcoffset():
         return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
-    from .run.explain import format_offset
+    from ..run.explain import format_offset
 
     return f"{start:%Y-%m-%d %H:%M} {format_offset(start)} to {end:%Y-%m-%d %H:%M} {format_offset(end)}"

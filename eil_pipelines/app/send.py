@@ -9,109 +9,85 @@ be repeated, which is the point of a test send.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
-import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_OK, UsageError, _Parser
-from .errors import EilError
+from ..deliver.email import SendError, send_email
+from ..deliver.messages import Composer, RunFacts
+from ..deliver.redact import Redactor
+from ..errors import EilError
+from ..ledger import Ledger
+from ..run.context import make_context
+from ..run.pipeline import utc_now
+from ..spec.loader import Pipeline, load_pipeline
+from ..spec.models import DeliverSpec
+from ..spec.project import load_project_settings
+from . import ledger_path
+
+__all__ = ["Sent", "latest_report", "send_latest"]
 
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{4}(\d{2})?)?$")
 
 
-def build_send_parser() -> argparse.ArgumentParser:
-    """The parser for ``eil-run send PIPELINE_FILE --to ADDRESS``."""
-    parser = _Parser(
-        prog="eil-run send",
-        description="Send the latest report of one pipeline to ADDRESS now, as its first "
-        "email [[deliver]] would (subject, attachments), through the [smtp] server of eil.toml. "
-        "For testing: nothing is recorded in the outbox, so it can be repeated.",
-    )
-    parser.add_argument("path", metavar="PIPELINE_FILE", help="the pipeline file")
-    parser.add_argument(
-        "--to",
-        action="append",
-        required=True,
-        metavar="ADDRESS",
-        help="recipient address (repeatable)",
-    )
-    parser.add_argument("--reports", metavar="DIR", help="reports folder (default: reports/)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    return parser
+@dataclass(frozen=True)
+class Sent:
+    """What happened to one recipient."""
+
+    recipient: str
+    """The address."""
+    report: Path | None
+    """The report document sent (HTML, else Markdown, else PDF)."""
+    error: str | None = None
+    """Why it was not sent (redacted), or ``None`` when the server took it."""
 
 
-def cmd_send(options: argparse.Namespace) -> int:
-    """Send the latest report; exit 0 when every address took it, 1 otherwise."""
-    from .deliver.email import SendError, send_email
-    from .deliver.messages import Composer
-    from .deliver.redact import Redactor
-    from .spec.loader import load_pipeline, project_root_for
-    from .spec.models import EMAIL_PATTERN, DeliverSpec
-    from .spec.project import load_project_settings
+def send_latest(path: Path, to: Sequence[str], reports: Path) -> list[Sent]:
+    """Send the latest report of the pipeline file ``path`` to each address now.
 
-    path = Path(options.path)
-    if not path.is_file():
-        raise UsageError(f"eil-run send: {path}: not a pipeline file")
-    bad = [a for a in options.to if not re.match(EMAIL_PATTERN, a)]
-    if bad:
-        raise UsageError(f'eil-run send: --to: "{bad[0]}" is not an email address')
+    Raises :class:`EilError` when no SMTP server is configured or there is no
+    report; a refused address is a :class:`Sent` with its error.
+    """
     pipeline = load_pipeline(path)
     settings = load_project_settings(pipeline.root)
     if settings.smtp is None:
         raise EilError("no SMTP server is configured: add an [smtp] table to eil.toml")
-    reports = (
-        Path(options.reports).resolve() if options.reports else project_root_for(path) / "reports"
-    )
     facts = latest_report(pipeline, reports)
     template = next((d for d in pipeline.spec.deliver if d.to), None)
     spec = DeliverSpec(
-        to=list(options.to),
+        to=list(to),
         subject=template.subject if template else DeliverSpec.model_fields["subject"].default,
         attach=[f for f in (template.attach if template else []) if facts.attachment_files(f)],
     )
     redact = Redactor(settings.secrets(), [d.webhook for d in pipeline.spec.deliver if d.webhook])
-    from .run.pipeline import utc_now
-
     rows = Composer(settings, redact, now=utc_now()).report(facts, 0, spec)
     report = facts.document("html") or facts.document("md") or facts.document("pdf")
-    failed = 0
+    shown = Path(report) if report else None
+    out = []
     for row in rows:
         if row.payload is None:
-            print(f"eil-run send: {row.recipient}: {row.error}", file=sys.stderr)
-            failed += 1
+            out.append(Sent(row.recipient, shown, row.error or "could not be built"))
             continue
         try:
             send_email(settings.smtp, row.recipient, row.payload)
         except SendError as exc:
-            print(f"eil-run send: {row.recipient}: {redact(str(exc))}", file=sys.stderr)
-            failed += 1
+            out.append(Sent(row.recipient, shown, redact(str(exc))))
             continue
-        print(f"sent {_shown(report)} to {row.recipient}")
-    return EXIT_FAILED if failed else EXIT_OK
+        out.append(Sent(row.recipient, shown))
+    return out
 
 
-def _shown(path: Any) -> str:
-    from .spec.loader import display_path
-
-    return display_path(Path(path)) if path else "the report"
-
-
-def latest_report(pipeline: Any, reports: Path) -> Any:
+def latest_report(pipeline: Pipeline, reports: Path) -> Any:
     """The newest report of ``pipeline`` as :class:`~eil_pipelines.deliver.RunFacts`.
 
     From the run ledger's newest succeeded run whose files still exist; else
     the newest dated report in ``reports/<pipeline>/``.  Raises
     :class:`EilError` when there is none.
     """
-    from .deliver.messages import RunFacts
-    from .ledger import Ledger
-    from .run.context import make_context
-    from .run.service import ledger_path
-
     ledger_file = ledger_path(reports)
     if ledger_file.exists():
         with Ledger(ledger_file) as ledger:

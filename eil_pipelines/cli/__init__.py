@@ -1,0 +1,93 @@
+"""The ``eil-run`` command: one thin module per command, dispatched lazily.
+
+Each command module parses its options, calls one use case of
+:mod:`eil_pipelines.app` and prints.  Heavy libraries (pandas, matplotlib,
+duckdb) load only with the commands that run pipelines, so ``--help`` and
+``validate`` stay fast.  Errors become exit codes through one table
+(:mod:`.exitcodes`, documented in docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import ConfigErrors, UsageError
+from .exitcodes import EXIT_FAILED, exit_code
+
+#: Subcommands: name -> "module:parser_builder:handler", imported only when used so
+#: each command's dependencies stay off the others' start-up path.  A new command
+#: is a module eil_pipelines/cli/<name>.py and one line here.
+COMMANDS = {
+    "validate": "eil_pipelines.cli.validate:build_validate_parser:cmd_validate",
+    "list": "eil_pipelines.cli.listing:build_list_parser:cmd_list",
+    "history": "eil_pipelines.cli.history:build_history_parser:cmd_history",
+    "send": "eil_pipelines.cli.send:build_send_parser:cmd_send",
+    "new": "eil_pipelines.cli.new:build_new_parser:cmd_new",
+    "schema": "eil_pipelines.cli.schema:build_schema_parser:cmd_schema",
+    "backfill": "eil_pipelines.cli.backfill:build_backfill_parser:cmd_backfill",
+    "explain": "eil_pipelines.cli.explain:build_explain_parser:cmd_explain",
+    "serve": "eil_pipelines.cli.serve:build_serve_parser:cmd_serve",
+}
+#: ``eil-run [--once] [PATH]``: the scheduler, or one run of each pipeline.
+MAIN = "eil_pipelines.cli.once:build_main_parser:cmd_main"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``eil-run``; returns the exit status (see :mod:`.exitcodes`)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        target = COMMANDS[args[0]] if args and args[0] in COMMANDS else MAIN
+        rest = args[1:] if target is not MAIN else args
+        module_name, builder, handler = target.split(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, handler)(getattr(module, builder)().parse_args(rest))
+    except ConfigErrors as exc:
+        from .printing import print_config_errors
+
+        print_config_errors(exc, sys.stderr)
+        return exit_code(exc)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return exit_code(exc)
+    except KeyboardInterrupt as exc:
+        print("eil-run: interrupted", file=sys.stderr)
+        return exit_code(exc)
+    except SystemExit as exc:  # argparse's --help
+        return int(exc.code or 0)
+    except Exception as exc:
+        code = exit_code(exc)
+        if code != EXIT_FAILED:  # an EilError kind, or the machine refusing a write
+            from ..app.errors import could_not_run
+
+            text = str(could_not_run(exc) or exc)
+            print(text if text.startswith("eil-run") else f"eil-run: {text}", file=sys.stderr)
+            return code
+        if debug:
+            raise
+        print(
+            f"eil-run: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in eil-run; run again with --debug to see the traceback.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def entry() -> None:
+    """The ``eil-run`` console script: :func:`main`, then a fast exit.
+
+    Tearing down a thousand imported modules (pandas, matplotlib) takes
+    about a quarter of a second and does nothing useful once every file is
+    written and every stream flushed, so the process ends with ``os._exit``.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        logging.shutdown()
+    os._exit(code)

@@ -1,0 +1,58 @@
+"""``eil-run list [PATH]``: schedules in words, next fire times, last status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import UsageError
+from .common import Parser, add_path, reports_dir_for
+from .exitcodes import EXIT_OK
+
+
+def add_ledger_reader_options(parser: argparse.ArgumentParser) -> None:
+    """``--format``, ``--reports`` and ``--debug``: shared by the commands that read the ledger."""
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument("--reports", metavar="DIR", help="reports folder holding the run ledger")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+
+
+def build_list_parser() -> argparse.ArgumentParser:
+    """The parser for ``eil-run list [PATH]``."""
+    parser = Parser(
+        prog="eil-run list",
+        description="Each pipeline: its schedule in words, its next fire times (in its zone and "
+        "in UTC) and the status of its last run.",
+    )
+    add_path(parser)
+    parser.add_argument(
+        "--next", type=int, default=3, metavar="N", help="how many fire times (default: 3)"
+    )
+    add_ledger_reader_options(parser)
+    return parser
+
+
+def cmd_list(options: argparse.Namespace) -> int:
+    """Print each pipeline's schedule, next fire times and last run."""
+    from ..app.status import pipeline_rows
+
+    if options.next < 1:
+        raise UsageError("eil-run list: --next must be at least 1")
+    rows = pipeline_rows(Path(options.path), reports_dir_for(options), count=options.next)
+    if options.format == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for row in rows:
+        state = "" if row["enabled"] else " (disabled)"
+        print(f"{row['pipeline']}{state}: {row['title']}")
+        print(f"  schedule: {row['schedule']}")
+        for fire in row["next"]:
+            print(f"  next:     {fire['local']}  ({fire['utc']} UTC)")
+        last = (
+            f"{row['last_status']} (scheduled {row['last_scheduled_at']})"
+            if row["last_status"]
+            else "never run"
+        )
+        print(f"  last run: {last}")
+    return EXIT_OK

@@ -1,0 +1,76 @@
+"""``eil-run [PATH]``: the long-running scheduler, in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+from ..errors import UsageError
+from .common import check_counts, reports_dir_for
+from .exitcodes import EXIT_OK
+from .signals import stop_on_signals
+
+
+def cmd_schedule(options: argparse.Namespace) -> int:
+    """Start the scheduler service; the first Ctrl-C/SIGTERM stops it after the
+    runs in flight (up to ``--grace``), a second one exits at once; SIGHUP reloads."""
+    from ..app.service import SchedulerService, run_forever, validate_project
+
+    check_counts(options)
+    if options.grace < 0:
+        raise UsageError("eil-run: --grace must be 0 or more seconds")
+    if options.deliver:
+        raise UsageError("eil-run: --deliver goes with --once (the scheduler always delivers)")
+    # Validate before writing anything: an invalid folder (or a mistyped PATH)
+    # must not leave a reports folder with a log behind.  start() loads again.
+    validate_project(Path(options.path))
+    reports = reports_dir_for(options)
+    _log_to_file(reports / "scheduler.log")
+    logging.getLogger("eil_pipelines").setLevel(logging.INFO)
+    service = SchedulerService(
+        Path(options.path),
+        reports_dir=reports,
+        workers=options.workers,
+        chart_processes=options.chart_processes,
+    )
+    reload_asked = threading.Event()
+    log = logging.getLogger("eil_pipelines.scheduler")
+    with stop_on_signals(threading.Event(), on_reload=reload_asked.set) as stop:
+        service.start()
+        log.info("scheduler running (pid %d); Ctrl-C stops it", os.getpid())
+
+        def take_reload() -> bool:
+            asked = reload_asked.is_set()
+            reload_asked.clear()
+            return asked
+
+        run_forever(service, stop, on_reload=take_reload)
+        log.info("stopping: waiting up to %gs for runs in flight", options.grace)
+        finished = service.stop(options.grace)
+    log.info("stopped" if finished else "stopped; unfinished runs recorded as abandoned")
+    if not finished:
+        # The grace period is over: don't let the interpreter's exit wait for the
+        # worker threads of the abandoned runs (it joins them, however long they take).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
+    return EXIT_OK
+
+
+def _log_to_file(path: Path) -> None:
+    from logging.handlers import RotatingFileHandler
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("eil_pipelines")
+    logger.addHandler(handler)
+    # The console handler comes from basicConfig on the root logger; show INFO there too.
+    for root_handler in logging.getLogger().handlers:
+        root_handler.setLevel(logging.INFO)
+        root_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))

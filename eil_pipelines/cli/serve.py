@@ -1,0 +1,71 @@
+"""``eil-run serve [PATH]``: serve the reports folder until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from ..errors import UsageError
+from ..web.server import DEFAULT_HOST, DEFAULT_PORT, make_server
+from .common import Parser, add_debug, add_path, reports_dir_for
+from .exitcodes import EXIT_CONFIG, EXIT_OK
+from .signals import stop_on_signals
+
+
+def build_serve_parser() -> argparse.ArgumentParser:
+    """The parser for ``eil-run serve [PATH]``."""
+    parser = Parser(
+        prog="eil-run serve",
+        description="Serve the reports folder (the report site) over HTTP for a quick look. "
+        "Binds to 127.0.0.1 unless --host says otherwise; Ctrl-C stops it.",
+    )
+    add_path(parser)
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        metavar="N",
+        help=f"TCP port (default: {DEFAULT_PORT}; 0 picks a free one and prints it)",
+    )
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        metavar="ADDRESS",
+        help=f"address to listen on (default: {DEFAULT_HOST}, this machine only)",
+    )
+    parser.add_argument(
+        "--reports", metavar="DIR", help="reports folder (default: reports/ beside PATH's folder)"
+    )
+    add_debug(parser)
+    return parser
+
+
+def cmd_serve(options: argparse.Namespace) -> int:
+    """Serve the reports folder until Ctrl-C (exit 0)."""
+    if not 0 <= options.port <= 65535:
+        raise UsageError("eil-run serve: --port must be between 0 and 65535")
+    reports = reports_dir_for(options)
+    try:
+        server = make_server(reports, options.host, options.port)
+    except OSError as exc:
+        print(
+            f"eil-run serve: cannot listen on {options.host}:{options.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in str(host) else host
+
+    # Ctrl-C and SIGTERM (a service manager, a test harness) both stop cleanly; the
+    # handlers are set explicitly, since a shell starts background jobs with SIGINT
+    # ignored and `kill -INT` should stop the server there too.
+    with stop_on_signals(threading.Event()) as stop:
+        threading.Thread(target=server.serve_forever, name="eil-serve", daemon=True).start()
+        print(f"Serving {reports} at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+        while not stop.wait(0.5):
+            pass
+        server.shutdown()
+    server.server_close()
+    print("Stopped.", flush=True)
+    return EXIT_OK
