@@ -189,6 +189,7 @@ def ledgered_run(
             error=error,
             files=[str(f) for f in result.files],
             run_id=ctx.run_id,
+            attempt=ctx.attempt,
             summary=result.summary(),
         )
     except LedgerStateError as exc:

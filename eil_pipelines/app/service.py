@@ -40,7 +40,7 @@ from typing import Any
 
 from ..deliver import Dispatcher, load_project_settings
 from ..errors import ConfigError, EilError
-from ..ledger import Ledger
+from ..ledger import Ledger, NewSkip
 from ..run.context import make_context, pipeline_trigger, pipeline_zone
 from ..schedule.loop import Clock, Firing, JobOptions, Scheduler, SystemClock
 from ..sources.guard import QueryGuard
@@ -254,6 +254,7 @@ class SchedulerService:
             first_after=first_after,
             on_timeout=self._on_timeout,
             on_skip=self._on_skip,
+            on_skip_many=self._on_skip_many,
             kind="pipeline",
         )
 
@@ -346,6 +347,22 @@ class SchedulerService:
         log.info("skipped: %s at %s: %s", firing.key, firing.scheduled_at.isoformat(), reason)
         self.ledger.record_skipped(
             firing.key, firing.scheduled_at, reason=reason, now=self.clock.now()
+        )
+
+    def _on_skip_many(self, firings: list[Firing], reason: str) -> None:
+        # A long outage or a clock jump skips thousands of times: one log line and
+        # one ledger transaction per batch, so a run's finish() is never starved.
+        first, last = firings[0], firings[-1]
+        log.info(
+            "skipped: %s: %d fire times from %s to %s: %s",
+            first.key,
+            len(firings),
+            first.scheduled_at.isoformat(),
+            last.scheduled_at.isoformat(),
+            reason,
+        )
+        self.ledger.record_skipped_many(
+            [NewSkip(f.key, f.scheduled_at, reason) for f in firings], now=self.clock.now()
         )
 
     # -- hot reload ---------------------------------------------------------------------
