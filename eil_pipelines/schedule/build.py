@@ -24,8 +24,9 @@ def _parse_clock(text: str) -> time:
         raise ValueError(f'invalid time "{text}": expected "HH:MM", such as "08:00"')
     if len(parts[0]) > 2 or any(len(p) != 2 for p in parts[1:]):
         raise ValueError(f'invalid time "{text}": expected "HH:MM", such as "08:00"')
+    numbers = [int(p) for p in parts]
     try:
-        return time(*(int(p) for p in parts))
+        return time(numbers[0], numbers[1], numbers[2] if len(numbers) == 3 else 0)
     except ValueError:
         raise ValueError(f'invalid time "{text}": hour must be 0-23 and minute 0-59') from None
 
@@ -62,6 +63,7 @@ def build_trigger(
     if every is not None:
         interval = parse_duration(every) if isinstance(every, str) else every
         return EveryTrigger(interval, zone, start)
+    assert daily is not None  # exactly one of the three is given
     items = [daily] if isinstance(daily, (str, time)) else list(daily)
     times = [_parse_clock(t) if isinstance(t, str) else t for t in items]
     return DailyTrigger(times, days, zone)

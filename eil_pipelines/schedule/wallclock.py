@@ -53,7 +53,10 @@ def gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
 
 def overlap(local: datetime) -> timedelta:
     """How far the clocks go back if ``local``'s wall time is one that repeats."""
-    return max(timedelta(0), local.replace(fold=0).utcoffset() - local.replace(fold=1).utcoffset())
+    first, second = local.replace(fold=0).utcoffset(), local.replace(fold=1).utcoffset()
+    if first is None or second is None:  # naive: no clocks to go back
+        return timedelta(0)
+    return max(timedelta(0), first - second)
 
 
 def min_gap(times_of_day: Sequence[int], day_gap: int, day_length: int) -> int:
