@@ -84,8 +84,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from eil_pipelines.schedule.cron import CronTrigger
 from eil_pipelines.schedule.loop import Firing, Scheduler, SystemClock
-from eil_pipelines.schedule.triggers import CronTrigger, EveryTrigger
+from eil_pipelines.schedule.triggers import EveryTrigger
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SUB_INTERVAL = 0.25

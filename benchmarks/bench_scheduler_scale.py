@@ -55,8 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_scheduler import cpu_ticks, load_average, machine_description
 
+from eil_pipelines.schedule.cron import CronTrigger
 from eil_pipelines.schedule.loop import Firing, Scheduler, SystemClock
-from eil_pipelines.schedule.triggers import CronTrigger
 
 ZONES = (
     "UTC",

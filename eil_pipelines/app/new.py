@@ -191,7 +191,8 @@ def scaffold_spec(
     ``timezone`` defaults to the machine's zone, written out so the file means
     the same on a server in another zone.
     """
-    from ..schedule.triggers import build_trigger, validate_cron
+    from ..schedule.build import build_trigger
+    from ..schedule.cron import validate_cron
     from ..schedule.zones import local_zone_name
     from ..spec.models import PipelineSpec
 

@@ -11,6 +11,7 @@ import itertools
 import math
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 import matplotlib.dates as mdates
 import numpy as np
@@ -504,76 +505,120 @@ def _break_mark(ax: Axes, at: float, centre: float, width: float, *, horizontal:
         ax.plot(xs, ys, color=style.BACKGROUND, linewidth=2.2, zorder=2.2, solid_capstyle="butt")
 
 
-def _bars(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
-    horizontal = spec.type == "barh"
-    ax = fig.add_subplot()
-    style_axes(ax, "x" if horizontal else "y")
-    labels = [shorten(t, 28 if horizontal else 18) for t in data.category_labels()]
-    n, k = len(labels), len(data.series)
+class _DrawnBars(NamedTuple):
+    """What :func:`_draw_bars` drew, for the axes, break marks and legend after it."""
+
+    handles: list[Patch]  # one legend patch a series
+    cut: list[tuple[float, float]]  # (centre, where) of each bar cut short
+    width: float  # of one series' bar slot
+    large: bool  # values are shown compact (12.3K)
+
+
+def _draw_bars(
+    ax: Axes, spec: ChartSpec, data: ChartData, currency: str, *, n: int, horizontal: bool
+) -> _DrawnBars:
+    """Every series' bars, side by side in each of the ``n`` categories, with value labels."""
+    k = len(data.series)
     pos = np.arange(n, dtype=float)
     slot = 0.72 if k == 1 else 0.8
     width = slot / k
     large = _large(data)
     cap = _other_cap(data)
     draw = ax.barh if horizontal else ax.bar
-    handles, cut = [], []
+    handles: list[Patch] = []
+    cut: list[tuple[float, float]] = []
+    # Value labels on single-series bars when there are few, and on a cut-short "Other".
+    labelled = (k == 1 and n <= (15 if horizontal else 12)) or cap is not None
     for i, s in enumerate(data.series):
         offset = (i - (k - 1) / 2) * width
         heights = np.nan_to_num(s.y, nan=0.0)
         if cap is not None:
             heights = np.clip(heights, -cap, cap)
             if abs(heights[-1]) >= cap:
-                cut.append((pos[-1] + offset, float(np.sign(heights[-1]) * cap * 0.86), s.y[-1]))
-        if k == 1:
-            colors = [NEGATIVE_COLOR if v < 0 else color_for(0) for v in heights]
-            if data.folded_categories:
-                colors[-1] = color_for(0, other=True)
-        else:
-            colors = [color_for(i, other=s.other)] * n
+                cut.append((pos[-1] + offset, float(np.sign(heights[-1]) * cap * 0.86)))
+        colors = _bar_colors(data, i, heights, n)
         bars = draw(pos + offset, heights, width * 0.9, color=colors, zorder=2, linewidth=0)
         handles.append(Patch(facecolor=color_for(i, other=s.other)))
-        if (k == 1 and n <= (15 if horizontal else 12)) or cap is not None:
-            texts = [
-                plain(point_label(v, spec.format, currency, large=large))
-                if math.isfinite(v) and (k == 1 or (cap is not None and j == n - 1))
-                else ""
-                for j, v in enumerate(s.y)
-            ]
+        if labelled:
+            # Beside other series only the cut-short "Other" (then cap is set) is labelled.
+            texts = _bar_texts(s.y, spec, currency, large=large, last_only=k > 1)
             ax.bar_label(bars, labels=texts, padding=3, **text_props(8.5, MUTED_COLOR))
-    target = _target_line(ax, spec, currency, large=large, horizontal=not horizontal)
-    value_axis = ax.xaxis if horizontal else ax.yaxis
-    cat_axis = ax.yaxis if horizontal else ax.xaxis
-    _value_axis(value_axis, spec, currency)
-    _category_axis(cat_axis, labels, crowded_at=25 if horizontal else 20)
-    if horizontal:
-        ax.invert_yaxis()  # the first category reads first, at the top
-        ax.tick_params(axis="y", length=0)
-        ax.spines["left"].set_visible(False)  # the zero line takes its place
-        ax.margins(x=0.08, y=0.02)
-        _zero_line(ax, horizontal=False, always=True)
-    else:
-        ax.tick_params(axis="x", length=0)
-        ax.spines["bottom"].set_visible(False)  # the zero line takes its place
-        ax.margins(x=0.01, y=0.1)
-        _zero_line(ax, always=True)
-        shown = n if n <= 20 else 10
-        _rotate_if_crowded(ax, labels, shown)
+    return _DrawnBars(handles, cut, width, large)
+
+
+def _bar_texts(
+    y: np.ndarray, spec: ChartSpec, currency: str, *, large: bool, last_only: bool
+) -> list[str]:
+    """The value labels of one series' bars: every finite one, or only the last bar's."""
+    last = len(y) - 1
+    return [
+        plain(point_label(v, spec.format, currency, large=large))
+        if math.isfinite(v) and (not last_only or j == last)
+        else ""
+        for j, v in enumerate(y)
+    ]
+
+
+def _bar_colors(data: ChartData, i: int, heights: np.ndarray, n: int) -> list:
+    """Series ``i``'s colours for its ``n`` bars; one series shows negatives and "Other" apart."""
+    s = data.series[i]
+    if len(data.series) > 1:
+        return [color_for(i, other=s.other)] * n
+    colors = [NEGATIVE_COLOR if v < 0 else color_for(0) for v in heights]
+    if data.folded_categories:
+        colors[-1] = color_for(0, other=True)
+    return colors
+
+
+def _bar(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
+    ax = fig.add_subplot()
+    style_axes(ax, "y")
+    labels = [shorten(t, 18) for t in data.category_labels()]
+    n = len(labels)
+    drawn = _draw_bars(ax, spec, data, currency, n=n, horizontal=False)
+    target = _target_line(ax, spec, currency, large=drawn.large, horizontal=True)
+    _value_axis(ax.yaxis, spec, currency)
+    _category_axis(ax.xaxis, labels, crowded_at=20)
+    ax.tick_params(axis="x", length=0)
+    ax.spines["bottom"].set_visible(False)  # the zero line takes its place
+    ax.margins(x=0.01, y=0.1)
+    _zero_line(ax, always=True)
+    _rotate_if_crowded(ax, labels, n if n <= 20 else 10)
     # A few bars keep the width they would have among five, centred, rather
     # than swelling to fill the plot.
-    slots = 5 if not horizontal else 4
-    if n < slots:
-        pad = (slots - n) / 2
-        if horizontal:
-            ax.set_ylim(n - 0.5 + pad, -0.5 - pad)  # inverted: first category on top
-        else:
-            ax.set_xlim(-0.5 - pad, n - 0.5 + pad)
-    for centre, at, _ in cut:
-        _break_mark(ax, at, centre, width * 0.9 / 2, horizontal=horizontal)
-    if target is not None and horizontal:
-        _target_label_above(ax, target)
-    elif target is not None:
+    if n < 5:
+        pad = (5 - n) / 2
+        ax.set_xlim(-0.5 - pad, n - 0.5 + pad)
+    for centre, at in drawn.cut:
+        _break_mark(ax, at, centre, drawn.width * 0.9 / 2, horizontal=False)
+    if target is not None:
         _end_labels(ax, [target])
-    _legend(ax, handles, [s.label for s in data.series])
+    _legend(ax, drawn.handles, [s.label for s in data.series])
+
+
+def _barh(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
+    ax = fig.add_subplot()
+    style_axes(ax, "x")
+    labels = [shorten(t, 28) for t in data.category_labels()]
+    n = len(labels)
+    drawn = _draw_bars(ax, spec, data, currency, n=n, horizontal=True)
+    target = _target_line(ax, spec, currency, large=drawn.large, horizontal=False)
+    _value_axis(ax.xaxis, spec, currency)
+    _category_axis(ax.yaxis, labels, crowded_at=25)
+    ax.invert_yaxis()  # the first category reads first, at the top
+    ax.tick_params(axis="y", length=0)
+    ax.spines["left"].set_visible(False)  # the zero line takes its place
+    ax.margins(x=0.08, y=0.02)
+    _zero_line(ax, horizontal=False, always=True)
+    # A few bars keep the width they would have among four, centred.
+    if n < 4:
+        pad = (4 - n) / 2
+        ax.set_ylim(n - 0.5 + pad, -0.5 - pad)  # inverted: first category on top
+    for centre, at in drawn.cut:
+        _break_mark(ax, at, centre, drawn.width * 0.9 / 2, horizontal=True)
+    if target is not None:
+        _target_label_above(ax, target)
+    _legend(ax, drawn.handles, [s.label for s in data.series])
 
 
 def _scatter(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
@@ -699,8 +744,8 @@ def _hist(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
 _DRAWERS: dict[str, Callable[[Figure, ChartSpec, ChartData, str], None]] = {
     "line": _line,
     "area": _area,
-    "bar": _bars,
-    "barh": _bars,
+    "bar": _bar,
+    "barh": _barh,
     "scatter": _scatter,
     "pie": _pie,
     "hist": _hist,

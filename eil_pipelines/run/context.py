@@ -97,7 +97,7 @@ def pipeline_trigger(pipeline: Pipeline) -> Any:
     schedule = pipeline.spec.schedule
     if schedule is None:
         return None
-    from ..schedule.triggers import build_trigger
+    from ..schedule.build import build_trigger
 
     return build_trigger(
         cron=schedule.cron,

@@ -91,7 +91,7 @@ def _wall_trigger(pipeline: Pipeline) -> Any:
 
     ``None`` for ``every`` schedules, which name no wall-clock times.
     """
-    from ..schedule.triggers import build_trigger
+    from ..schedule.build import build_trigger
 
     schedule = pipeline.spec.schedule
     if schedule is None or schedule.every is not None:

@@ -190,7 +190,7 @@ class ScheduleSpec(StrictModel):
     @classmethod
     def _check_cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from ..schedule.triggers import validate_cron
+            from ..schedule.cron import validate_cron
 
             validate_cron(value)
         return value

@@ -287,3 +287,25 @@ def test_layout_keeps_every_text_inside_the_figure_and_clear_of_the_title(case):
     for ax in fig.axes:
         if ax.axison:
             assert ax.get_window_extent(renderer).y1 < title.y0, "the plot runs into the title"
+
+
+@pytest.mark.parametrize("kind", ["bar", "barh"])
+def test_upright_and_lying_bars_each_use_their_own_axes(kind):
+    df = pd.DataFrame({"rep": ["Ann", "Bo", "Cy"], "sales": [50.0, 40.0, 60.0]})
+    fig = draw_chart(spec(type=kind, x="rep", y="sales", target=55), df)
+    ax = fig.axes[0]
+    bars = ax.patches
+    target = [t.xy for t in ax.texts if t.get_text() == "Target 55"]
+    if kind == "bar":
+        assert [b.get_height() for b in bars] == [50.0, 40.0, 60.0]
+        assert [round(b.get_x() + b.get_width() / 2) for b in bars] == [0, 1, 2]
+        # Three bars keep the width they would have among five.
+        assert ax.get_xlim() == (-1.5, 3.5)
+        assert target == [(1.0, 55.0)]  # at the right end of the line
+    else:
+        assert [b.get_width() for b in bars] == [50.0, 40.0, 60.0]
+        assert [round(b.get_y() + b.get_height() / 2) for b in bars] == [0, 1, 2]
+        # Inverted, so the first category is on top; three bars sized as among four.
+        assert ax.get_ylim() == (3.0, -1.0)
+        assert target == [(55.0, 1.0)]  # above the plot
+    assert {"50", "40", "60"} <= set(texts(fig))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eil_pipelines.schedule.triggers import validate_cron
+from eil_pipelines.schedule.cron import validate_cron
 
 FIELDS = "minute hour day-of-month month day-of-week"
 

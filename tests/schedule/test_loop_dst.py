@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from eil_pipelines.schedule.build import build_trigger
 from eil_pipelines.schedule.loop import Firing, JobOptions, Scheduler
 from eil_pipelines.schedule.testing import ManualClock
-from eil_pipelines.schedule.triggers import build_trigger
 
 STEP = timedelta(minutes=5)
 

@@ -7,14 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from eil_pipelines.schedule.triggers import (
-    ALIASES,
-    CronTrigger,
-    DailyTrigger,
-    EveryTrigger,
-    Trigger,
-    build_trigger,
-)
+from eil_pipelines.schedule.build import build_trigger
+from eil_pipelines.schedule.cron import ALIASES, CronTrigger
+from eil_pipelines.schedule.triggers import DailyTrigger, EveryTrigger, Trigger
 
 UTC = ZoneInfo("UTC")
 BERLIN = ZoneInfo("Europe/Berlin")

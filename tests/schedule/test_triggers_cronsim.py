@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eil_pipelines.schedule.triggers import CronTrigger, validate_cron
+from eil_pipelines.schedule.cron import CronTrigger, validate_cron
 
 cronsim = pytest.importorskip("cronsim")
 

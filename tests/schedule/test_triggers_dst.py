@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from eil_pipelines.schedule.triggers import CronTrigger, DailyTrigger, EveryTrigger, Trigger
+from eil_pipelines.schedule.cron import CronTrigger
+from eil_pipelines.schedule.triggers import DailyTrigger, EveryTrigger, Trigger
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from eil_pipelines.schedule.triggers import CronTrigger, EveryTrigger
+from eil_pipelines.schedule.cron import CronTrigger
+from eil_pipelines.schedule.triggers import EveryTrigger
 
 MINUTE = timedelta(minutes=1)
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
