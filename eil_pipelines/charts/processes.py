@@ -179,7 +179,7 @@ def _preparation_data(name: str) -> dict[str, Any]:
     data = spawn.get_preparation_data(name)
     data.pop("init_main_from_path", None)
     data.pop("init_main_from_name", None)
-    here = {"", os.getcwd(), process.ORIGINAL_DIR}
+    here = {"", os.getcwd(), getattr(process, "ORIGINAL_DIR", None)}
     data["sys_path"] = [_PACKAGE_PARENT] + [
         entry for entry in data["sys_path"] if entry not in here and entry != _PACKAGE_PARENT
     ]
@@ -192,12 +192,16 @@ if os.name == "posix":
     class _ChartPopen(popen_spawn_posix.Popen):
         """multiprocessing's POSIX spawn, with our command line and preparation data."""
 
+        _fds: list[int]
+
         def _launch(self, process_obj: Any) -> None:
             # The standard library's _launch (3.11-3.13), two calls changed.
-            from multiprocessing import reduction, resource_tracker, spawn, util
+            from multiprocessing import reduction, resource_tracker, spawn
+            from multiprocessing import util as _util
             from multiprocessing.context import set_spawning_popen
 
-            tracker_fd = resource_tracker.getfd()
+            util: Any = _util  # its stubs lack close_fds and take bytes paths only
+            tracker_fd: Any = resource_tracker.getfd()
             self._fds.append(tracker_fd)
             prep_data = _preparation_data(process_obj._name)
             fp = io.BytesIO()
