@@ -119,6 +119,12 @@ def _watch_parent(sentinel: Any, parent_pid: int) -> None:
 def _start_worker(ready: connection.Connection) -> None:
     """A chart process's initializer: ignore terminal signals, watch the parent, say ready."""
     _ignore_terminal_signals()
+    if hasattr(os, "setsid"):
+        # A session of its own: a terminal's signals never reach it, and on Linux
+        # (autogroup) it gets its own share of a busy machine's CPUs, as the
+        # scheduler's session does, instead of splitting the scheduler's.
+        with contextlib.suppress(OSError):
+            os.setsid()
     parent = multiprocessing.parent_process()
     sentinel = parent.sentinel if parent is not None else None
     watchdog = threading.Thread(
@@ -321,7 +327,10 @@ class _Pool:
             if code is None:
                 how = "its pipe closed"
             elif code < 0:
-                how = f"killed by {signal.Signals(-code).name}"
+                try:
+                    how = f"killed by {signal.Signals(-code).name}"
+                except ValueError:
+                    how = f"killed by signal {-code}"
             else:
                 how = f"exit status {code}"
             lost = (f"chart process {first.pid} stopped ({how})", first.pid not in self.ready)
