@@ -6,7 +6,6 @@ matplotlib), so the tests share a module-wide pool where they can.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import signal
@@ -20,13 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eil_pipelines.charts.processes import (
-    ChartProcesses,
-    default_chart_processes,
-    read_frame,
-    write_frame,
-)
-from eil_pipelines.charts.work import ChartJob, RenderedChart, render_job
+from eil_pipelines.charts.processes import ChartProcesses, default_chart_processes
+from eil_pipelines.charts.work import ChartJob, render_job
 from eil_pipelines.errors import ChartError
 from eil_pipelines.spec.models import ChartSpec
 
@@ -60,6 +54,16 @@ JOBS = [
 def pool():
     with ChartProcesses(2) as processes:
         yield processes
+
+
+def wait_until(predicate, timeout: float = 120.0) -> bool:
+    """Poll ``predicate`` until it holds; the deadline is only reached when a test fails."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
 
 
 def alive(pid: int) -> bool:
@@ -200,15 +204,15 @@ PARENT = textwrap.dedent(
 @pytest.mark.slow
 def test_chart_processes_end_when_their_parent_is_killed():
     parent = subprocess.run(
-        [sys.executable, "-c", PARENT], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", PARENT], capture_output=True, text=True, timeout=600
     )
     assert parent.returncode == -signal.SIGKILL, parent.stderr
     pids = [int(p) for p in parent.stdout.split()]
     assert len(pids) == 2
-    deadline = time.monotonic() + 2
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not any(alive(pid) for pid in pids), "a chart process outlived its parent"
+    # Each child's watchdog notices within half a second; a loaded machine may take longer.
+    assert wait_until(lambda: not any(alive(pid) for pid in pids)), (
+        "a chart process outlived its parent"
+    )
 
 
 def test_default_count_is_one_per_cpu_up_to_four_and_none_on_one_cpu():
@@ -218,21 +222,6 @@ def test_default_count_is_one_per_cpu_up_to_four_and_none_on_one_cpu():
     assert default_chart_processes(64) == 4
     with pytest.raises(ValueError, match="at least 1, not 0"):
         ChartProcesses(0)
-
-
-def test_frames_round_trip_and_a_cut_frame_is_an_error():
-    stream = io.BytesIO()
-    write_frame(stream, ("ok", RenderedChart(summary="s", svg=b"<svg/>")))
-    write_frame(stream, [1, 2])
-    whole = stream.getvalue()
-    reader = io.BytesIO(whole)
-    assert read_frame(reader) == ("ok", RenderedChart(summary="s", svg=b"<svg/>"))
-    assert read_frame(reader) == [1, 2]
-    assert read_frame(reader) is None  # the end, between frames
-    with pytest.raises(EOFError, match="bytes into a frame"):
-        read_frame(io.BytesIO(whole[:20]))
-    with pytest.raises(EOFError, match="inside a frame header"):
-        read_frame(io.BytesIO(whole[:3]))
 
 
 def test_charts_waiting_for_a_process_when_the_pool_closes_are_drawn_here():
@@ -251,10 +240,9 @@ def test_charts_waiting_for_a_process_when_the_pool_closes_are_drawn_here():
     worker = threading.Thread(target=lambda: out.update(result=processes.render(jobs)))
     worker.start()
     # Once the one process is up it is drawing the first chart; the others still wait.
-    deadline = time.monotonic() + 30
-    while not processes.pids and time.monotonic() < deadline:
-        time.sleep(0.005)
+    assert wait_until(lambda: bool(processes.pids))
     processes.close()
-    worker.join(30)
+    worker.join(600)
+    assert not worker.is_alive()
     assert out["result"] == [render_job(j) for j in jobs]
     assert processes.pids == []

@@ -311,18 +311,21 @@ def gone(pid: int) -> bool:
 def test_chart_processes_draw_the_charts_ignore_ctrl_c_and_stop_with_the_scheduler(project, start):
     project.pipeline("ticker", CHARTED)
     run = start("--chart-processes", "2")
-    # Generous deadlines, reached only when the test fails: on a loaded machine the
-    # chart processes take a while to load matplotlib before the first run ends.
-    assert wait_for(lambda: "succeeded" in statuses(project.reports), 120), run.stderr
+    # Generous deadlines, reached only when the test fails: on a loaded machine
+    # each chart process takes seconds to load matplotlib.
+    assert wait_for(lambda: "succeeded" in statuses(project.reports), 300), run.stderr
     assert next((project.reports / "ticker").glob("*_charts/by_region.png")).stat().st_size
-    assert wait_for(lambda: len(chart_children(run.process.pid)) == 2, 120), run.stderr
+    assert wait_for(lambda: len(chart_children(run.process.pid)) == 2, 300), run.stderr
     children = chart_children(run.process.pid)
     for pid in children:  # a terminal's Ctrl-C reaches the process group, not them
         os.kill(pid, signal.SIGINT)
-    time.sleep(0.2)
+    # Two more runs draw their charts after the interrupts: the processes lived through them.
+    done = statuses(project.reports).count("succeeded")
+    assert wait_for(lambda: statuses(project.reports).count("succeeded") >= done + 2, 300)
     assert not any(gone(pid) for pid in children)
+    assert sorted(chart_children(run.process.pid)) == sorted(children)
     run.signal(signal.SIGTERM)
-    assert run.wait(120) == 0, run.stderr
+    assert run.wait(300) == 0, run.stderr
     assert all(gone(pid) for pid in children)
     assert "Traceback" not in run.stderr
     assert "chart process" not in run.stderr  # none was lost

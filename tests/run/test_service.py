@@ -73,7 +73,7 @@ def step(service: SchedulerService) -> int:
     started = service.scheduler.run_due(service.clock.now())
     # A generous deadline, reached only when the test fails: on a loaded machine the
     # first run with charts waits for matplotlib to load in the chart processes.
-    assert service.scheduler.wait_idle(120)
+    assert service.scheduler.wait_idle(300)
     return started
 
 
@@ -519,7 +519,7 @@ def test_charts_are_drawn_in_chart_processes_that_stop_with_the_service(project,
     assert step(service) == 1
     assert rows_by_hour(service) == {13: ("succeeded", 1)}
     # Both were started (in the background) with the service, since a pipeline has charts.
-    assert wait_for(lambda: len(service.charts.pids) == 2, timeout=10)
+    assert wait_for(lambda: len(service.charts.pids) == 2, timeout=300)
     pids = service.charts.pids
 
     # The same bytes as a run that draws its charts in its own thread.
