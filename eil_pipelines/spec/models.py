@@ -467,8 +467,9 @@ class PipelineSpec(StrictModel):
     schedule: ScheduleSpec | None = None
     """When to run; without it the pipeline runs only on demand (``--once``)."""
 
-    source: SourceSpec = SourceSpec()
-    """Where the queries run; default: an in-memory DuckDB."""
+    source: SourceSpec | Name = SourceSpec()
+    """Where the queries run: a connection's name from ``eil.toml``
+    (``source = "warehouse"``), or a ``[source]`` table; default: an in-memory DuckDB."""
 
     params: dict[str, ParamValue] = {}
     """User parameters, bound into every query that uses them (``$name``) and
