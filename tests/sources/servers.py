@@ -382,11 +382,12 @@ class MariaDBServer:
         """A ``mysql://`` URL for ``user``."""
         return f"mysql://{user}:{password}@127.0.0.1:{self.port}/{db}"
 
-    def admin(self, db: str | None = DATABASE) -> Any:
+    def admin(self, db: str | None = DATABASE, local_infile: bool = False) -> Any:
         """A PyMySQL connection as root over the unix socket."""
         import pymysql
 
         return pymysql.connect(
+            local_infile=local_infile,
             unix_socket=str(self.socket_path),
             user="root",
             database=db,
@@ -471,18 +472,25 @@ def _load_mariadb(maria: MariaDBServer) -> None:
     columns, rows = _orders_rows()
     types = dict(_orders_types())
     ddl = ", ".join(f"{c} {_MY_TYPES.get(types[c], 'text')}" for c in columns)
-    marks = ", ".join(["%s"] * len(columns))
-    with contextlib.closing(maria.admin()) as conn, conn.cursor() as cur:
+    # LOAD DATA from a CSV that DuckDB writes: a minute faster than executemany.
+    import duckdb
+
+    csv = maria.server.base / "orders.csv"
+    duckdb.execute(
+        f"COPY (SELECT * FROM '{ORDERS}' ORDER BY order_id) TO '{csv}' "
+        "(HEADER false, NULLSTR '\\N')"
+    )
+    with contextlib.closing(maria.admin(local_infile=True)) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE TABLE orders ({ddl})")
         cur.execute("CREATE TABLE secrets (note text)")
         cur.execute("INSERT INTO secrets VALUES ('hidden')")
-        conn.begin()
-        for start in range(0, len(rows), 5000):
-            cur.executemany(
-                f"INSERT INTO orders ({', '.join(columns)}) VALUES ({marks})",
-                rows[start : start + 5000],
-            )
-        conn.commit()
+        cur.execute(
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE orders FIELDS TERMINATED BY ',' "
+            f"OPTIONALLY ENCLOSED BY '\"' ({', '.join(columns)})",
+            (str(csv),),
+        )
+        cur.execute("SELECT count(*) FROM orders")
+        assert cur.fetchone()[0] == len(rows)
         cur.execute(f"GRANT SELECT ON {DATABASE}.orders TO 'reader'@'%'")
         cur.execute("GRANT USAGE ON *.* TO 'outsider'@'%'")
         cur.execute(f"GRANT SELECT ON {DATABASE}.secrets TO 'outsider'@'%'")
