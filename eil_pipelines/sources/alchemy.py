@@ -49,7 +49,14 @@ def create_engine(name: str, url: str, *, pipeline: str | None = None, pool_size
             "install the SQLAlchemy dialect's package",
             pipeline=pipeline,
         ) from None
-    except Exception as exc:  # NoSuchModuleError, ArgumentError: messages may echo the URL
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise ConnectionFailed(
+            name,
+            f'no SQLAlchemy dialect for "{parsed.scheme}" URLs is installed: install the '
+            "dialect's package (such as snowflake-sqlalchemy or sqlalchemy-bigquery)",
+            pipeline=pipeline,
+        ) from None
+    except Exception as exc:  # ArgumentError and others: their messages may echo the URL
         text = redact(one_line(str(exc)), parsed.secrets())
         raise ConnectionFailed(
             name, f'cannot use the URL (scheme "{parsed.scheme}"): {text}', pipeline=pipeline

@@ -65,13 +65,19 @@ def check_connections(
     settings = load_project_settings(root, env=env, target=target)
     shown = display_path(root / PROJECT_FILE)
     return [
-        _check(name, conn, root, shown, settings.secrets())
+        _check(name, conn, root, shown, settings.secrets(), env, target)
         for name, conn in sorted(settings.connections.items())
     ]
 
 
 def _check(
-    name: str, conn: ConnectionSettings, root: Path, shown: str, secrets: list[str]
+    name: str,
+    conn: ConnectionSettings,
+    root: Path,
+    shown: str,
+    secrets: list[str],
+    env: Mapping[str, str] | None,
+    target: str | None,
 ) -> ConnectionCheck:
     from .named import open_named
 
@@ -87,7 +93,7 @@ def _check(
     started = time.monotonic()
     key = f"connections.{name}"
     try:
-        source = open_named("connections", name, root, pooled=False)
+        source = open_named("connections", name, root, env=env, target=target, pooled=False)
     except (EilError, ConfigError) as exc:
         detail = getattr(exc, "detail", None) or str(exc)
         check.problems.append(f"{shown}: {key}: {redact(detail, secrets)}")

@@ -73,7 +73,7 @@ def open_named(
             name,
             settings.url,
             statement_timeout=settings.statement_timeout,
-            engine=_alchemy_engine(name, settings),
+            engine=_alchemy_engine(name, settings, pipeline),
         )
     if not pooled:
         return cls(pipeline, name, settings.url, statement_timeout=settings.statement_timeout)
@@ -108,7 +108,7 @@ _engines: dict[tuple[str, str], Any] = {}
 _engines_lock = threading.Lock()
 
 
-def _alchemy_engine(name: str, settings: ConnectionSettings) -> Any:
+def _alchemy_engine(name: str, settings: ConnectionSettings, pipeline: str) -> Any:
     from .alchemy import create_engine
 
     assert settings.url is not None
@@ -116,5 +116,7 @@ def _alchemy_engine(name: str, settings: ConnectionSettings) -> Any:
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = create_engine(name, settings.url, pool_size=settings.pool_size)
+            engine = _engines[key] = create_engine(
+                name, settings.url, pipeline=pipeline, pool_size=settings.pool_size
+            )
         return engine
