@@ -25,7 +25,15 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import SourceError
 from . import Source
 from .params import SQLTokenError, convert
-from .server import CONNECT_TIMEOUT, ConnectionFailed, ServerURL, load_driver, one_line, redact
+from .server import (
+    CONNECT_TIMEOUT,
+    ConnectionFailed,
+    ServerURL,
+    load_driver,
+    one_line,
+    redact,
+    remember_version,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,9 +72,13 @@ def connect(name: str, url: str, *, pipeline: str | None = None) -> Any:
     except ValueError as exc:
         raise ConnectionFailed(name, str(exc), pipeline=pipeline) from None
     try:
-        return pymysql.connect(**_arguments(parsed))
+        conn = pymysql.connect(**_arguments(parsed))
     except pymysql.Error as exc:
         raise ConnectionFailed(name, _connect_message(exc, parsed), pipeline=pipeline) from None
+    info = conn.get_server_info()
+    flavour = "MariaDB" if "mariadb" in info.lower() else "MySQL"
+    remember_version(name, f"{flavour} {info.split('-')[0]}")
+    return conn
 
 
 def _code(exc: Exception) -> int | None:

@@ -30,6 +30,7 @@ from .server import (
     load_driver,
     one_line,
     redact,
+    remember_version,
 )
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ def connect(name: str, url: str, *, pipeline: str | None = None) -> Any:
     # numeric → float: reports compute and chart with floats, and Decimal objects
     # would make every column an object column.
     conn.adapters.register_loader("numeric", FloatLoader)
+    number = conn.info.server_version
+    remember_version(name, f"PostgreSQL {number // 10000}.{number % 10000}")
     return conn
 
 
@@ -255,7 +258,9 @@ class PostgresSource(Source):
     def server_version(self) -> str:
         """The server's version, such as ``PostgreSQL 15.8``."""
         number = self.connection.info.server_version
-        return f"PostgreSQL {number // 10000}.{number % 10000}"
+        version = f"PostgreSQL {number // 10000}.{number % 10000}"
+        remember_version(self.name, version)
+        return version
 
     def read_only_check(self) -> str | None:
         """``None`` when a write in our transaction is refused, else what went wrong."""

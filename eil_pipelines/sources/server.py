@@ -22,6 +22,19 @@ from ..errors import EilError
 CONNECT_TIMEOUT = timedelta(seconds=10)
 
 
+_versions: dict[str, str] = {}
+
+
+def remember_version(connection: str, version: str) -> None:
+    """Note the server version a connection last reported (for the run manifest)."""
+    _versions[connection] = version
+
+
+def version_seen(connection: str) -> str | None:
+    """The server version connection ``connection`` reported last in this process."""
+    return _versions.get(connection)
+
+
 class ConnectionFailed(EilError):
     """A named connection could not be opened (auth, host, database, driver)."""
 

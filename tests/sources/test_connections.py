@@ -187,6 +187,12 @@ def test_a_pipeline_runs_on_a_named_postgres_connection_with_one_pooled_connecti
     assert pool.open_count == 1
     report = next(project.reports.glob("orders/*.md")).read_text()
     assert "Orders" in report
+    import json
+
+    manifest = json.loads(next(project.reports.glob("orders/2*.json")).read_text())
+    assert manifest["source"]["connection"] == "warehouse"
+    assert manifest["source"]["engine"] == "postgres"
+    assert manifest["source"]["server_version"].startswith("PostgreSQL ")
     for file in project.reports.rglob("*"):
         if file.is_file():
             assert MARKER not in file.read_text(errors="replace"), file
