@@ -87,8 +87,8 @@ def _code(exc: Exception) -> int | None:
 
 
 def _text(exc: Exception) -> str:
-    args = getattr(exc, "args", ())
-    return one_line(args[1] if len(args) > 1 else str(exc))
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    return one_line(str(args[1]) if len(args) > 1 else str(exc))
 
 
 def _connect_message(exc: Exception, url: ServerURL) -> str:
