@@ -182,3 +182,13 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(MissingDriver) as caught:
         MySQLSource("daily", "shop", f"mysql://u:{MARKER}@127.0.0.1:1/db")
     assert "pip install 'eil-pipelines[mysql]'" in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["$p", "100%", "%(p)s", "%s %% %", "-- $p", "it\\'s $p", "#$p"])
+def test_literals_reach_the_server_intact(mariadb_server: MariaDBServer, text: str) -> None:
+    sql = f"SELECT '{text}' AS lit, $p AS p, 1 AS `$p %` # trailing $p %\n"
+    with source(mariadb_server) as src:
+        frame = src.run("q", sql, {"p": "bound"})
+    assert frame["lit"].tolist() == [text.replace("\\'", "'")]
+    assert frame["p"].tolist() == ["bound"]
+    assert list(frame.columns) == ["lit", "p", "$p %"]

@@ -190,3 +190,32 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
         PostgresSource("daily", "warehouse", f"postgresql://u:{MARKER}@127.0.0.1:1/db")
     assert "pip install 'eil-pipelines[postgres]'" in str(caught.value)
     assert MARKER not in str(caught.value)
+
+
+ADVERSARIAL = [
+    "$p",
+    "100%",
+    "%(p)s",
+    "%s %% %",
+    "-- not a comment $p",
+    "/* not a comment */ $p",
+    "$$ $p $$",
+    "it''s $p",
+    ":p ? $1",
+]
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL)
+def test_literals_comments_and_bodies_reach_the_server_intact(
+    postgres_server: PostgresServer, text: str
+) -> None:
+    sql = (
+        f"SELECT '{text}' AS lit, $p AS p, $body$ {text} $p $body$ AS body, "
+        f'1 AS "$p %" -- trailing $p %\n/* $p % */'
+    )
+    with source(postgres_server) as src:
+        frame = src.run("q", sql, {"p": "bound"})
+    assert frame["lit"].tolist() == [text.replace("''", "'")]
+    assert frame["p"].tolist() == ["bound"]
+    assert frame["body"].tolist() == [f" {text} $p "]
+    assert list(frame.columns) == ["lit", "p", "body", "$p %"]
