@@ -162,8 +162,6 @@ class PostgresSource(Source):
         converted = self._convert(query, sql, "dollar")
         self._missing(query, converted.used(), params)
         psycopg = load_driver("psycopg", EXTRA, self.name)
-        from psycopg import pq
-
         self._interrupted.clear()
         try:
             with self.connection.cursor() as cur:
@@ -177,7 +175,6 @@ class PostgresSource(Source):
         except psycopg.Error as exc:
             raise SourceError(self.pipeline, query, self._message(exc, converted.sql)) from None
         finally:
-            assert pq is not None
             self._end()
 
     def _check(self, result: Any, psycopg: Any, query: str, sql: str) -> None:

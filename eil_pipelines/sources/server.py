@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from types import ModuleType
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..errors import EilError
@@ -126,13 +125,3 @@ def line_of(sql: str, position: int | None) -> int | None:
     if not position or position < 1:
         return None
     return sql.count("\n", 0, position - 1) + 1
-
-
-def seconds(value: timedelta | None) -> float | None:
-    """A duration in seconds, or ``None``."""
-    return None if value is None else value.total_seconds()
-
-
-def first_line(value: Any) -> str:
-    """The first line of a server's version string."""
-    return str(value).splitlines()[0] if value else ""
