@@ -6,6 +6,10 @@
 #   java (>= 11)      Debian's default-jre-headless, runs the W3C Nu HTML checker
 #   node + npm        Debian's nodejs and npm, only when missing
 #   node_modules/     vnu-jar, axe-core and markdownlint-cli2, pinned by package-lock.json
+#   postgresql        Debian's package, for tests/sources (a private server per test session)
+#   mariadb-server    Debian's package, likewise
+#   user eil-test     a system user the database servers run as when the tests run as
+#                     root (PostgreSQL refuses to start as root); created only as root
 #   playwright        the Python package (its wheel ships its own driver); it drives
 #                     Debian's /usr/bin/chromium, so "playwright install" is never run
 #                     and no browser is downloaded
@@ -45,6 +49,9 @@ command -v chromium >/dev/null 2>&1 || packages+=(chromium fonts-liberation)
 java_ok || packages+=(default-jre-headless)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
+# Database servers for tests/sources: the tests start their own, on private ports.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || packages+=(postgresql)
+{ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } || packages+=(mariadb-server)
 # Libraries other tests need (WeasyPrint's pango for the PDF format), one per line.
 if [ -f .ci/apt-packages.txt ]; then
     while read -r name; do
@@ -67,10 +74,26 @@ if [ "${#packages[@]}" -gt 0 ]; then
     say "apt-get update"
     "${as_root[@]}" apt-get update -qq
     say "apt-get install ${packages[*]}"
+    # The database packages would start system-wide servers; the tests start their
+    # own, so services are kept from starting during the install (policy-rc.d 101).
+    policy=/usr/sbin/policy-rc.d
+    added_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee "$policy" >/dev/null
+        "${as_root[@]}" chmod 755 "$policy"
+        added_policy=1
+    fi
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    [ -n "$added_policy" ] && "${as_root[@]}" rm -f "$policy"
 else
-    say "chromium, java, node and npm already installed"
+    say "chromium, java, node, npm, postgresql and mariadb-server already installed"
+fi
+
+# PostgreSQL will not run as root, so the tests run the servers as this user.
+if [ "$(id -u)" -eq 0 ] && ! id eil-test >/dev/null 2>&1; then
+    say "useradd eil-test (the user test database servers run as)"
+    useradd --system --no-create-home --shell /usr/sbin/nologin eil-test
 fi
 
 command -v chromium >/dev/null 2>&1 || die "chromium is still missing after apt-get install"

@@ -240,10 +240,31 @@ def build_manifest(
         "software": software,
         "formats": formats,
         "exports": list(exports),
+        "source": source_record(pipeline),
         "queries": {name: dict(record) for name, record in queries.items()},
         "metrics": [metric_record(m) for m in metrics],
         "files": [],
     }
+
+
+def source_record(pipeline: Any) -> dict[str, Any]:
+    """Where the queries ran: the connection's name, engine and server version, never its URL."""
+    source = pipeline.spec.source
+    if not isinstance(source, str):
+        record: dict[str, Any] = {"engine": source.kind}
+        if source.path:
+            record["path"] = source.path
+        return record
+    from ..sources.server import version_seen  # set when the run's connection opened
+    from ..spec.project import load_project_settings
+
+    engine = None
+    try:
+        settings = load_project_settings(pipeline.root).connections.get(source)
+        engine = settings.engine if settings is not None else None
+    except Exception:  # the run already used the connection; the record is best effort
+        engine = None
+    return {"connection": source, "engine": engine, "server_version": version_seen(source)}
 
 
 def query_record(

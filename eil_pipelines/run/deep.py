@@ -181,7 +181,8 @@ def _query_columns(
     try:
         source = open_source(pipeline.name, pipeline.spec.source, pipeline.root)
     except EilError as exc:
-        key = "source.path" if pipeline.spec.source.path else "source"
+        spec_source = pipeline.spec.source
+        key = "source.path" if not isinstance(spec_source, str) and spec_source.path else "source"
         message = str(exc).removeprefix(f'pipeline "{pipeline.name}": ')
         problems.append((key, message))
         return columns

@@ -495,8 +495,15 @@ def _clean(exc: Exception) -> str:
     return str(exc).strip()
 
 
-def open_source(pipeline: str, spec: SourceSpec, root: Path) -> Source:
-    """Open a new connection for one run of ``pipeline``."""
+def open_source(
+    pipeline: str, spec: SourceSpec | str, root: Path, *, target: str | None = None
+) -> Source:
+    """Open a new connection for one run of ``pipeline``; a string names a connection
+    of ``eil.toml`` (``target`` picks its overrides; default ``EIL_TARGET``)."""
+    if isinstance(spec, str):
+        from .named import open_named
+
+        return open_named(pipeline, spec, root, target=target)  # type: ignore[no-any-return]
     path = resolve_path(root, spec.path) if spec.path else None
     if spec.kind == "sqlite":
         assert path is not None  # the model requires a path for sqlite

@@ -171,6 +171,10 @@ def load_pipeline(
 
         unset = frozenset(k for k, _ in problems)
         problems.extend(p for p in delivery_problems(raw, skip=unset) if p not in problems)
+    if isinstance(raw.get("source"), str):
+        from .project import source_problems  # eil.toml's connections
+
+        problems.extend(source_problems(raw, root, os.environ if env is None else env))
     stem_problem = _name_problem(file, raw)
     if stem_problem:
         problems.append(stem_problem)

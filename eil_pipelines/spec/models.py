@@ -18,8 +18,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -449,6 +451,18 @@ class AlertSpec(StrictModel):
 ParamValue = bool | int | float | str | date
 
 
+def _source_tag(value: Any) -> str:
+    return "name" if isinstance(value, str) else "table"
+
+
+# A tagged union: a table is checked only as a [source] table and a string only as a
+# connection name, so errors say what was wrong with the one the author wrote.
+SourceField = Annotated[
+    Annotated[SourceSpec, Tag("table")] | Annotated[Name, Tag("name")],
+    Discriminator(_source_tag),
+]
+
+
 class PipelineSpec(StrictModel):
     """One report: a pipeline file."""
 
@@ -467,8 +481,9 @@ class PipelineSpec(StrictModel):
     schedule: ScheduleSpec | None = None
     """When to run; without it the pipeline runs only on demand (``--once``)."""
 
-    source: SourceSpec = SourceSpec()
-    """Where the queries run; default: an in-memory DuckDB."""
+    source: SourceField = SourceSpec()
+    """Where the queries run: a connection's name from ``eil.toml``
+    (``source = "warehouse"``), or a ``[source]`` table; default: an in-memory DuckDB."""
 
     params: dict[str, ParamValue] = {}
     """User parameters, bound into every query that uses them (``$name``) and

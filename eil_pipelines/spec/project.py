@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
@@ -169,6 +169,92 @@ class DeliverySettings(StrictModel):
         return value
 
 
+#: URL schemes → engine, for connections given by ``url``; any other scheme is
+#: handed to SQLAlchemy (its dialect decides whether it is known).
+URL_ENGINES = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+}
+
+ENGINES = ("duckdb", "sqlite", "postgres", "mysql", "sqlalchemy")
+
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:([^@]*)@")
+
+
+class ConnectionSettings(StrictModel):
+    """One named connection: ``[connections.NAME]``.  Give ``url`` for a server,
+    or ``kind`` (and ``path``) for an embedded database."""
+
+    url: str | None = None
+    """The server's URL, such as ``"postgresql://${PGUSER}:${PGPASSWORD}@db:5432/analytics"``,
+    ``"mysql://…"`` or any SQLAlchemy URL whose dialect is installed.  ``${ENV_VAR}``
+    is expanded; a password must be written as ``${ENV_VAR}``."""
+
+    kind: Literal["duckdb", "sqlite", "postgres", "mysql", "sqlalchemy"] | None = None
+    """The engine; default: from the URL's scheme (``postgresql``, ``mysql``,
+    ``mariadb``, else SQLAlchemy), or ``duckdb`` without a URL."""
+
+    path: str | None = None
+    """For ``duckdb`` and ``sqlite``: the database file, relative to the project root
+    (``${ENV_VAR}`` is expanded).  Without it, DuckDB runs in memory."""
+
+    statement_timeout: Duration | None = timedelta(minutes=10)
+    """The longest a query may run, enforced by the server (Postgres
+    ``statement_timeout``, MariaDB ``max_statement_time``, MySQL
+    ``MAX_EXECUTION_TIME``)."""
+
+    pool_size: Annotated[int, Field(ge=1, le=64)] = 2
+    """How many connections the scheduler keeps open (warm between runs) at most."""
+
+    @field_validator("statement_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConnectionSettings:
+        engine = self.engine
+        if engine in ("duckdb", "sqlite"):
+            if self.url is not None:
+                raise ValueError(f'a "{engine}" connection takes a "path", not a "url"')
+            if engine == "sqlite" and not self.path:
+                raise ValueError('a "sqlite" connection needs a "path"')
+        else:
+            if not self.url:
+                raise ValueError(f'a "{engine}" connection needs a "url"')
+            if self.path is not None:
+                raise ValueError('"path" is for duckdb and sqlite connections; give a "url"')
+        return self
+
+    @property
+    def engine(self) -> str:
+        """The engine that opens this connection."""
+        if self.kind is not None:
+            return self.kind
+        if self.url is None:
+            return "duckdb"
+        base, _, driver = self.url.split("://", 1)[0].lower().partition("+")
+        engine = URL_ENGINES.get(base)
+        # A URL naming another driver ("postgresql+pg8000://") goes to SQLAlchemy.
+        if engine == "postgres" and driver in ("", "psycopg"):
+            return engine
+        if engine == "mysql" and driver in ("", "pymysql"):
+            return engine
+        return "sqlalchemy"
+
+
+class TargetSettings(StrictModel):
+    """One target: ``[targets.NAME]``, chosen by ``--target NAME`` or ``EIL_TARGET``."""
+
+    connections: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per connection, the keys that replace the ones in ``[connections.NAME]``
+    for this target (``url``, ``path``, ``statement_timeout`` …)."""
+
+
 class ProjectSettings(StrictModel):
     """The contents of ``eil.toml``."""
 
@@ -178,20 +264,139 @@ class ProjectSettings(StrictModel):
     delivery: DeliverySettings = DeliverySettings()
     """Failure recipient, report links, retries."""
 
+    connections: dict[str, ConnectionSettings] = Field(default_factory=dict)
+    """Named connections pipelines use with ``source = "NAME"``."""
+
+    targets: dict[str, TargetSettings] = Field(default_factory=dict)
+    """Overrides of connections per environment (``dev``, ``prod`` …), as dbt's targets."""
+
+    target: str | None = None
+    """The target in force (set by the loader from ``--target`` or ``EIL_TARGET``,
+    not written in the file)."""
+
     def secrets(self) -> list[str]:
         """Values that must never appear in a log, the ledger or a report."""
-        if self.smtp is None:
-            return []
-        return [v for v in (self.smtp.username, self.smtp.password) if v]
+        found: list[str] = []
+        if self.smtp is not None:
+            found += [v for v in (self.smtp.username, self.smtp.password) if v]
+        for connection in self.connections.values():
+            if connection.url:
+                found.append(connection.url)
+                match = _URL_PASSWORD.match(connection.url)
+                if match and match.group(1):
+                    from urllib.parse import unquote
+
+                    found += [match.group(1), unquote(match.group(1))]
+        return found
+
+
+def read_dotenv(file: Path) -> dict[str, str]:
+    """``KEY=value`` lines of a ``.env`` file (``export``, quotes and ``#`` comments allowed)."""
+    values: dict[str, str] = {}
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return values
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].strip()
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            continue
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = re.sub(r"\s+#.*$", "", value)
+        values[key] = value
+    return values
+
+
+def project_environment(root: Path | str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for ``${VAR}``: the ``.env`` beside ``eil.toml``, then the
+    real environment on top (it wins)."""
+    merged = read_dotenv(Path(root).resolve() / ".env")
+    merged.update(os.environ if env is None else env)
+    return merged
+
+
+def _connection_problems(
+    raw: dict[str, Any], env: Mapping[str, str], target: str | None
+) -> list[tuple[str, str]]:
+    """Check literal passwords, apply the target's overrides, expand ``${VAR}``, in place."""
+    from .loader import expand_env
+
+    problems: list[tuple[str, str]] = []
+    connections = raw.get("connections")
+    targets = raw.get("targets")
+    if target is not None:
+        if not isinstance(targets, dict) or target not in targets:
+            defined = (
+                ", ".join(sorted(targets)) if isinstance(targets, dict) and targets else "none"
+            )
+            problems.append(("targets", f'no target named "{target}" (targets defined: {defined})'))
+        elif isinstance(targets[target], dict) and isinstance(connections, dict):
+            overrides = targets[target].get("connections", {})
+            if isinstance(overrides, dict):
+                for name, values in overrides.items():
+                    if name not in connections:
+                        problems.append(
+                            (
+                                f"targets.{target}.connections.{name}",
+                                f'no connection named "{name}" in [connections]',
+                            )
+                        )
+                    elif isinstance(values, dict) and isinstance(connections[name], dict):
+                        connections[name] = {**connections[name], **values}
+    if isinstance(targets, dict):
+        for tname, tvalue in targets.items():
+            tconns = tvalue.get("connections") if isinstance(tvalue, dict) else None
+            for name, values in (tconns or {}).items() if isinstance(tconns, dict) else ():
+                problems.extend(_password_problem(f"targets.{tname}.connections.{name}", values))
+    if not isinstance(connections, dict):
+        return problems
+    for name, values in connections.items():
+        if not isinstance(values, dict):
+            continue
+        key = f"connections.{name}"
+        problems.extend(_password_problem(key, values))
+        for field_key, message in expand_env(values, env, keys=(("url",), ("path",))):
+            problems.append((f"{key}.{field_key}", message))
+    return problems
+
+
+def _password_problem(key: str, values: Any) -> list[tuple[str, str]]:
+    url = values.get("url") if isinstance(values, dict) else None
+    if not isinstance(url, str):
+        return []
+    match = _URL_PASSWORD.match(url.strip())
+    if match and match.group(1) and not _ENV_ONLY.match(match.group(1)):
+        # Checked before expansion; the message never shows the URL.
+        return [
+            (
+                f"{key}.url",
+                'write the password as "${ENV_VAR}" (in the environment or .env): '
+                "secrets are never kept in files",
+            )
+        ]
+    return []
 
 
 def load_project_settings(
-    root: Path | str, *, env: Mapping[str, str] | None = None
+    root: Path | str,
+    *,
+    env: Mapping[str, str] | None = None,
+    target: str | None = None,
 ) -> ProjectSettings:
     """Read ``<root>/eil.toml``; without the file, the defaults (no SMTP server).
 
     Raises :class:`ConfigError` listing every problem of the file.  ``env`` is
-    the environment for ``${VAR}`` references (default ``os.environ``).
+    the environment for ``${VAR}`` references (default ``os.environ``), over
+    the ``.env`` file beside ``eil.toml``.  ``target`` (default: ``EIL_TARGET``)
+    selects the ``[targets.NAME]`` overrides of the connections.
     """
     from .toml_files import display_path, expand_env, pydantic_problems, read_toml
 
@@ -200,8 +405,13 @@ def load_project_settings(
         return ProjectSettings()
     shown = display_path(file)
     raw = read_toml(file, shown)
+    env = project_environment(root, env)
+    target = target if target is not None else (env.get("EIL_TARGET") or None)
 
     problems: list[tuple[str, str]] = []
+    problems.extend(_connection_problems(raw, env, target))
+    if target is not None:
+        raw["target"] = target
     smtp = raw.get("smtp")
     if isinstance(smtp, dict):
         password = smtp.get("password")
@@ -214,14 +424,16 @@ def load_project_settings(
                     "secrets are never kept in files",
                 )
             )
-    problems.extend(expand_env(raw, os.environ if env is None else env, keys=PROJECT_ENV_KEYS))
+    problems.extend(expand_env(raw, env, keys=PROJECT_ENV_KEYS))
     settings: ProjectSettings | None = None
     try:
         settings = ProjectSettings.model_validate(raw)
     except ValidationError as exc:
         for key, message in pydantic_problems(exc, raw, ProjectSettings):
             # A type error on a credential would print its value: say only what was expected.
-            if key in ("smtp.password", "smtp.username"):
+            if key in ("smtp.password", "smtp.username") or (
+                key.startswith("connections.") and key.endswith(".url")
+            ):
                 message = message.split(", got ")[0]
             if (key, message) not in problems:
                 problems.append((key, message))
@@ -318,3 +530,39 @@ def _subject_problems(key: str, text: str) -> list[tuple[str, str]]:
     except RenderError as exc:
         return [(key, exc.detail)]
     return []
+
+
+# --- a pipeline's source = "NAME" -----------------------------------------------------
+
+
+def source_problems(
+    raw: dict[str, Any], root: Path, env: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """A pipeline's ``source = "NAME"`` must name a connection of ``eil.toml``.
+
+    Problems of ``eil.toml`` itself are reported against that file (by
+    ``validate``), so here they only say the name cannot be checked.
+    """
+    name = raw.get("source")
+    if not isinstance(name, str):
+        return []
+    try:
+        settings = load_project_settings(root, env=env)
+    except ConfigError:
+        return [("source", f'cannot check connection "{name}": eil.toml has problems')]
+    if name in settings.connections:
+        return []
+    from .models import _did_you_mean
+
+    names = sorted(settings.connections)
+    defined = ", ".join(names) or "none"
+    where = (
+        "eil.toml" if (Path(root) / PROJECT_FILE).exists() else "eil.toml (there is no eil.toml)"
+    )
+    return [
+        (
+            "source",
+            f'no connection named "{name}" in {where}{_did_you_mean(name, names)} '
+            f"(connections defined: {defined})",
+        )
+    ]

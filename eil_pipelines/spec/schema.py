@@ -71,7 +71,7 @@ EXAMPLES: dict[str, list[Any]] = {
     "schedule.retry_delay": ["5m"],
     "schedule.timeout": ["10m"],
     "schedule.jitter": ["30s"],
-    "source": [{"kind": "duckdb", "path": "data/warehouse.duckdb"}],
+    "source": ["warehouse", {"kind": "duckdb", "path": "data/warehouse.duckdb"}],
     "source.kind": ["duckdb", "sqlite"],
     "source.path": ["data/warehouse.duckdb", "${WAREHOUSE_PATH}"],
     "params": [{"region": "EMEA", "top_products": 10}],
@@ -278,7 +278,7 @@ def _object_refs(prop: dict[str, Any]) -> Iterator[tuple[str, str]]:
         node, suffix = stack.pop()
         if "$ref" in node:
             yield node["$ref"], suffix
-        for member in node.get("anyOf", []):
+        for member in [*node.get("anyOf", []), *node.get("oneOf", [])]:
             stack.append((member, suffix))
         if isinstance(node.get("items"), dict):
             stack.append((node["items"], suffix))

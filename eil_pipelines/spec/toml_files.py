@@ -179,6 +179,8 @@ def _walk(raw: Any, loc: tuple[Any, ...]) -> tuple[list[str | int], Any, bool]:
     path: list[str | int] = []
     node = raw
     for part in loc:
+        if part == "table" and isinstance(node, dict) and part not in node:
+            continue  # the tag of source's union (a [source] table or a connection name)
         if (isinstance(node, dict) and isinstance(part, str) and part in node) or (
             isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         ):

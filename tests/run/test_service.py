@@ -413,7 +413,9 @@ def test_stop_after_grace_abandons_and_interrupts_the_run(project, make_service,
     row = service.ledger.get("hourly", at(13))
     assert row.status == "abandoned"
     assert row.error == f"the process running it stopped (pid {row.pid})"
-    assert service.scheduler.wait_idle(30)  # its query was interrupted, not left running for minutes
+    assert service.scheduler.wait_idle(
+        30
+    )  # its query was interrupted, not left running for minutes
     assert service.ledger.get("hourly", at(13)).status == "abandoned"
     assert "not recorded: hourly at 2026-03-02T13:00:00+00:00" in caplog.text
     assert "LedgerStateError" not in caplog.text  # no traceback from the worker

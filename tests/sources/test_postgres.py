@@ -1,0 +1,221 @@
+"""The Postgres source against a real PostgreSQL server (see ``servers.py``)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import date, timedelta
+
+import pytest
+from servers import ADMIN_PASSWORD, MARKER, OUTSIDER_PASSWORD, PostgresServer, free_port, wait_until
+
+from eil_pipelines.errors import SourceError
+from eil_pipelines.sources.postgres import PostgresSource
+from eil_pipelines.sources.server import ConnectionFailed, MissingDriver
+
+
+def source(
+    pg: PostgresServer, url: str | None = None, timeout: float | None = 30
+) -> PostgresSource:
+    """A source on ``url`` (default: the reader role)."""
+    return PostgresSource(
+        "daily",
+        "warehouse",
+        url or pg.url(),
+        statement_timeout=None if timeout is None else timedelta(seconds=timeout),
+    )
+
+
+def test_a_query_returns_a_frame_with_bound_parameters(postgres_server: PostgresServer) -> None:
+    with source(postgres_server) as src:
+        frame = src.run(
+            "kpis",
+            "SELECT count(*) AS orders, sum(revenue) AS revenue, '$region 100%' AS note "
+            "FROM orders WHERE region = $region AND order_date >= $start",
+            {"region": "EMEA", "start": date(2000, 1, 1), "unused": 1},
+        )
+    with postgres_server.admin() as conn:
+        expected = conn.execute("SELECT count(*) FROM orders WHERE region = 'EMEA'").fetchone()[0]
+    assert frame["orders"].tolist() == [expected]
+    assert expected > 0
+    assert frame["note"].tolist() == ["$region 100%"]
+    assert frame["revenue"].dtype.kind == "f"  # numeric arrives as float, not Decimal
+
+
+def test_a_missing_parameter_is_named(postgres_server: PostgresServer) -> None:
+    with source(postgres_server) as src, pytest.raises(SourceError) as caught:
+        src.run("kpis", "SELECT $nope AS x", {"other": 1})
+    assert "$nope, which is not a parameter" in str(caught.value)
+
+
+def test_a_session_default_cannot_turn_writes_back_on(postgres_server: PostgresServer) -> None:
+    # The admin may write: only the read-only transaction stands in the way.
+    admin_url = postgres_server.url("eil_admin", ADMIN_PASSWORD)
+    with source(postgres_server, admin_url) as src:
+        src.run(
+            "escape",
+            "SELECT set_config('default_transaction_read_only', 'off', false) AS s",
+            {},
+        )
+        with pytest.raises(SourceError) as caught:
+            src.run("write", "INSERT INTO secrets VALUES ('written') RETURNING note", {})
+        assert "read-only transaction" in str(caught.value)
+        assert "sources are read-only" in str(caught.value)
+        with pytest.raises(SourceError, match="read-only transaction"):
+            src.run("cte", "WITH w AS (DELETE FROM secrets RETURNING *) SELECT * FROM w", {})
+        with pytest.raises(SourceError, match="read-write mode must be set before any query"):
+            src.run("tx", "SELECT set_config('transaction_read_only', 'off', true)", {})
+        assert src.clean
+    with postgres_server.admin() as conn:
+        assert conn.execute("SELECT note FROM secrets").fetchall() == [("hidden",)]
+
+
+def test_several_statements_are_refused(postgres_server: PostgresServer) -> None:
+    with source(postgres_server) as src, pytest.raises(SourceError) as caught:
+        src.run("two", "SELECT 1; SELECT 2", {})
+    assert "several statements" in str(caught.value)
+
+
+def test_a_syntax_error_names_the_line_inside_the_sql(postgres_server: PostgresServer) -> None:
+    with source(postgres_server) as src, pytest.raises(SourceError) as caught:
+        src.run("kpis", "SELECT\n  region,\n  count(*)\nFROMM orders\nGROUP BY region", {})
+    message = str(caught.value)
+    assert message.startswith('pipeline "daily", query "kpis": syntax error at or near')
+    assert "(line 4 of the SQL)" in message
+
+
+def test_permission_denied_names_the_table_and_the_fix(postgres_server: PostgresServer) -> None:
+    with (
+        source(postgres_server, postgres_server.url("outsider", OUTSIDER_PASSWORD)) as src,
+        pytest.raises(SourceError) as caught,
+    ):
+        src.run("kpis", "SELECT count(*) FROM orders", {})
+    assert "permission denied for table orders" in str(caught.value)
+    assert "grant the connection's role SELECT" in str(caught.value)
+    assert MARKER not in str(caught.value)
+
+
+def test_a_server_timeout_stops_the_query_and_leaves_the_connection_clean(
+    postgres_server: PostgresServer,
+) -> None:
+    with source(postgres_server, timeout=0.3) as src:
+        with pytest.raises(SourceError) as caught:
+            src.run("slow", "SELECT pg_sleep(30) AS s", {})
+        assert "timed out on the server (statement_timeout 0.3s)" in str(caught.value)
+        assert src.clean and src.ping()
+        assert src.run("after", "SELECT 1 AS one", {})["one"].tolist() == [1]
+
+
+def _running(pg: PostgresServer, text: str) -> bool:
+    with pg.admin() as conn:
+        rows = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s",
+            (f"%{text}%",),
+        ).fetchone()
+    return bool(rows and rows[0])
+
+
+def test_interrupt_cancels_the_query_on_the_server(postgres_server: PostgresServer) -> None:
+    failure: list[BaseException] = []
+    with source(postgres_server, timeout=None) as src:
+
+        def work() -> None:
+            try:
+                src.run("slow", "SELECT pg_sleep(60) AS marker_for_interrupt", {})
+            except BaseException as exc:
+                failure.append(exc)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        wait_until(lambda: _running(postgres_server, "marker_for_interrupt"), "query running")
+        src.interrupt()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        assert "the query was interrupted" in str(failure[0])
+        assert not _running(postgres_server, "marker_for_interrupt")
+        assert src.ping()
+
+
+def test_describe_prepares_without_running(postgres_server: PostgresServer) -> None:
+    with source(postgres_server) as src:
+        columns = src.describe(
+            "kpis", "SELECT 1 / 0 AS boom, region FROM orders WHERE region = $r", {"r": "x"}
+        )
+        assert columns == ["boom", "region"]
+        with pytest.raises(SourceError, match=r'column "nope" does not exist \(line 1'):
+            src.describe("kpis", "SELECT nope FROM orders", {})
+
+
+def test_server_version_and_read_only_check(postgres_server: PostgresServer) -> None:
+    with source(postgres_server) as src:
+        assert src.server_version().startswith("PostgreSQL ")
+        assert src.read_only_check() is None
+
+
+# --- connection errors a person can act on ---------------------------------------
+
+
+def _connect_error(url: str) -> str:
+    with pytest.raises(ConnectionFailed) as caught:
+        PostgresSource("daily", "warehouse", url)
+    message = str(caught.value)
+    assert MARKER not in message
+    assert url not in message
+    return message
+
+
+def test_wrong_password(postgres_server: PostgresServer) -> None:
+    message = _connect_error(postgres_server.url(password=f"wrong-{MARKER}"))
+    assert message == (
+        'pipeline "daily", connection "warehouse": authentication failed for user "reader" '
+        f"at 127.0.0.1:{postgres_server.port}: check the user name and the password variable"
+    )
+
+
+def test_unknown_database(postgres_server: PostgresServer) -> None:
+    message = _connect_error(postgres_server.url(db="nowhere"))
+    assert f'database "nowhere" does not exist on 127.0.0.1:{postgres_server.port}' in message
+
+
+def test_closed_port() -> None:
+    port = free_port()
+    message = _connect_error(f"postgresql://reader:{MARKER}@127.0.0.1:{port}/analytics")
+    assert f"cannot reach the server at 127.0.0.1:{port}" in message
+    assert "check the host and port" in message
+
+
+def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now raises ImportError
+    with pytest.raises(MissingDriver) as caught:
+        PostgresSource("daily", "warehouse", f"postgresql://u:{MARKER}@127.0.0.1:1/db")
+    assert "pip install 'eil-pipelines[postgres]'" in str(caught.value)
+    assert MARKER not in str(caught.value)
+
+
+ADVERSARIAL = [
+    "$p",
+    "100%",
+    "%(p)s",
+    "%s %% %",
+    "-- not a comment $p",
+    "/* not a comment */ $p",
+    "$$ $p $$",
+    "it''s $p",
+    ":p ? $1",
+]
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL)
+def test_literals_comments_and_bodies_reach_the_server_intact(
+    postgres_server: PostgresServer, text: str
+) -> None:
+    sql = (
+        f"SELECT '{text}' AS lit, $p AS p, $body$ {text} $p $body$ AS body, "
+        f'1 AS "$p %" -- trailing $p %\n/* $p % */'
+    )
+    with source(postgres_server) as src:
+        frame = src.run("q", sql, {"p": "bound"})
+    assert frame["lit"].tolist() == [text.replace("''", "'")]
+    assert frame["p"].tolist() == ["bound"]
+    assert frame["body"].tolist() == [f" {text} $p "]
+    assert list(frame.columns) == ["lit", "p", "body", "$p %"]
