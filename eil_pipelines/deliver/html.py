@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import unescape
 from html.parser import HTMLParser
 
 from markupsafe import Markup, escape
@@ -117,37 +118,87 @@ _RULES: tuple[tuple[str | None, str | None, str], ...] = (
     (None, "chart-missing", "color:#57606a;font-size:13px;font-style:italic"),
 )
 
-_START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)(\s[^<>]*?)?(/?)>")
-_CLASS = re.compile(r'\sclass="([^"]*)"')
-_STYLE = re.compile(r'\sstyle="([^"]*)"')
+# One attribute of a start tag, as the standard library's HTML parser reads them.
+_ATTRIBUTE = re.compile(
+    r"""\s*(?P<name>[^\s/>"'=][^\s/>=]*)(?:\s*=\s*(?P<value>"[^"]*"|'[^']*'|[^\s>]*))?"""
+)
+
+
+def _line_starts(source: str) -> list[int]:
+    """The offset where each line of ``source`` starts: HTMLParser reports (line, column)."""
+    starts = [0]
+    found = source.find("\n")
+    while found != -1:
+        starts.append(found + 1)
+        found = source.find("\n", found + 1)
+    return starts
+
+
+_ENDS_WITH_REFERENCE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);$")
+
+
+class _StartTags(HTMLParser):
+    """Every start tag of a fragment: its offsets, name and classes.  A parser, so a
+    ``>`` inside an attribute value, a comment or ``<style>`` text is not a tag."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self._lines = _line_starts(source)
+        self.tags: list[tuple[int, int, str, set[str]]] = []
+        self.feed(source)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        line, column = self.getpos()
+        start = self._lines[line - 1] + column
+        classes = set((dict(attrs).get("class") or "").split())
+        self.tags.append((start, start + len(self.get_starttag_text() or ""), tag, classes))
+
+
+def _restyle(raw: str, tag: str, declarations: list[str]) -> str:
+    """The start tag ``raw`` with ``declarations`` first in its ``style``; its own style
+    comes last, so it still wins."""
+    name_end = 1 + len(tag)
+    attrs, end = raw[name_end:-1], ">"
+    if attrs.endswith("/"):
+        attrs, end = attrs[:-1], "/>"
+    for attribute in _ATTRIBUTE.finditer(attrs):
+        if attribute.group("name").lower() != "style":
+            continue
+        value = attribute.group("value") or ""
+        # A "-quoted value is already escaped for where it goes; any other is escaped here.
+        quoted = value.startswith('"')
+        own = value[1:-1] if quoted else str(escape(unescape(value.strip("'"))))
+        # Its last ";" goes, as the rules' do, unless it ends a character reference.
+        own = own.lstrip(";")
+        if own.endswith(";") and not _ENDS_WITH_REFERENCE.search(own):
+            own = own.rstrip(";")
+        if own:
+            declarations.append(own)
+        attrs = attrs[: attribute.start()] + attrs[attribute.end() :]
+        break
+    style = ";".join(declarations)
+    return f'{raw[:name_end]}{attrs} style="{style}"{end}'
 
 
 def inline_styles(fragment: str) -> str:
     """Give every element of ``fragment`` its style as a ``style`` attribute.
 
-    A style the element already has comes last, so it still wins.
+    The rules are :data:`_RULES`, applied in order; a style the element
+    already has comes last, so it still wins.  Only the start tags that get a
+    style change: every other byte of the fragment stays as it was.
     """
-
-    def restyle(match: re.Match[str]) -> str:
-        tag, attrs, slash = match.group(1).lower(), match.group(2) or "", match.group(3)
-        found = _CLASS.search(attrs)
-        classes = set(found.group(1).split()) if found else set()
+    edits = []
+    for start, end, tag, classes in _StartTags(fragment).tags:
         declarations = [
             style
             for rule_tag, rule_class, style in _RULES
             if (rule_tag is None or rule_tag == tag)
             and (rule_class is None or rule_class in classes)
         ]
-        if not declarations:
-            return match.group(0)
-        own = _STYLE.search(attrs)
-        if own:
-            declarations.append(own.group(1))
-            attrs = attrs[: own.start()] + attrs[own.end() :]
-        style = ";".join(d.strip(";") for d in declarations)
-        return f'<{match.group(1)}{attrs} style="{style}"{slash}>'
-
-    return _START_TAG.sub(restyle, fragment)
+        if declarations:
+            edits.append((start, end, _restyle(fragment[start:end], tag, declarations)))
+    return _splice(fragment, edits)
 
 
 @dataclass(frozen=True)
@@ -181,7 +232,7 @@ class _Elements(HTMLParser):
     def __init__(self, source: str) -> None:
         super().__init__(convert_charrefs=False)
         self.source = source
-        self._lines = [0] + [i + 1 for i, char in enumerate(source) if char == "\n"]
+        self._lines = _line_starts(source)
         # Open elements by name: (start, end of the start tag, attributes).
         self._open: dict[str, list[tuple[int, int, dict[str, str | None]]]] = {}
         self._chart: str | None = None  # the slug of the chart <figure> we are in

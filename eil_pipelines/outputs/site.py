@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -109,12 +109,6 @@ class Report:
     """Export files, as paths relative to the pipeline folder."""
     manifest: dict[str, Any] | None = None
 
-    @property
-    def formats(self) -> list[str]:
-        """The readable formats present, in the order the site links them: the first
-        is the report's main link."""
-        return [fmt for fmt in ("html", "pdf", "md") if fmt in self.documents]
-
 
 @dataclass
 class PipelineState:
@@ -153,13 +147,10 @@ class PipelineState:
             }
         return None
 
-    @property
-    def failed_run(self) -> dict[str, Any] | None:
-        """The last run, when it did not succeed (failed, timed out …); else ``None``."""
-        last = self.last_run
-        if not last or last.get("status") in (None, "succeeded"):
-            return None
-        return last
+    @cached_property
+    def view(self) -> dict[str, Any]:
+        """What the pages show of this pipeline, prepared once for the index and its page."""
+        return _pipeline_view(self)
 
 
 def read_pipeline(reports_dir: Path, name: str, *, all_manifests: bool) -> PipelineState:
@@ -316,7 +307,10 @@ def _write_if_changed(path: Path, text: str) -> bool:
 
 # --- HTML ------------------------------------------------------------------------------
 # The pages are Jinja templates beside the report template (render/builtin/site_*.html.j2),
-# rendered in the sandbox with autoescape; the helpers below are what they call.
+# rendered in the sandbox with autoescape.  What they show is prepared here as plain
+# dicts, lists and strings, read with subscripts: the templates hold the markup, this
+# code the decisions, and a page of a thousand reports renders as fast as the f-strings
+# did (every attribute or method the sandbox resolves costs a safety check).
 
 
 @cache
@@ -325,7 +319,7 @@ def site_css() -> str:
     return resources.files("eil_pipelines.render").joinpath("site.css").read_text(encoding="utf-8")
 
 
-def _href(parts: Iterable[str]) -> str:
+def _href(*parts: str) -> str:
     """A relative link from path parts, each percent-encoded."""
     return "/".join(quote(part, safe="._-~") for part in parts)
 
@@ -341,7 +335,7 @@ def _zone(name: Any) -> ZoneInfo | None:
 
 def _when(iso: Any, zone_name: Any) -> tuple[str, str] | str | None:
     """An ISO date-time as (``datetime`` attribute, words) in the pipeline's zone; the
-    text itself when it does not parse, ``None`` when there is none."""
+    text itself when it does not parse; ``None`` when there is none."""
     if not isinstance(iso, str):
         return None
     try:
@@ -375,33 +369,95 @@ def stamp_label(stamp: str) -> tuple[str, str]:
     return machine, words
 
 
-def _status_look(status: Any) -> tuple[str, str, str]:
-    """A run status as (CSS class, mark, word)."""
-    mark, word = _STATUS_WORDS.get(str(status), ("•", str(status).replace("_", " ").capitalize()))
-    css = str(status) if str(status) in _STATUS_WORDS else "other"
-    return css, mark, word
-
-
-def _page_values() -> dict[str, Any]:
+def _metric(metric: Mapping[str, Any]) -> dict[str, Any]:
+    """One headline figure as the pages print it."""
     return {
-        "csp": Markup(CONTENT_SECURITY_POLICY),
-        "css": Markup(site_css()),
-        "href": _href,
-        "when": _when,
-        "stamp_label": stamp_label,
-        "status_look": _status_look,
-        "format_names": _FORMAT_NAMES,
+        "label": metric.get("label", ""),
+        "text": metric.get("text", ""),
+        "headline_text": metric.get("text"),
+        "change": bool(metric.get("direction")),
+        "direction": metric.get("direction", ""),
+        "sentiment": metric.get("sentiment", "neutral"),
+        "change_text": metric.get("change_text", ""),
+        "previous_text": metric.get("previous_text", ""),
     }
+
+
+def _report_view(report: Report) -> dict[str, Any]:
+    """One report's row: its date, links (the first is the main one), data, figures."""
+    machine, words = stamp_label(report.stamp)
+    metrics = (report.manifest or {}).get("metrics") or []
+    return {
+        "machine": machine,
+        "words": words,
+        "links": [
+            (_href(report.documents[fmt]), _FORMAT_NAMES[fmt])
+            for fmt in ("html", "pdf", "md")
+            if fmt in report.documents
+        ],
+        "data": [(_href(*path.split("/")), path.split("/")[-1]) for path in report.data],
+        "json": _href(report.documents["json"]) if "json" in report.documents else None,
+        "headline": [_metric(m) for m in metrics[:3] if isinstance(m, Mapping)],
+    }
+
+
+def _pipeline_view(state: PipelineState) -> dict[str, Any]:
+    """What the index and the pipeline's own page show of ``state``."""
+    zone = state.info("timezone")
+    last = state.last_run
+    view: dict[str, Any] = {
+        "name": state.name,
+        "href": _href(state.name),
+        "has_folder": state.has_folder,
+        "title": state.title,
+        "description": state.info("description"),
+        "schedule": state.info("schedule") or "on demand only",
+        "last_run": None,
+        "failure": None,
+        "latest": None,
+        "reports": [_report_view(report) for report in state.reports],
+    }
+    if last is not None:
+        status = last.get("status")
+        mark, word = _STATUS_WORDS.get(
+            str(status), ("•", str(status).replace("_", " ").capitalize())
+        )
+        view["last_run"] = {
+            "css": str(status) if str(status) in _STATUS_WORDS else "other",
+            "mark": mark,
+            "word": word,
+            "when": _when(last.get("scheduled_at"), zone),
+        }
+        if status not in (None, "succeeded"):
+            view["failure"] = {
+                "when": view["last_run"]["when"],
+                "error": last.get("error") or "no message recorded",
+            }
+    metrics = state.latest.get("metrics") if state.latest is not None else None
+    if metrics and state.reports:
+        newest = view["reports"][0]
+        view["latest"] = {
+            "machine": newest["machine"],
+            "words": newest["words"],
+            "metrics": [_metric(m) for m in metrics if isinstance(m, Mapping)],
+        }
+    return view
+
+
+def _render(template: str, values: dict[str, Any]) -> str:
+    return render_page(
+        template,
+        {"csp": Markup(CONTENT_SECURITY_POLICY), "css": Markup(site_css()), **values},
+    )
 
 
 def render_index(states: list[PipelineState]) -> str:
     """``reports/index.html``: every pipeline, its last run, latest figures and reports."""
     ordered = sorted(states, key=lambda s: (s.title.casefold(), s.name))
-    return render_page(
+    return _render(
         "site_index.html.j2",
         {
-            **_page_values(),
-            "pipelines": ordered,
+            "pipelines": [state.view for state in ordered],
             "report_count": sum(len(s.reports) for s in ordered),
             "recent": INDEX_RECENT,
         },
@@ -410,4 +466,4 @@ def render_index(states: list[PipelineState]) -> str:
 
 def render_pipeline_page(state: PipelineState) -> str:
     """``reports/<pipeline>/index.html``: one pipeline's history, newest first."""
-    return render_page("site_pipeline.html.j2", {**_page_values(), "state": state})
+    return _render("site_pipeline.html.j2", {"state": state.view})
