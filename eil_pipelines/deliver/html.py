@@ -375,11 +375,15 @@ def swap_charts(
     found = _Elements(fragment)
     edits: list[tuple[int, int, str]] = []
     # In document order, so the images are listed in the order the reader meets them.
-    drawings = [(start, end, name, attrs) for start, end, name, attrs in found.charts]
-    pictures = [(start, end, "", {"src": src}) for start, end, src in found.images]
-    for start, end, name, attrs in sorted(drawings + pictures, key=lambda item: item[0]):
+    # Each item: (start, end, chart name and its label) for an inline SVG, ("", src) for an <img>.
+    items = [
+        (start, end, name, attrs.get("aria-label") or name)
+        for start, end, name, attrs in found.charts
+    ]
+    items += [(start, end, "", src) for start, end, src in found.images]
+    for start, end, name, text in sorted(items):
         if name:  # an inline SVG
-            alt = escape(attrs.get("aria-label") or name)
+            alt = escape(text)
             if name in charts:
                 picture, width = image(name)
                 edits.append(
@@ -393,7 +397,7 @@ def swap_charts(
             else:
                 edits.append((start, end, f'<p class="chart-missing">Chart: {alt}</p>'))
             continue
-        png = _CHART_PNG.fullmatch(attrs["src"] or "")
+        png = _CHART_PNG.fullmatch(text)
         if png is None or png.group(1) not in charts:
             continue
         picture, width = image(png.group(1))
