@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from html import escape as html_escape
+from html import unescape
 from html.parser import HTMLParser
+
+from markupsafe import Markup, escape
+
+from ..render.environment import render_page
 
 #: Widest content column; charts are drawn 800 px wide and scale down.
 CONTENT_WIDTH = 768
@@ -114,37 +118,87 @@ _RULES: tuple[tuple[str | None, str | None, str], ...] = (
     (None, "chart-missing", "color:#57606a;font-size:13px;font-style:italic"),
 )
 
-_START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)(\s[^<>]*?)?(/?)>")
-_CLASS = re.compile(r'\sclass="([^"]*)"')
-_STYLE = re.compile(r'\sstyle="([^"]*)"')
+# One attribute of a start tag, as the standard library's HTML parser reads them.
+_ATTRIBUTE = re.compile(
+    r"""\s*(?P<name>[^\s/>"'=][^\s/>=]*)(?:\s*=\s*(?P<value>"[^"]*"|'[^']*'|[^\s>]*))?"""
+)
+
+
+def _line_starts(source: str) -> list[int]:
+    """The offset where each line of ``source`` starts: HTMLParser reports (line, column)."""
+    starts = [0]
+    found = source.find("\n")
+    while found != -1:
+        starts.append(found + 1)
+        found = source.find("\n", found + 1)
+    return starts
+
+
+_ENDS_WITH_REFERENCE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);$")
+
+
+class _StartTags(HTMLParser):
+    """Every start tag of a fragment: its offsets, name and classes.  A parser, so a
+    ``>`` inside an attribute value, a comment or ``<style>`` text is not a tag."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self._lines = _line_starts(source)
+        self.tags: list[tuple[int, int, str, set[str]]] = []
+        self.feed(source)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        line, column = self.getpos()
+        start = self._lines[line - 1] + column
+        classes = set((dict(attrs).get("class") or "").split())
+        self.tags.append((start, start + len(self.get_starttag_text() or ""), tag, classes))
+
+
+def _restyle(raw: str, tag: str, declarations: list[str]) -> str:
+    """The start tag ``raw`` with ``declarations`` first in its ``style``; its own style
+    comes last, so it still wins."""
+    name_end = 1 + len(tag)
+    attrs, end = raw[name_end:-1], ">"
+    if attrs.endswith("/"):
+        attrs, end = attrs[:-1], "/>"
+    for attribute in _ATTRIBUTE.finditer(attrs):
+        if attribute.group("name").lower() != "style":
+            continue
+        value = attribute.group("value") or ""
+        # A "-quoted value is already escaped for where it goes; any other is escaped here.
+        quoted = value.startswith('"')
+        own = value[1:-1] if quoted else str(escape(unescape(value.strip("'"))))
+        # Its last ";" goes, as the rules' do, unless it ends a character reference.
+        own = own.lstrip(";")
+        if own.endswith(";") and not _ENDS_WITH_REFERENCE.search(own):
+            own = own.rstrip(";")
+        if own:
+            declarations.append(own)
+        attrs = attrs[: attribute.start()] + attrs[attribute.end() :]
+        break
+    style = ";".join(declarations)
+    return f'{raw[:name_end]}{attrs} style="{style}"{end}'
 
 
 def inline_styles(fragment: str) -> str:
     """Give every element of ``fragment`` its style as a ``style`` attribute.
 
-    A style the element already has comes last, so it still wins.
+    The rules are :data:`_RULES`, applied in order; a style the element
+    already has comes last, so it still wins.  Only the start tags that get a
+    style change: every other byte of the fragment stays as it was.
     """
-
-    def restyle(match: re.Match[str]) -> str:
-        tag, attrs, slash = match.group(1).lower(), match.group(2) or "", match.group(3)
-        found = _CLASS.search(attrs)
-        classes = set(found.group(1).split()) if found else set()
+    edits = []
+    for start, end, tag, classes in _StartTags(fragment).tags:
         declarations = [
             style
             for rule_tag, rule_class, style in _RULES
             if (rule_tag is None or rule_tag == tag)
             and (rule_class is None or rule_class in classes)
         ]
-        if not declarations:
-            return match.group(0)
-        own = _STYLE.search(attrs)
-        if own:
-            declarations.append(own.group(1))
-            attrs = attrs[: own.start()] + attrs[own.end() :]
-        style = ";".join(d.strip(";") for d in declarations)
-        return f'<{match.group(1)}{attrs} style="{style}"{slash}>'
-
-    return _START_TAG.sub(restyle, fragment)
+        if declarations:
+            edits.append((start, end, _restyle(fragment[start:end], tag, declarations)))
+    return _splice(fragment, edits)
 
 
 @dataclass(frozen=True)
@@ -166,28 +220,130 @@ def png_width(data: bytes) -> int | None:
     return int.from_bytes(data[16:20], "big")
 
 
+class _Elements(HTMLParser):
+    """Where the elements the email rewrites start and end in a fragment, as offsets.
+
+    The rewrites splice at these offsets, so every byte outside them stays as
+    it was.  A parser, not patterns: it knows where a tag ends whatever its
+    attributes hold, skips comments and ``<style>`` text, and pairs nested
+    elements of one name (``<details>`` in ``<details>``, ``<svg>`` in ``<svg>``).
+    """
+
+    def __init__(self, source: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self.source = source
+        self._lines = _line_starts(source)
+        # Open elements by name: (start, end of the start tag, attributes).
+        self._open: dict[str, list[tuple[int, int, dict[str, str | None]]]] = {}
+        self._chart: str | None = None  # the slug of the chart <figure> we are in
+        self.main: tuple[int, int] | None = None
+        """The content of the first ``<main class="report">``: (after its start tag, before its end tag)."""
+        self.details: list[tuple[int, int]] = []
+        """Outermost ``<details>`` elements, with the whitespace after them."""
+        self.charts: list[tuple[int, int, str, dict[str, str | None]]] = []
+        """The first ``<svg>`` of each ``<figure class="chart" id="chart-…">``: span, slug, attributes."""
+        self.images: list[tuple[int, int, str]] = []
+        """``<img>`` start tags: span and ``src``."""
+        self.feed(source)
+        self.close()
+
+    def _offset(self) -> int:
+        line, column = self.getpos()
+        return self._lines[line - 1] + column
+
+    def _enter(self, tag: str, attrs: dict[str, str | None]) -> None:
+        start = self._offset()
+        inner = start + len(self.get_starttag_text() or "")
+        self._open.setdefault(tag, []).append((start, inner, attrs))
+
+    def _leave(self, tag: str) -> tuple[int, int, int, dict[str, str | None]] | None:
+        """The element ``tag`` closes now, when it is outermost: (start, end of its
+        start tag, end, attributes)."""
+        stack = self._open.get(tag)
+        if not stack:
+            return None  # a stray end tag
+        start, inner, attrs = stack.pop()
+        if stack:
+            return None
+        # An end tag holds no attributes: its first ">" ends it.
+        return start, inner, self.source.index(">", self._offset()) + 1, attrs
+
+    def _in(self, tag: str) -> bool:
+        return bool(self._open.get(tag))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "img":
+            start = self._offset()
+            raw = self.get_starttag_text() or ""
+            self.images.append((start, start + len(raw), found.get("src") or ""))
+            return
+        report_main = self.main is None and found.get("class") == "report"
+        if tag == "details" or (tag == "main" and (report_main or self._in("main"))):
+            self._enter(tag, found)
+        elif tag == "figure":
+            ident = found.get("id") or ""
+            classes = (found.get("class") or "").split()
+            if "chart" in classes and _CHART_ID.fullmatch(ident):
+                self._chart = ident.removeprefix("chart-")
+        elif tag == "svg" and (self._chart is not None or self._in("svg")):
+            self._enter(tag, found)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in ("img", "main"):  # <main/> is not a void element: it stays open
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "main" and self.main is None:
+            end_tag = self._offset()
+            span = self._leave(tag)
+            if span is not None:
+                self.main = (span[1], end_tag)
+        elif tag == "details":
+            span = self._leave(tag)
+            if span is not None:
+                end = span[2]
+                while end < len(self.source) and self.source[end].isspace():
+                    end += 1
+                self.details.append((span[0], end))
+        elif tag == "svg":
+            span = self._leave(tag)
+            if span is not None and self._chart is not None:
+                self.charts.append((span[0], span[2], self._chart, span[3]))
+                self._chart = None  # only the figure's first drawing is its chart
+        elif tag == "figure":
+            self._chart = None
+
+
+_CHART_ID = re.compile(r"chart-[A-Za-z0-9_-]+")
+_CHART_PNG = re.compile(r"(?:.*/)?[^/]*_charts/([A-Za-z0-9_-]+)\.png", re.DOTALL)
+_SRC_ATTRIBUTE = re.compile(r"""\ssrc\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+)""", re.IGNORECASE)
+
+
+def _splice(source: str, edits: list[tuple[int, int, str]]) -> str:
+    """``source`` with each (start, end) span replaced; spans must not overlap."""
+    out, at = [], 0
+    for start, end, text in sorted(edits):
+        out.append(source[at:start])
+        out.append(text)
+        at = end
+    out.append(source[at:])
+    return "".join(out)
+
+
 def report_fragment(*, html_document: str | None = None, markdown: str | None = None) -> str:
     """The report's content as an HTML fragment: the ``<main>`` of the HTML report,
     or the Markdown report converted (when the pipeline writes no HTML)."""
     if html_document is not None:
-        found = re.search(
-            r'<main class="report">(.*)</main>', html_document, flags=re.DOTALL | re.IGNORECASE
-        )
+        found = _Elements(html_document).main
         if found is None:
-            found = re.search(r"<body[^>]*>(.*)</body>", html_document, re.DOTALL | re.IGNORECASE)
-        return (found.group(1) if found else html_document).strip()
+            body = re.search(r"<body[^>]*>(.*)</body>", html_document, re.DOTALL | re.IGNORECASE)
+            return (body.group(1) if body else html_document).strip()
+        return html_document[found[0] : found[1]].strip()
     from ..render import markdown_to_html
 
     return markdown_to_html(markdown or "").strip()
-
-
-_FIGURE_SVG = re.compile(
-    r'(<figure class="chart" id="chart-(?P<slug>[A-Za-z0-9_-]+)"[^>]*>\s*)(?P<svg><svg\b.*?</svg>)',
-    re.DOTALL,
-)
-_MD_IMAGE = re.compile(r'<img src="(?P<src>[^"]*?_charts/(?P<name>[A-Za-z0-9_-]+)\.png)"')
-_DETAILS = re.compile(r"<details>.*?</details>\s*", re.DOTALL | re.IGNORECASE)
-_ARIA_LABEL = re.compile(r'\saria-label="([^"]*)"')
 
 
 def chart_cid(chart: str, stamp: str, domain: str = "eil-pipelines") -> str:
@@ -201,92 +357,90 @@ def swap_charts(
 ) -> tuple[str, list[InlineImage]]:
     """Replace each chart in ``fragment`` by an ``<img src="cid:…">`` of its PNG.
 
-    ``charts`` maps chart names to PNG bytes.  An inline SVG whose PNG is
-    missing becomes its text alternative, so the reader still learns what
-    the chart said.  Returns the new fragment and the images it references,
-    each once, in order.
+    ``charts`` maps chart names to PNG bytes.  A chart is the inline ``<svg>``
+    of a ``<figure class="chart" id="chart-<name>">`` (the HTML report) or an
+    ``<img>`` of ``…_charts/<name>.png`` (the Markdown report converted).  An
+    inline SVG whose PNG is missing becomes its text alternative, so the
+    reader still learns what the chart said.  Returns the new fragment and the
+    images it references, each once, in order.
     """
     images: dict[str, InlineImage] = {}
 
-    def image_tag(name: str, alt: str) -> str:
+    def image(name: str) -> tuple[InlineImage, int]:
         data = charts[name]
         if name not in images:
             images[name] = InlineImage(chart_cid(name, stamp), data, f"{name}.png")
-        width = min(png_width(data) or CONTENT_WIDTH, CONTENT_WIDTH)
-        return (
-            f'<img src="cid:{images[name].cid}" alt="{alt}" width="{width}" '
-            f'style="width:100%;max-width:{width}px">'
-        )
+        return images[name], min(png_width(data) or CONTENT_WIDTH, CONTENT_WIDTH)
 
-    def from_svg(match: re.Match[str]) -> str:
-        name, svg = match.group("slug"), match.group("svg")
-        root = re.match(r"<svg\b[^>]*>", svg)
-        label = _ARIA_LABEL.search(root.group(0)) if root else None
-        alt = label.group(1) if label else html_escape(name)
-        if name in charts:
-            return match.group(1) + image_tag(name, alt)
-        return match.group(1) + f'<p class="chart-missing">Chart: {alt}</p>'
-
-    fragment = _FIGURE_SVG.sub(from_svg, fragment)
-
-    def from_markdown(match: re.Match[str]) -> str:
-        name = match.group("name")
-        if name not in charts:
-            return match.group(0)
-        if name not in images:
-            images[name] = InlineImage(chart_cid(name, stamp), charts[name], f"{name}.png")
-        width = min(png_width(charts[name]) or CONTENT_WIDTH, CONTENT_WIDTH)
-        return f'<img width="{width}" src="cid:{images[name].cid}"'
-
-    fragment = _MD_IMAGE.sub(from_markdown, fragment)
-    return fragment, list(images.values())
+    found = _Elements(fragment)
+    edits: list[tuple[int, int, str]] = []
+    # In document order, so the images are listed in the order the reader meets them.
+    # Each item: (start, end, chart name and its label) for an inline SVG, ("", src) for an <img>.
+    items = [
+        (start, end, name, attrs.get("aria-label") or name)
+        for start, end, name, attrs in found.charts
+    ]
+    items += [(start, end, "", src) for start, end, src in found.images]
+    for start, end, name, text in sorted(items):
+        if name:  # an inline SVG
+            alt = escape(text)
+            if name in charts:
+                picture, width = image(name)
+                edits.append(
+                    (
+                        start,
+                        end,
+                        f'<img src="cid:{picture.cid}" alt="{alt}" width="{width}" '
+                        f'style="width:100%;max-width:{width}px">',
+                    )
+                )
+            else:
+                edits.append((start, end, f'<p class="chart-missing">Chart: {alt}</p>'))
+            continue
+        png = _CHART_PNG.fullmatch(text)
+        if png is None or png.group(1) not in charts:
+            continue
+        picture, width = image(png.group(1))
+        tag = fragment[start:end]
+        src = _SRC_ATTRIBUTE.search(tag)
+        if src is not None:
+            new_src = f' width="{width}" src="cid:{picture.cid}"'
+            edits.append((start, end, tag[: src.start()] + new_src + tag[src.end() :]))
+    return _splice(fragment, edits), list(images.values())
 
 
 def email_document(*, title: str, fragment: str, link: str | None = None, footer: str = "") -> str:
     """A complete HTML email around ``fragment`` (already styled or not: it is
-    styled here), with an optional "view online" link and a footer line."""
-    fragment = inline_styles(_DETAILS.sub("", fragment))
-    top = ""
-    if link:
-        top = (
-            '<p style="margin:0 0 16px;color:#57606a;font-size:13px">'
-            f'<a href="{html_escape(link)}" style="color:#0550ae">View this report online</a></p>\n'
-        )
-    bottom = ""
-    if footer:
-        bottom = (
-            '\n<hr style="border:0;border-top:1px solid #d0d7de;margin:28px 0 12px">\n'
-            f'<p style="margin:0;color:#57606a;font-size:12px">{html_escape(footer)}</p>'
-        )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n'
-        "<head>\n"
-        '<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="color-scheme" content="light">\n'
-        f"<title>{html_escape(title)}</title>\n"
-        "</head>\n"
-        '<body style="margin:0;padding:0;background:#f6f8fa">\n'
-        f'<div style="max-width:{CONTENT_WIDTH + 32}px;margin:0 auto;padding:24px 16px;'
-        f"background:#ffffff;color:#1f2328;font-family:{FONT};font-size:16px;"
-        'line-height:1.55">\n'
-        f"{top}{fragment.strip()}{bottom}\n"
-        "</div>\n"
-        "</body>\n"
-        "</html>\n"
+    styled here), with an optional "view online" link and a footer line.
+
+    ``fragment`` is trusted markup made by the engine (its values were escaped
+    when it was rendered); ``title``, ``link`` and ``footer`` are text.
+    """
+    fragment = _splice(fragment, [(a, b, "") for a, b in _Elements(fragment).details])
+    return render_page(
+        "email.html.j2",
+        {
+            "title": title,
+            "link": link,
+            "footer": footer,
+            "fragment": Markup(inline_styles(fragment).strip()),
+            "width": CONTENT_WIDTH,
+            "font": Markup(FONT),
+        },
     )
 
 
 # --- plain text ---------------------------------------------------------------------
 
+# In the Markdown report the collapsed SQL is an HTML block; charts are image syntax.
+_MD_DETAILS = re.compile(r"<details>.*?</details>\s*", re.DOTALL | re.IGNORECASE)
 _MD_IMAGE_SYNTAX = re.compile(r"!\[((?:[^\]\\]|\\.)*)\]\([^)]*\)")
 
 
 def markdown_text(markdown: str) -> str:
     """The Markdown report as the plain-text part: charts become ``[Chart: …]``
     lines, the collapsed SQL block is left out, as in the HTML part."""
-    text = _DETAILS.sub("", markdown)
+    text = _MD_DETAILS.sub("", markdown)
     text = _MD_IMAGE_SYNTAX.sub(lambda m: f"[Chart: {m.group(1).replace(chr(92), '')}]", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 

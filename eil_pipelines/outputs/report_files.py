@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -25,15 +24,13 @@ from ..errors import OutputError
 from .atomic import atomic_write_bytes
 from .exports import data_dir_name
 from .manifest import manifest_bytes, sha256_bytes
-
-#: A report stamp: ``2026-11-27``, ``2026-11-27T0700`` or ``2026-11-27T070015``.
-STAMP_PATTERN = r"\d{4}-\d{2}-\d{2}(?:T\d{4}(?:\d{2})?)?"
+from .stamps import is_stamp
 
 #: Report formats, in the order they are written (the PDF is made from the HTML).
 DOCUMENT_FORMATS = ("md", "html", "pdf")
 
-_DOCUMENT = re.compile(rf"^({STAMP_PATTERN})\.(md|html|pdf|json)$")
-_FOLDER = re.compile(rf"^({STAMP_PATTERN})_(charts|data)$")
+# The files a report owns: <stamp>.<ext> documents, and these files in <stamp>_<kind>/.
+_DOCUMENT_SUFFIXES = frozenset({"md", "html", "pdf", "json"})
 _FOLDER_FILES = {"charts": (".png",), "data": (".csv", ".xlsx", ".parquet")}
 
 
@@ -131,16 +128,12 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
     return written
 
 
-_DATED_DOCUMENT = re.compile(r"^(\d{4}-\d{2}-\d{2}(?:T\d{4}(?:\d{2})?)?)\.([a-z]+)$")
-
-
 def _newest_stamps(pipeline_dir: Path) -> dict[str, str]:
     """The newest stamp of each dated document format in the folder (stamps sort by time)."""
     newest: dict[str, str] = {}
     for path in pipeline_dir.iterdir():
-        match = _DATED_DOCUMENT.match(path.name)
-        if match:
-            stamp, ext = match.groups()
+        stamp, dot, ext = path.name.rpartition(".")
+        if dot and ext.isascii() and ext.isalpha() and ext.islower() and is_stamp(stamp):
             newest[ext] = max(newest.get(ext, ""), stamp)
     return newest
 
@@ -178,17 +171,20 @@ def owned_files(pipeline_dir: Path) -> dict[str, list[Path]]:
     except OSError:
         return found
     for entry in entries:
-        match = _DOCUMENT.match(entry.name)
-        if match and entry.is_file(follow_symlinks=False):
-            found.setdefault(match.group(1), []).append(Path(entry.path))
+        stamp, dot, ext = entry.name.rpartition(".")
+        if dot and ext in _DOCUMENT_SUFFIXES and is_stamp(stamp):
+            if entry.is_file(follow_symlinks=False):
+                found.setdefault(stamp, []).append(Path(entry.path))
             continue
-        match = _FOLDER.match(entry.name)
-        if match and entry.is_dir(follow_symlinks=False):
-            suffixes = _FOLDER_FILES[match.group(2)]
+        stamp, underscore, kind = entry.name.rpartition("_")
+        if underscore and kind in _FOLDER_FILES and is_stamp(stamp):
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            suffixes = _FOLDER_FILES[kind]
             with contextlib.suppress(OSError):
                 for inner in sorted(os.scandir(entry.path), key=lambda e: e.name):
                     if inner.name.endswith(suffixes) and inner.is_file(follow_symlinks=False):
-                        found.setdefault(match.group(1), []).append(Path(inner.path))
+                        found.setdefault(stamp, []).append(Path(inner.path))
     return found
 
 

@@ -29,16 +29,21 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache, cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
+from ..render.environment import render_page
+from ..render.markdown import CONTENT_SECURITY_POLICY  # the reports' policy: nothing fetched or run
 from .atomic import atomic_write_bytes
 from .manifest import read_manifest
 from .report_files import owned_files
+from .stamps import format_stamp, parse_stamp
 
 log = logging.getLogger("eil_pipelines.outputs")
 
@@ -48,13 +53,6 @@ STATE_DIR = ".eil"
 INDEX_RECENT = 10
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_STAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(\d{2})(\d{2})?)?$")
-
-# Same policy as the HTML reports: nothing is fetched, nothing runs.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'"
-)
 
 _FORMAT_NAMES = {"html": "HTML", "md": "Markdown", "pdf": "PDF"}
 _STATUS_WORDS = {
@@ -148,6 +146,11 @@ class PipelineState:
                 "stamp": self.latest.get("stamp"),
             }
         return None
+
+    @cached_property
+    def view(self) -> dict[str, Any]:
+        """What the pages show of this pipeline, prepared once for the index and its page."""
+        return _pipeline_view(self)
 
 
 def read_pipeline(reports_dir: Path, name: str, *, all_manifests: bool) -> PipelineState:
@@ -303,96 +306,21 @@ def _write_if_changed(path: Path, text: str) -> bool:
 
 
 # --- HTML ------------------------------------------------------------------------------
-
-SITE_CSS = """\
-:root { color-scheme: light; --text: #1f2328; --muted: #57606a; --line: #d0d7de;
-  --panel: #f6f8fa; --link: #0550ae; --good: #116329; --good-bg: #dafbe1; --bad: #a40e26;
-  --bad-bg: #ffebe9; --neutral-bg: #eaeef2; }
-*, *::before, *::after { box-sizing: border-box; }
-body { margin: 0; background: #fff; color: var(--text); line-height: 1.5;
-  font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-    "Noto Sans", sans-serif; }
-.wrap { max-width: 1040px; margin: 0 auto; padding: 1.25rem 1.5rem; }
-header.site { border-bottom: 1px solid var(--line); background: var(--panel); }
-header.site .wrap { padding-top: 0.75rem; padding-bottom: 0.75rem; }
-header.site p { margin: 0; font-weight: 600; }
-main .wrap { padding-top: 2rem; padding-bottom: 3rem; }
-h1 { font-size: 2rem; line-height: 1.2; margin: 0 0 0.5rem; }
-h2 { font-size: 1.35rem; margin: 0 0 0.5rem; }
-h3 { font-size: 1rem; margin: 1rem 0 0.4rem; }
-a { color: var(--link); }
-a:focus-visible, .table-wrap:focus-visible, summary:focus-visible {
-  outline: 3px solid var(--link); outline-offset: 2px; }
-.meta, .desc { color: var(--muted); }
-.desc { margin: 0 0 0.75rem; }
-.card { border: 1px solid var(--line); border-radius: 8px; padding: 1.25rem 1.4rem;
-  margin: 1.25rem 0; }
-.facts { display: flex; flex-wrap: wrap; gap: 0.4rem 2rem; margin: 0 0 0.75rem; }
-.facts dt { color: var(--muted); font-size: 0.8rem; font-weight: 600; text-transform: uppercase;
-  letter-spacing: 0.04em; }
-.facts dd { margin: 0; }
-.status { display: inline-block; padding: 0 0.5rem; border-radius: 999px; font-weight: 600; }
-.status.succeeded { background: var(--good-bg); color: var(--good); }
-.status.failed, .status.timed_out { background: var(--bad-bg); color: var(--bad); }
-.alert { border: 1px solid var(--bad); border-radius: 6px; background: var(--bad-bg);
-  padding: 0.6rem 0.9rem; margin: 0 0 0.9rem; }
-.alert p { margin: 0; color: var(--bad); }
-.alert pre { margin: 0.4rem 0 0; white-space: pre-wrap; overflow-wrap: anywhere;
-  font-size: 0.85rem; color: var(--text); }
-.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(11rem, 1fr)); gap: 0.75rem;
-  margin: 0 0 0.75rem; }
-.kpi { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 0.8rem; }
-.kpi dt { color: var(--muted); font-size: 0.8rem; font-weight: 600; }
-.kpi dd { margin: 0; }
-.kpi-value { font-size: 1.35rem; font-weight: 700; font-variant-numeric: tabular-nums; }
-.kpi-change { font-size: 0.85rem; color: var(--muted); }
-.delta { display: inline-block; padding: 0 0.4rem; border-radius: 999px; font-weight: 600;
-  background: var(--neutral-bg); color: var(--muted); white-space: nowrap; }
-.delta.good { background: var(--good-bg); color: var(--good); }
-.delta.bad { background: var(--bad-bg); color: var(--bad); }
-ul.reports { margin: 0; padding-left: 1.2rem; }
-ul.reports li { margin: 0.15rem 0; }
-.also { color: var(--muted); font-size: 0.9rem; }
-details { margin-top: 0.4rem; }
-summary { cursor: pointer; color: var(--link); }
-.table-wrap { overflow-x: auto; max-width: 100%; }
-table { border-collapse: collapse; width: 100%; font-size: 0.92rem; }
-caption { text-align: left; font-weight: 600; padding-bottom: 0.4rem; }
-th, td { padding: 0.45rem 0.65rem; border-bottom: 1px solid var(--line); text-align: left;
-  vertical-align: top; }
-thead th { background: var(--panel); }
-tbody th { font-weight: 600; white-space: nowrap; }
-.visually-hidden { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;
-  overflow: hidden; clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
-footer.site { border-top: 1px solid var(--line); color: var(--muted); font-size: 0.85rem; }
-@media (max-width: 600px) { .wrap { padding-left: 1rem; padding-right: 1rem; }
-  h1 { font-size: 1.6rem; } }
-"""
+# The pages are Jinja templates beside the report template (render/builtin/site_*.html.j2),
+# rendered in the sandbox with autoescape.  What they show is prepared here as plain
+# dicts, lists and strings, read with subscripts: the templates hold the markup, this
+# code the decisions, and a page of a thousand reports renders as fast as the f-strings
+# did (every attribute or method the sandbox resolves costs a safety check).
 
 
-def _page(title: str, header: Markup, body: Markup) -> str:
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n'
-        "<head>\n"
-        '<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
-        '<meta name="generator" content="eil-pipelines">\n'
-        f"<title>{escape(title)}</title>\n"
-        f"<style>\n{SITE_CSS}</style>\n"
-        "</head>\n"
-        "<body>\n"
-        f'<header class="site"><div class="wrap">{header}</div></header>\n'
-        f'<main><div class="wrap">\n{body}</div></main>\n'
-        '<footer class="site"><div class="wrap"><p>Generated by eil-pipelines from the reports '
-        "in this folder.</p></div></footer>\n"
-        "</body>\n"
-        "</html>\n"
-    )
+@cache
+def site_css() -> str:
+    """The site's style sheet, inlined into every page."""
+    return resources.files("eil_pipelines.render").joinpath("site.css").read_text(encoding="utf-8")
 
 
 def _href(*parts: str) -> str:
+    """A relative link from path parts, each percent-encoded."""
     return "/".join(quote(part, safe="._-~") for part in parts)
 
 
@@ -405,14 +333,15 @@ def _zone(name: Any) -> ZoneInfo | None:
         return None
 
 
-def _time(iso: Any, zone_name: Any) -> Markup:
-    """A ``<time>`` element for an ISO date-time, shown in the pipeline's zone."""
+def _when(iso: Any, zone_name: Any) -> tuple[str, str] | str | None:
+    """An ISO date-time as (``datetime`` attribute, words) in the pipeline's zone; the
+    text itself when it does not parse; ``None`` when there is none."""
     if not isinstance(iso, str):
-        return Markup("unknown time")
+        return None
     try:
         moment = datetime.fromisoformat(iso)
     except ValueError:
-        return Markup("{}").format(iso)
+        return iso
     zone = _zone(zone_name)
     if zone is not None and moment.tzinfo is not None:
         moment = moment.astimezone(zone)
@@ -421,253 +350,120 @@ def _time(iso: Any, zone_name: Any) -> Markup:
         label += f":{moment:%S}"
     if moment.tzinfo is not None:
         label += f" {moment.tzname()}"
-    return Markup('<time datetime="{}">{}</time>').format(moment.isoformat(), label)
+    return moment.isoformat(), label
 
 
 def stamp_label(stamp: str) -> tuple[str, str]:
     """``2026-11-23T0900`` → (``2026-11-23T09:00``, ``Mon 23 Nov 2026, 09:00``):
     the ``datetime`` attribute and the words of a report's date."""
-    match = _STAMP.match(stamp)
-    if not match:
+    parsed = parse_stamp(stamp)
+    if parsed is None:
         return stamp, stamp
-    year, month, day, hour, minute, second = match.groups()
-    moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0))
+    moment, precision = parsed
     words = f"{moment:%a} {moment.day} {moment:%b %Y}"
-    machine = f"{year}-{month}-{day}"
-    if hour is not None:
-        words += f", {hour}:{minute}" + (f":{second}" if second else "")
-        machine += f"T{hour}:{minute}" + (f":{second}" if second else "")
+    machine = format_stamp(moment, "day")
+    if precision != "day":
+        clock = f"{moment:%H:%M:%S}" if precision == "second" else f"{moment:%H:%M}"
+        words += f", {clock}"
+        machine += f"T{clock}"
     return machine, words
 
 
-def _stamp_time(stamp: str) -> Markup:
-    machine, words = stamp_label(stamp)
-    return Markup('<time datetime="{}">{}</time>').format(machine, words)
+def _metric(metric: Mapping[str, Any]) -> dict[str, Any]:
+    """One headline figure as the pages print it."""
+    return {
+        "label": metric.get("label", ""),
+        "text": metric.get("text", ""),
+        "headline_text": metric.get("text"),
+        "change": bool(metric.get("direction")),
+        "direction": metric.get("direction", ""),
+        "sentiment": metric.get("sentiment", "neutral"),
+        "change_text": metric.get("change_text", ""),
+        "previous_text": metric.get("previous_text", ""),
+    }
 
 
-def _status_badge(status: Any) -> Markup:
-    mark, word = _STATUS_WORDS.get(str(status), ("•", str(status).replace("_", " ").capitalize()))
-    css = str(status) if str(status) in _STATUS_WORDS else "other"
-    return Markup('<span class="status {}"><span aria-hidden="true">{}</span> {}</span>').format(
-        css, mark, word
-    )
+def _report_view(report: Report) -> dict[str, Any]:
+    """One report's row: its date, links (the first is the main one), data, figures."""
+    machine, words = stamp_label(report.stamp)
+    metrics = (report.manifest or {}).get("metrics") or []
+    return {
+        "machine": machine,
+        "words": words,
+        "links": [
+            (_href(report.documents[fmt]), _FORMAT_NAMES[fmt])
+            for fmt in ("html", "pdf", "md")
+            if fmt in report.documents
+        ],
+        "data": [(_href(*path.split("/")), path.split("/")[-1]) for path in report.data],
+        "json": _href(report.documents["json"]) if "json" in report.documents else None,
+        "headline": [_metric(m) for m in metrics[:3] if isinstance(m, Mapping)],
+    }
 
 
-def _last_run(state: PipelineState) -> Markup:
+def _pipeline_view(state: PipelineState) -> dict[str, Any]:
+    """What the index and the pipeline's own page show of ``state``."""
+    zone = state.info("timezone")
     last = state.last_run
-    if last is None:
-        return Markup("never run")
-    when = _time(last.get("scheduled_at"), state.info("timezone"))
-    return Markup("{} · scheduled {}").format(_status_badge(last.get("status")), when)
-
-
-def _failure(state: PipelineState) -> Markup:
-    last = state.last_run
-    if not last or last.get("status") in (None, "succeeded"):
-        return Markup("")
-    error = last.get("error") or "no message recorded"
-    return Markup(
-        '<div class="alert"><p><strong>The last run failed</strong> (report for {}); the reports '
-        "below are from earlier runs.</p><pre>{}</pre></div>\n"
-    ).format(_time(last.get("scheduled_at"), state.info("timezone")), error)
-
-
-def _kpis(manifest: Mapping[str, Any] | None) -> Markup:
-    metrics = (manifest or {}).get("metrics") or []
-    if not metrics:
-        return Markup("")
-    items = []
-    for metric in metrics:
-        if not isinstance(metric, Mapping):
-            continue
-        change = Markup("")
-        if metric.get("direction"):
-            change = Markup(
-                '<dd class="kpi-change"><span class="delta {} {}">{}</span> vs {}</dd>'
-            ).format(
-                metric.get("direction", ""),
-                metric.get("sentiment", "neutral"),
-                metric.get("change_text", ""),
-                metric.get("previous_text", ""),
-            )
-        items.append(
-            Markup('<div class="kpi"><dt>{}</dt><dd class="kpi-value">{}</dd>{}</div>').format(
-                metric.get("label", ""), metric.get("text", ""), change
-            )
+    view: dict[str, Any] = {
+        "name": state.name,
+        "href": _href(state.name),
+        "has_folder": state.has_folder,
+        "title": state.title,
+        "description": state.info("description"),
+        "schedule": state.info("schedule") or "on demand only",
+        "last_run": None,
+        "failure": None,
+        "latest": None,
+        "reports": [_report_view(report) for report in state.reports],
+    }
+    if last is not None:
+        status = last.get("status")
+        mark, word = _STATUS_WORDS.get(
+            str(status), ("•", str(status).replace("_", " ").capitalize())
         )
-    return Markup('<dl class="kpis">\n{}\n</dl>\n').format(Markup("\n").join(items))
+        view["last_run"] = {
+            "css": str(status) if str(status) in _STATUS_WORDS else "other",
+            "mark": mark,
+            "word": word,
+            "when": _when(last.get("scheduled_at"), zone),
+        }
+        if status not in (None, "succeeded"):
+            view["failure"] = {
+                "when": view["last_run"]["when"],
+                "error": last.get("error") or "no message recorded",
+            }
+    metrics = state.latest.get("metrics") if state.latest is not None else None
+    if metrics and state.reports:
+        newest = view["reports"][0]
+        view["latest"] = {
+            "machine": newest["machine"],
+            "words": newest["words"],
+            "metrics": [_metric(m) for m in metrics if isinstance(m, Mapping)],
+        }
+    return view
 
 
-def _headline(manifest: Mapping[str, Any] | None) -> Markup:
-    """The figures of one report in a line, for the history table."""
-    metrics = (manifest or {}).get("metrics") or []
-    parts = []
-    for metric in metrics[:3]:
-        if not isinstance(metric, Mapping):
-            continue
-        part = Markup("{} <strong>{}</strong>").format(metric.get("label", ""), metric.get("text"))
-        if metric.get("direction"):
-            part += Markup(' <span class="delta {} {}">{}</span>').format(
-                metric.get("direction", ""),
-                metric.get("sentiment", "neutral"),
-                metric.get("change_text", ""),
-            )
-        parts.append(part)
-    return Markup("<br>").join(parts) if parts else Markup("")
-
-
-def _main_link(report: Report, prefix: tuple[str, ...]) -> Markup:
-    for fmt in ("html", "pdf", "md"):
-        if fmt in report.documents:
-            return Markup('<a href="{}">{}</a>').format(
-                _href(*prefix, report.documents[fmt]), _stamp_time(report.stamp)
-            )
-    return _stamp_time(report.stamp)
-
-
-def _other_links(report: Report, prefix: tuple[str, ...], *, skip_first: bool) -> list[Markup]:
-    """Links to the report's other formats, each named with the date for screen readers."""
-    present = [f for f in ("html", "pdf", "md") if f in report.documents]
-    if skip_first:
-        present = present[1:]
-    _, words = stamp_label(report.stamp)
-    return [
-        Markup('<a href="{}">{}<span class="visually-hidden"> of {}</span></a>').format(
-            _href(*prefix, report.documents[f]), _FORMAT_NAMES[f], words
-        )
-        for f in present
-    ]
-
-
-def _report_item(report: Report, name: str) -> Markup:
-    others = _other_links(report, (name,), skip_first=True)
-    also = Markup(' <span class="also">({})</span>').format(Markup(", ").join(others))
-    return Markup("<li>{}{}</li>").format(_main_link(report, (name,)), also if others else "")
-
-
-def _index_section(state: PipelineState) -> Markup:
-    anchor = f"p-{state.name}"
-    title = escape(state.title)
-    if state.has_folder:
-        title = Markup('<a href="{}">{}</a>').format(_href(state.name, "index.html"), state.title)
-    parts = [Markup('<h2 id="{}">{}</h2>\n').format(anchor, title)]
-    description = state.info("description")
-    if description:
-        parts.append(Markup('<p class="desc">{}</p>\n').format(description))
-    schedule = state.info("schedule") or "on demand only"
-    parts.append(
-        Markup(
-            '<dl class="facts"><div><dt>Schedule</dt><dd>{}</dd></div>'
-            "<div><dt>Last run</dt><dd>{}</dd></div>"
-            "<div><dt>Reports</dt><dd>{}</dd></div></dl>\n"
-        ).format(schedule, _last_run(state), len(state.reports))
-    )
-    parts.append(_failure(state))
-    if state.reports:
-        newest = state.reports[0]
-        if state.latest is not None and state.latest.get("metrics"):
-            parts.append(Markup("<h3>Latest figures ({})</h3>\n").format(_stamp_time(newest.stamp)))
-            parts.append(_kpis(state.latest))
-        parts.append(Markup("<h3>Reports, newest first</h3>\n"))
-        recent, older = state.reports[:INDEX_RECENT], state.reports[INDEX_RECENT:]
-        items = Markup("\n").join(_report_item(r, state.name) for r in recent)
-        parts.append(Markup('<ul class="reports">\n{}\n</ul>\n').format(items))
-        if older:
-            items = Markup("\n").join(_report_item(r, state.name) for r in older)
-            parts.append(
-                Markup(
-                    '<details><summary>{} older report{}</summary>\n<ul class="reports">\n{}\n'
-                    "</ul>\n</details>\n"
-                ).format(len(older), "s" if len(older) != 1 else "", items)
-            )
-    else:
-        parts.append(Markup('<p class="meta">No report yet.</p>\n'))
-    return Markup('<section class="card" aria-labelledby="{}">\n{}</section>\n').format(
-        anchor, Markup("").join(parts)
+def _render(template: str, values: dict[str, Any]) -> str:
+    return render_page(
+        template,
+        {"csp": Markup(CONTENT_SECURITY_POLICY), "css": Markup(site_css()), **values},
     )
 
 
 def render_index(states: list[PipelineState]) -> str:
     """``reports/index.html``: every pipeline, its last run, latest figures and reports."""
     ordered = sorted(states, key=lambda s: (s.title.casefold(), s.name))
-    count = sum(len(s.reports) for s in ordered)
-    body = [Markup("<h1>Reports</h1>\n")]
-    if not ordered:
-        body.append(
-            Markup(
-                '<p class="meta">No reports yet. Run <code>eil-run --once</code> to make the '
-                "first ones.</p>\n"
-            )
-        )
-    else:
-        body.append(
-            Markup('<p class="meta">{} pipeline{} · {} report{}</p>\n').format(
-                len(ordered),
-                "s" if len(ordered) != 1 else "",
-                count,
-                "s" if count != 1 else "",
-            )
-        )
-        body.extend(_index_section(s) for s in ordered)
-    header = Markup("<p>eil-pipelines reports</p>")
-    return _page("Reports", header, Markup("").join(body))
+    return _render(
+        "site_index.html.j2",
+        {
+            "pipelines": [state.view for state in ordered],
+            "report_count": sum(len(s.reports) for s in ordered),
+            "recent": INDEX_RECENT,
+        },
+    )
 
 
 def render_pipeline_page(state: PipelineState) -> str:
     """``reports/<pipeline>/index.html``: one pipeline's history, newest first."""
-    body = [Markup("<h1>{}</h1>\n").format(state.title)]
-    description = state.info("description")
-    if description:
-        body.append(Markup('<p class="desc">{}</p>\n').format(description))
-    schedule = state.info("schedule") or "on demand only"
-    body.append(
-        Markup(
-            '<dl class="facts"><div><dt>Pipeline</dt><dd><code>{}</code></dd></div>'
-            "<div><dt>Schedule</dt><dd>{}</dd></div>"
-            "<div><dt>Last run</dt><dd>{}</dd></div>"
-            "<div><dt>Reports</dt><dd>{}</dd></div></dl>\n"
-        ).format(state.name, schedule, _last_run(state), len(state.reports))
-    )
-    body.append(_failure(state))
-    if state.latest is not None and state.latest.get("metrics") and state.reports:
-        body.append(
-            Markup("<h2>Latest figures ({})</h2>\n").format(_stamp_time(state.reports[0].stamp))
-        )
-        body.append(_kpis(state.latest))
-    body.append(Markup("<h2>History</h2>\n"))
-    if not state.reports:
-        body.append(Markup('<p class="meta">No report yet.</p>\n'))
-    else:
-        rows = []
-        for report in state.reports:
-            others = Markup(", ").join(_other_links(report, (), skip_first=True))
-            data = Markup(", ").join(
-                Markup('<a href="{}">{}</a>').format(_href(*path.split("/")), path.split("/")[-1])
-                for path in report.data
-            )
-            manifest = Markup("")
-            if "json" in report.documents:
-                _, words = stamp_label(report.stamp)
-                manifest = Markup(
-                    '<a href="{}">JSON<span class="visually-hidden"> manifest of {}</span></a>'
-                ).format(_href(report.documents["json"]), words)
-            rows.append(
-                Markup(
-                    '<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>'
-                ).format(_main_link(report, ()), _headline(report.manifest), others, data, manifest)
-            )
-        body.append(
-            Markup(
-                '<div class="table-wrap" role="region" aria-label="History" tabindex="0">\n'
-                "<table>\n<caption>Every report of this pipeline, newest first</caption>\n"
-                '<thead><tr><th scope="col">Report</th><th scope="col">Headline figures</th>'
-                '<th scope="col">Other formats</th><th scope="col">Data</th>'
-                '<th scope="col">Manifest</th></tr></thead>\n<tbody>\n{}\n</tbody>\n</table>\n'
-                "</div>\n"
-            ).format(Markup("\n").join(rows))
-        )
-    header = Markup(
-        '<nav aria-label="Breadcrumb"><p><a href="../index.html">All reports</a> '
-        '<span aria-hidden="true">›</span> {}</p></nav>'
-    ).format(state.title)
-    return _page(f"{state.title}: reports", header, Markup("").join(body))
+    return _render("site_pipeline.html.j2", {"state": state.view})

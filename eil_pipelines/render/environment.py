@@ -31,14 +31,16 @@ Security rules, and why:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from jinja2 import FunctionLoader, StrictUndefined, Template
+from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateNotFound
 from jinja2.exceptions import (
     SecurityError,
     TemplateError,
@@ -302,3 +304,55 @@ def render_report(
         return tidy_markdown(text)
     # Not tidied: collapsing blank lines would change code inside <pre> blocks.
     return html_document(_title(context), markdown_to_html(text))
+
+
+# --- the engine's own pages ---------------------------------------------------------
+
+#: The names of the built-in page templates in ``render/builtin/``.
+_PAGE_NAME = re.compile(r"[a-z][a-z0-9_]*\.(?:html|txt)\.j2")
+
+
+def _builtin_page(name: str) -> tuple[str, str | None, Callable[[], bool]]:
+    if not _PAGE_NAME.fullmatch(name):
+        raise TemplateNotFound(name)
+    path = resources.files(__package__).joinpath("builtin", name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        raise TemplateNotFound(name) from None
+    # Package files do not change while the process runs: never reload.
+    return text, None, lambda: True
+
+
+def _page_autoescape(name: str | None) -> bool:
+    # Escaping is on for everything but the plain-text templates.
+    return not (name or "").endswith(".txt.j2")
+
+
+@cache
+def page_environment() -> ReportEnvironment:
+    """The environment for the engine's own pages: the report site and the email body.
+
+    The same sandbox as reports (:class:`ReportEnvironment`, ``StrictUndefined``),
+    with autoescape on for ``*.html.j2`` (and off for ``*.txt.j2``), and a loader
+    that reads only the built-in templates in ``render/builtin/``, so pages may
+    ``{% extends %}`` and ``{% import %}`` one another.  No report filters and
+    no Markdown escaping: these templates write HTML, not Markdown.  Block tags
+    on a line of their own leave nothing behind (``trim_blocks``,
+    ``lstrip_blocks``).  Built once per process and shared: its settings never
+    change and Jinja's template cache is thread-safe.
+    """
+    return ReportEnvironment(
+        undefined=StrictUndefined,
+        autoescape=_page_autoescape,
+        loader=FunctionLoader(_builtin_page),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+
+
+def render_page(name: str, values: Mapping[str, Any]) -> str:
+    """Render the built-in page template ``name`` (``site_index.html.j2`` …) with ``values``."""
+    return page_environment().get_template(name).render(values)

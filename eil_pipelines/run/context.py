@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..outputs.stamps import format_stamp
 from ..schedule.zones import get_zone
 from ..spec.loader import Pipeline
 
@@ -112,10 +113,10 @@ def pipeline_trigger(pipeline: Pipeline) -> Any:
 def stamp_for(moment: datetime, min_interval: timedelta | None) -> str:
     """The file stamp: a date for daily or rarer schedules, minutes or seconds below that."""
     if min_interval is None or min_interval >= timedelta(days=1):
-        return moment.strftime("%Y-%m-%d")
+        return format_stamp(moment, "day")
     if min_interval >= timedelta(minutes=1):
-        return moment.strftime("%Y-%m-%dT%H%M")
-    return moment.strftime("%Y-%m-%dT%H%M%S")
+        return format_stamp(moment, "minute")
+    return format_stamp(moment, "second")
 
 
 def make_context(

@@ -146,3 +146,84 @@ def test_each_recipient_gets_an_own_message(project, smtp, make_service):
         (["b@example.com"], "b@example.com"),
     ]
     assert mails[0].message["Message-ID"] != mails[1].message["Message-ID"]
+
+
+# --- the body's HTML, function by function -----------------------------------------
+
+PNG_800 = b"\x89PNG\r\n\x1a\n" + bytes(8) + (800).to_bytes(4, "big") + bytes(8)
+
+
+def test_chart_svg_becomes_a_cid_image_and_the_rest_stays_byte_for_byte():
+    from eil_pipelines.deliver.html import swap_charts
+
+    fragment = (
+        '<p title="a > b">before</p>\n'
+        '<figure class="chart" id="chart-rev">\n'
+        '<svg aria-label="Revenue &amp; &#34;more&#34;"><svg><g/></svg><text>x</text></svg>\n'
+        "<figcaption>Revenue</figcaption>\n</figure>\n"
+        "<!-- <svg> in a comment -->\n"
+        '<figure class="chart" id="chart-gone"><svg aria-label="Gone"></svg></figure>\n'
+        '<svg id="logo"><path d="M0"/></svg>'
+    )
+    html, images = swap_charts(fragment, {"rev": PNG_800}, stamp="2026-03-02T1300")
+    assert [(i.cid, i.filename) for i in images] == [
+        ("chart-rev.2026-03-02T1300@eil-pipelines", "rev.png")
+    ]
+    assert html == (
+        '<p title="a > b">before</p>\n'
+        '<figure class="chart" id="chart-rev">\n'
+        '<img src="cid:chart-rev.2026-03-02T1300@eil-pipelines" alt="Revenue &amp; &#34;more&#34;"'
+        ' width="768" style="width:100%;max-width:768px">\n'
+        "<figcaption>Revenue</figcaption>\n</figure>\n"
+        "<!-- <svg> in a comment -->\n"
+        '<figure class="chart" id="chart-gone"><p class="chart-missing">Chart: Gone</p></figure>\n'
+        '<svg id="logo"><path d="M0"/></svg>'  # not a chart: left alone
+    )
+
+
+def test_markdown_chart_images_point_at_their_inline_part():
+    from eil_pipelines.deliver.html import swap_charts
+
+    fragment = (
+        '<p><img src="2026-03-02_charts/rev.png" alt="Revenue"></p>\n'
+        '<p><img src="elsewhere/rev.png" alt="not a chart"></p>'
+    )
+    html, images = swap_charts(fragment, {"rev": PNG_800}, stamp="2026-03-02")
+    assert html == (
+        '<p><img width="768" src="cid:chart-rev.2026-03-02@eil-pipelines" alt="Revenue"></p>\n'
+        '<p><img src="elsewhere/rev.png" alt="not a chart"></p>'
+    )
+    assert [i.cid for i in images] == ["chart-rev.2026-03-02@eil-pipelines"]
+
+
+def test_inline_styles_touch_only_start_tags():
+    from eil_pipelines.deliver.html import inline_styles
+
+    fragment = (
+        '<p title="a>b" class="meta" style="color:red;">x</p>'
+        "<!-- <p> stays a comment -->"
+        "<td class=num style='font-family:&quot;A&quot;'>1</td><br/><custom-tag>y</custom-tag>"
+    )
+    assert inline_styles(fragment) == (
+        '<p title="a>b" class="meta" style="margin:0 0 14px;color:#57606a;font-size:14px;'
+        'color:red">x</p>'
+        "<!-- <p> stays a comment -->"
+        '<td class=num style="padding:6px 10px;border-bottom:1px solid #d0d7de;text-align:left;'
+        'vertical-align:top;text-align:right;font-family:&#34;A&#34;">1</td><br/>'
+        "<custom-tag>y</custom-tag>"
+    )
+
+
+def test_the_collapsed_sql_goes_even_when_nested_and_the_report_main_is_found():
+    from eil_pipelines.deliver.html import email_document, report_fragment
+
+    document = (
+        '<html><body><main class="report">\n<h1>T</h1>\n'
+        "<details><summary>SQL used</summary><details><summary>inner</summary>x</details>"
+        "<pre>select 1</pre></details>\n<p>after</p>\n<main>nested</main>\n</main></body></html>"
+    )
+    fragment = report_fragment(html_document=document)
+    assert fragment.startswith("<h1>T</h1>") and fragment.endswith("<main>nested</main>")
+    html = email_document(title="T", fragment=fragment)
+    assert "SQL used" not in html and "inner" not in html and "select 1" not in html
+    assert '<p style="margin:0 0 14px">after</p>' in html
