@@ -10,10 +10,8 @@ be repeated, which is the point of a test send.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from ..deliver.messages import Composer, RunFacts
 from ..deliver.redact import Redactor
 from ..errors import EilError
 from ..ledger import Ledger
+from ..outputs.stamps import is_stamp, parse_stamp
 from ..run.context import make_context
 from ..run.pipeline import utc_now
 from ..spec.loader import Pipeline, load_pipeline
@@ -30,8 +29,6 @@ from ..spec.project import load_project_settings
 from . import ledger_path
 
 __all__ = ["Sent", "latest_report", "send_latest"]
-
-_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{4}(\d{2})?)?$")
 
 
 @dataclass(frozen=True)
@@ -99,9 +96,7 @@ def latest_report(pipeline: Pipeline, reports: Path) -> Any:
                     return RunFacts(pipeline, ctx, "succeeded", files=files, metrics=metrics)
     folder = reports / pipeline.name
     documents = [
-        p
-        for p in folder.glob("*.*")
-        if p.suffix in (".md", ".html", ".pdf") and _STAMP.match(p.stem)
+        p for p in folder.glob("*.*") if p.suffix in (".md", ".html", ".pdf") and is_stamp(p.stem)
     ]
     if not documents:
         raise EilError(
@@ -113,13 +108,9 @@ def latest_report(pipeline: Pipeline, reports: Path) -> Any:
     files = [p for p in folder.glob(f"{stamp}.*")]
     for sub in (f"{stamp}_charts", f"{stamp}_data"):
         files.extend(p for p in (folder / sub).glob("*") if p.is_file())
-    moment = datetime.strptime(stamp, _stamp_format(stamp))
+    parsed = parse_stamp(stamp)
+    assert parsed is not None  # documents hold only stamped files
+    moment = parsed.moment
     # The file's own stamp, even if the schedule (and so the stamp format) changed since.
     ctx = dataclasses.replace(make_context(pipeline, moment), stamp=stamp)
     return RunFacts(pipeline, ctx, "succeeded", files=files)
-
-
-def _stamp_format(stamp: str) -> str:
-    if len(stamp) == 10:
-        return "%Y-%m-%d"
-    return "%Y-%m-%dT%H%M" if len(stamp) == 15 else "%Y-%m-%dT%H%M%S"

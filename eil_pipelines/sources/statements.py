@@ -81,7 +81,6 @@ FORBIDDEN_FUNCTIONS = frozenset(
         "load_file",
         "get_lock",
         "release_lock",
-        "sleep",
         "benchmark",
         # SQLite
         "load_extension",
@@ -101,6 +100,7 @@ DIALECTS = {
     "postgresql": "postgres",
     "mysql": "mysql",
     "mariadb": "mysql",
+    "mssql": "tsql",
 }
 
 
@@ -126,7 +126,7 @@ def refusal(sql: str, dialect: str) -> str | None:
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
-    dialect = DIALECTS.get(dialect.lower(), dialect.lower())
+    dialect = _known_dialect(DIALECTS.get(dialect.lower(), dialect.lower()))
     # sqlglot logs a warning when it parses a statement it doesn't know as a
     # generic command; that statement is refused anyway, with our message.
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -151,6 +151,18 @@ def refusal(sql: str, dialect: str) -> str | None:
             if name in FORBIDDEN_FUNCTIONS:
                 return f"the function {name}() is not allowed in a query (it changes state or reaches outside the database)"
     return None
+
+
+def _known_dialect(name: str) -> str:
+    """``name`` when sqlglot knows it, else ``""`` (its generic SQL): a SQLAlchemy
+    dialect sqlglot has never heard of still gets the statement check."""
+    from sqlglot.dialects.dialect import Dialect
+
+    try:
+        Dialect.get_or_raise(name)
+    except ValueError:
+        return ""
+    return name
 
 
 _ONLY = "only one SELECT (or WITH ... SELECT) statement is allowed"

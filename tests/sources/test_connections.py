@@ -274,7 +274,10 @@ def test_sqlalchemy_reaches_both_servers(
             )
             assert frame["n"].tolist()[0] > 0
             assert frame["lit"].tolist() == ["$x 5%"]
-            with pytest.raises(Exception, match="statements are refused"):
+            with pytest.raises(
+                Exception,
+                match=r"only one SELECT \(or WITH ... SELECT\) statement is allowed; found DELETE",
+            ):
                 src.run("q", "DELETE FROM orders", {})
 
 

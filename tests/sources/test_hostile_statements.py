@@ -210,3 +210,12 @@ def test_deep_validation_reports_several_statements(tmp_path):
         "found 2 (CREATE TABLE, SELECT)"
     ) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("dialect", ["mssql", "snowflake", "a-dialect-sqlglot-does-not-know"])
+def test_every_sqlalchemy_dialect_gets_the_check(dialect):
+    """A SQLAlchemy dialect's name, known to sqlglot or not, still refuses writes."""
+    assert refusal("SELECT 1 AS a", dialect) is None
+    assert refusal("SELECT 1 AS a; DROP TABLE orders", dialect) == (
+        "only one statement is allowed in a query; found 2 (SELECT, DROP TABLE)"
+    )
