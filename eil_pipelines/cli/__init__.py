@@ -31,6 +31,7 @@ COMMANDS = {
     "backfill": "eil_pipelines.cli.backfill:build_backfill_parser:cmd_backfill",
     "explain": "eil_pipelines.cli.explain:build_explain_parser:cmd_explain",
     "serve": "eil_pipelines.cli.serve:build_serve_parser:cmd_serve",
+    "connections": "eil_pipelines.cli.connections:build_connections_parser:cmd_connections",
 }
 #: ``eil-run [--once] [PATH]``: the scheduler, or one run of each pipeline.
 MAIN = "eil_pipelines.cli.once:build_main_parser:cmd_main"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -297,3 +301,44 @@ def test_a_missing_sqlalchemy_dialect_is_named(project) -> None:
 def test_no_eil_toml_is_named(tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r'no connection named "warehouse" in eil\.toml'):
         open_source("p", "warehouse", tmp_path)
+
+
+def test_the_connections_command_prints_each_check_and_exits_2_on_a_problem(
+    project, postgres_server: PostgresServer
+) -> None:
+    """``eil-run connections`` as a user runs it: text and JSON, no secret, exit codes."""
+    project.write(
+        "eil.toml",
+        pg_toml(postgres_server)
+        + pg_toml(postgres_server, "wrong").replace("PG_PASSWORD", "WRONG_PASSWORD"),
+    )
+    env = {**os.environ, "PG_PASSWORD": READER_PASSWORD, "WRONG_PASSWORD": f"bad-{MARKER}"}
+
+    def eil(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "eil_pipelines", "connections", *args],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    shown = eil()
+    assert shown.returncode == 2, shown.stderr
+    assert shown.stdout.startswith("warehouse: ok (postgres, 127.0.0.1:"), shown.stdout
+    assert "read-only" in shown.stdout
+    assert "wrong: FAILED (postgres" in shown.stdout
+    assert "connections.wrong: authentication failed for user" in shown.stderr
+    as_json = eil("--format", "json")
+    assert as_json.returncode == 2
+    rows = {row["name"]: row for row in json.loads(as_json.stdout)}
+    assert rows["warehouse"]["ok"] is True and rows["warehouse"]["read_only"] is True
+    assert rows["wrong"]["ok"] is False and rows["wrong"]["problems"]
+    for result in (shown, as_json):
+        output = result.stdout + result.stderr
+        assert MARKER not in output and READER_PASSWORD not in output
+        assert "Traceback" not in output
+    project.write("eil.toml", pg_toml(postgres_server))
+    good = eil("--format", "json")
+    assert good.returncode == 0, good.stderr
