@@ -50,7 +50,7 @@ from .summary import summarise
 NO_DATA_TEXT = "No data for this period"
 
 
-def draw_chart(spec: ChartSpec, df: pd.DataFrame, *, currency: str = "$") -> Figure:
+def draw_chart(spec: ChartSpec, df: pd.DataFrame, *, currency: str = "$") -> ChartFigure:
     """Draw ``spec`` from its query's result ``df`` and return the Figure.
 
     ``y`` may name several columns (one series each), or ``series`` may name
@@ -203,7 +203,7 @@ def _number_axis(axis, xs: np.ndarray) -> None:
 
 def _category_axis(axis, labels: list[str], crowded_at: int) -> None:
     if len(labels) <= crowded_at:
-        axis.set_major_locator(FixedLocator(np.arange(len(labels))))
+        axis.set_major_locator(FixedLocator(list(range(len(labels)))))
     else:
         axis.set_major_locator(MaxNLocator(nbins=crowded_at // 2, integer=True))
     axis.set_major_formatter(IndexFormatter(labels))
@@ -723,7 +723,7 @@ def _hist(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
         color = color_for(i, other=s.other)
         ax.hist(
             s.y,
-            bins=edges,
+            bins=list(edges),
             color=color,
             alpha=1.0 if k == 1 else 0.55,
             edgecolor="white",

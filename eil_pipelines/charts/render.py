@@ -85,7 +85,8 @@ def render_chart(fig: Figure, fmt: ImageFormat, *, close: bool = True) -> bytes:
 def release(fig: Figure) -> None:
     """Drop the figure's artists so its memory is freed without waiting for the GC."""
     fig.clear()
-    fig.released = True
+    if isinstance(fig, ChartFigure):
+        fig.released = True
 
 
 def _inline_svg(text: str, *, name: str, label: str) -> str:

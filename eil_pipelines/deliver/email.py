@@ -100,7 +100,7 @@ def build_message(
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     if html is not None:
         msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-        html_part = msg.get_payload()[-1]
+        *_, html_part = msg.iter_parts()  # the part add_alternative just added
         for image in images:
             html_part.add_related(
                 image.data,

@@ -330,6 +330,7 @@ def template_problems(
     names = _attribute_names(pipeline)
     seen: set[tuple[str, ...]] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)  # what find_all was asked for
         attr = _attribute(node)
         target = node.node
         if attr is None:

@@ -503,7 +503,7 @@ def open_source(
     if isinstance(spec, str):
         from .named import open_named
 
-        return open_named(pipeline, spec, root, target=target)  # type: ignore[no-any-return]
+        return open_named(pipeline, spec, root, target=target)
     path = resolve_path(root, spec.path) if spec.path else None
     if spec.kind == "sqlite":
         assert path is not None  # the model requires a path for sqlite
