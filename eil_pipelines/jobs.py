@@ -15,12 +15,16 @@ the millisecond.  A job that raises is logged and keeps its schedule.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from datetime import datetime, time, timedelta
 from numbers import Real
 from pathlib import Path
 from typing import Any
 
+from .app import ledger_path
+from .ledger import Ledger
+from .outputs import atomic_write_text
 from .schedule.loop import Scheduler
 from .schedule.triggers import DailyTrigger, EveryTrigger
 from .schedule.zones import get_zone
@@ -140,8 +144,6 @@ def daily_kpi_summary(
     status, the headline metrics and links to the reports; folders are
     created as needed.  Returns the path written.
     """
-    from .app import ledger_path
-    from .outputs import atomic_write_text
 
     reports = Path(reports_dir)
     zone = get_zone(None)
@@ -151,8 +153,6 @@ def daily_kpi_summary(
     path = out_dir / f"{target_day.strftime('%Y%m%d')}_summary.md"
     records = []
     if ledger_path(reports).exists():
-        from .ledger import Ledger
-
         ledger = Ledger(ledger_path(reports))
         try:
             records = [
@@ -198,7 +198,6 @@ def daily_kpi_summary(
 
 
 def _relative(target: Path, start: Path) -> str:
-    import os
 
     try:
         return os.path.relpath(target.resolve(), start.resolve()).replace(os.sep, "/")

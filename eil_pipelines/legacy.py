@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .charts import chart_sales_trend
 from .charts.legacy import slug
 from .outputs import atomic_write_text
+from .render import ChartAsset, load_template, render_report
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +44,6 @@ def build_executive_report(
     (PNG files, such as those :func:`chart_sales_trend` writes: linked from the
     Markdown, embedded in the HTML so it stays one self-contained file).
     """
-    from .render import ChartAsset, load_template, render_report
 
     folder = Path(reports_dir)
     moment = now or datetime.now()

@@ -183,3 +183,104 @@ def test_a_cli_module_is_short_and_holds_no_ledger_access(name):
     plain = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     froms = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level]
     assert "sqlite3" not in plain + froms
+
+
+# --- lazy imports only at the edges ------------------------------------------------------
+
+#: Third-party (and platform-only standard) modules that cost start-up time or exist
+#: only on some machines: importing them inside the function that needs them keeps
+#: ``eil-run --help`` and ``validate`` fast and optional extras optional.
+HEAVY = {
+    "duckdb",
+    "pandas",
+    "numpy",
+    "matplotlib",
+    "sqlglot",
+    "pyarrow",
+    "openpyxl",
+    "weasyprint",
+    "markdown_it",
+    "psycopg",
+    "pymysql",
+    "sqlalchemy",
+    "multiprocessing",
+    "ctypes",
+    "fcntl",
+}
+
+#: Function-level imports of the package's own modules outside ``cli/``, each with
+#: its reason.  Anything else belongs at the top of its module.
+LAZY_SEAMS = {
+    # matplotlib loads only when a pipeline has charts (the scheduler, --once)
+    ("eil_pipelines.run.pipeline", "eil_pipelines.charts.style"),
+    ("eil_pipelines.run.pipeline", "eil_pipelines.charts.work"),
+    ("eil_pipelines.app.once", "eil_pipelines.charts.processes"),
+    ("eil_pipelines.app.service", "eil_pipelines.charts.processes"),
+    # a server engine loads (and its driver with it) only when a connection uses it
+    ("eil_pipelines.sources", "eil_pipelines.sources.named"),
+    ("eil_pipelines.sources.check", "eil_pipelines.sources.named"),
+    ("eil_pipelines.sources.named", "eil_pipelines.sources"),
+    ("eil_pipelines.sources.named", "eil_pipelines.sources.postgres"),
+    ("eil_pipelines.sources.named", "eil_pipelines.sources.mysql"),
+    ("eil_pipelines.sources.named", "eil_pipelines.sources.alchemy"),
+    # eil.toml and pipeline files check each other's references (one package, one cycle)
+    ("eil_pipelines.spec.loader", "eil_pipelines.spec.project"),
+    ("eil_pipelines.spec.project", "eil_pipelines.spec.loader"),
+    ("eil_pipelines.spec.project", "eil_pipelines.spec.models"),
+    ("eil_pipelines.spec.project", "eil_pipelines.spec.toml_files"),
+    # templates are compiled only when a file names one (validate without templates
+    # stays free of Jinja)
+    ("eil_pipelines.spec.loader", "eil_pipelines.render"),
+    ("eil_pipelines.spec.project", "eil_pipelines.render"),
+    ("eil_pipelines.spec.loader", "eil_pipelines.errors"),
+    ("eil_pipelines.spec.project", "eil_pipelines.errors"),
+    # the cron parser checks a cron string only when a file has one
+    ("eil_pipelines.spec.models", "eil_pipelines.schedule.cron"),
+}
+
+
+def function_level_imports(name: str, path: Path) -> list[tuple[str, int]]:
+    """``(module, line)`` of every import inside a function of ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    is_package = path.name == "__init__.py"
+    found = []
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, ast.Import):
+                found.extend((alias.name, node.lineno) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = name.split(".")
+                    if not is_package:
+                        base = base[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    target = ".".join([*base, node.module] if node.module else base)
+                else:
+                    target = node.module or ""
+                found.append((target, node.lineno))
+    return found
+
+
+def test_lazy_imports_are_only_at_the_edges():
+    """Issue 10, item 9: imports inside functions only where they buy start-up time.
+
+    Allowed: the CLI's lazy dispatch (``cli/``), heavy or optional libraries, the
+    standard library's rarely needed corners, and the listed seams of our own.
+    """
+    stdlib = set(sys.stdlib_module_names)
+    wrong = []
+    for name, path in ALL.items():
+        if name.startswith(f"{PACKAGE}.cli"):
+            continue
+        for target, line in function_level_imports(name, path):
+            top = target.split(".")[0]
+            if top in HEAVY:
+                continue
+            if top == PACKAGE:
+                if (name, target) not in LAZY_SEAMS:
+                    wrong.append(f"{path.relative_to(ROOT.parent)}:{line}: {target}")
+            elif top not in stdlib:
+                wrong.append(f"{path.relative_to(ROOT.parent)}:{line}: {target} (third party)")
+    assert not wrong, "move these imports to the top of their module:\n" + "\n".join(wrong)

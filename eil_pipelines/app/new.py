@@ -19,14 +19,21 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from ..errors import UsageError
 from ..outputs.atomic import atomic_write_text
+from ..render import TemplateSource, compile_template
+from ..schedule.build import build_trigger
+from ..schedule.cron import validate_cron
+from ..schedule.durations import format_duration
+from ..schedule.zones import local_zone_name
 from ..spec.loader import display_path
-from ..spec.models import NAME_PATTERN
+from ..spec.models import NAME_PATTERN, PipelineSpec
 
 SAMPLE_DATA = "data/orders.parquet"
 
@@ -191,10 +198,6 @@ def scaffold_spec(
     ``timezone`` defaults to the machine's zone, written out so the file means
     the same on a server in another zone.
     """
-    from ..schedule.build import build_trigger
-    from ..schedule.cron import validate_cron
-    from ..schedule.zones import local_zone_name
-    from ..spec.models import PipelineSpec
 
     zone = timezone or local_zone_name()
     if cron is not None:
@@ -263,9 +266,6 @@ def _words(name: str) -> str:
 
 def _toml_values(value: Any, key: str = "") -> Any:
     """Model values → what the pipeline file spells: times as "HH:MM", durations as "15m"."""
-    from datetime import time
-
-    from ..schedule.durations import format_duration
 
     if isinstance(value, dict):
         return {k: _toml_values(v, k) for k, v in value.items()}
@@ -302,7 +302,6 @@ def scaffold_toml(spec: Any, name: str, *, schema_beside: bool = False) -> str:
     Metrics and charts are written as ``[[metrics]]`` tables one by one, since
     tomli-w writes short arrays of tables inline, which is harder to edit.
     """
-    import tomli_w
 
     data = _toml_values(spec.model_dump(exclude_defaults=True))
     if "schedule" in data:
@@ -350,8 +349,6 @@ def scaffold_template(spec: Any, name: str) -> str:
 
 def _check_before_writing(toml_text: str, template_text: str, template_name: str) -> None:
     """Parse and validate what is about to be written: a scaffold that fails is a bug here."""
-    from ..render import TemplateSource, compile_template
-    from ..spec.models import PipelineSpec
 
     PipelineSpec.model_validate(tomllib.loads(toml_text))
     compile_template(TemplateSource(template_name, template_text))

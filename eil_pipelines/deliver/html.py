@@ -25,6 +25,7 @@ from html.parser import HTMLParser
 
 from markupsafe import Markup, escape
 
+from ..render import markdown_to_html
 from ..render.environment import render_page
 
 #: Widest content column; charts are drawn 800 px wide and scale down.
@@ -341,7 +342,6 @@ def report_fragment(*, html_document: str | None = None, markdown: str | None = 
             body = re.search(r"<body[^>]*>(.*)</body>", html_document, re.DOTALL | re.IGNORECASE)
             return (body.group(1) if body else html_document).strip()
         return html_document[found[0] : found[1]].strip()
-    from ..render import markdown_to_html
 
     return markdown_to_html(markdown or "").strip()
 

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
+
 from ..errors import RenderError
 from ..ledger import NewDelivery
+from ..render import create_environment
 from ..spec.loader import Pipeline
 from ..spec.models import AlertSpec, DeliverSpec
 from ..spec.project import ProjectSettings
@@ -139,9 +142,6 @@ def render_subject(text: str, context: dict[str, Any], *, name: str) -> str:
 
     Raises :class:`RenderError` naming ``name`` (``deliver[0].subject``).
     """
-    from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-
-    from ..render import create_environment
 
     env = create_environment("md")
     try:

@@ -23,10 +23,15 @@ import os
 import platform
 import subprocess
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ..sources.server import version_seen
+from ..spec.project import load_project_settings
+from .exports import column_types
 
 log = logging.getLogger("eil_pipelines.outputs")
 
@@ -122,7 +127,6 @@ def _relative(path: Path, top: Path) -> str | None:
 @cache
 def software_versions() -> dict[str, str]:
     """Versions of Python, eil-pipelines and the libraries that shape the output."""
-    from importlib import metadata
 
     versions = {"python": platform.python_version()}
     for name in ("eil-pipelines", *_SOFTWARE):
@@ -134,7 +138,6 @@ def software_versions() -> dict[str, str]:
 
 
 def _weasyprint_version() -> str | None:
-    from importlib import metadata
 
     try:
         return metadata.version("weasyprint")
@@ -195,7 +198,6 @@ def build_manifest(
     query name to :func:`query_record`'s result; ``timing`` holds the
     wall-clock fields of :data:`VOLATILE_KEYS`.
     """
-    from datetime import UTC
 
     spec = pipeline.spec
     period = run["period"]
@@ -255,8 +257,6 @@ def source_record(pipeline: Any) -> dict[str, Any]:
         if source.path:
             record["path"] = source.path
         return record
-    from ..sources.server import version_seen  # set when the run's connection opened
-    from ..spec.project import load_project_settings
 
     engine = None
     try:
@@ -271,7 +271,6 @@ def query_record(
     sql: str, df: Any, *, result_sha256: str, file: str | None = None
 ) -> dict[str, Any]:
     """One query's entry: the SQL's hash (and file), rows, columns, the result's hash."""
-    from .exports import column_types
 
     record: dict[str, Any] = {"sql_sha256": sha256_text(sql)}
     if file is not None:

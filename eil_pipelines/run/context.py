@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..outputs.stamps import format_stamp
+from ..schedule.build import build_trigger
 from ..schedule.zones import get_zone
 from ..spec.loader import Pipeline
 
@@ -98,7 +99,6 @@ def pipeline_trigger(pipeline: Pipeline) -> Any:
     schedule = pipeline.spec.schedule
     if schedule is None:
         return None
-    from ..schedule.build import build_trigger
 
     return build_trigger(
         cron=schedule.cron,

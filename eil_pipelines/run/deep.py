@@ -30,9 +30,25 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import meta, nodes
+from jinja2.exceptions import TemplateSyntaxError
 
 from ..errors import ConfigError, ConfigErrors, EilError, SourceError
-from ..spec.loader import Pipeline, display_path
+from ..render import SAFE_DATA_ATTRIBUTES, create_environment
+from ..render.pdf import format_problems
+from ..sources import open_source
+from ..spec.loader import (
+    PROJECT_FILE,
+    Pipeline,
+    display_path,
+    load_pipeline,
+    load_pipelines,
+    pipeline_files,
+    project_root_for,
+)
+from ..spec.project import load_project_settings
 from .context import RunContext, make_context
 
 __all__ = [
@@ -71,13 +87,6 @@ def check_path(
     deep-checked, so one pass shows everything.  Raises :class:`EilError` for
     a PATH that names no pipeline files.
     """
-    from ..spec.loader import (
-        PROJECT_FILE,
-        load_pipeline,
-        load_pipelines,
-        pipeline_files,
-        project_root_for,
-    )
 
     path = Path(path)
     errors: list[ConfigError] = []
@@ -99,14 +108,11 @@ def check_path(
     if project_file.exists():
         # The project settings (SMTP, delivery) are configuration too: a typo there
         # would otherwise surface only when the scheduler starts.
-        from ..spec.project import load_project_settings
 
         try:
             load_project_settings(project_file.parent)
         except ConfigError as error:
             errors.append(error)
-
-    from ..render.pdf import format_problems
 
     ready = []
     for pipeline in pipelines:
@@ -174,7 +180,6 @@ def _query_columns(
     pipeline: Pipeline, ctx: RunContext, problems: list[tuple[str, str]]
 ) -> dict[str, list[str] | None]:
     """Each query's result columns (``None`` where the query could not be prepared)."""
-    from ..sources import open_source
 
     columns: dict[str, list[str] | None] = dict.fromkeys(pipeline.sql)
     params: dict[str, Any] = {**ctx.params(), **pipeline.spec.params}
@@ -297,10 +302,6 @@ def template_problems(
     name the template assigns itself (``{% set data = … %}``, a loop
     variable) is left alone: its attributes are the template's business.
     """
-    from jinja2 import meta, nodes
-    from jinja2.exceptions import TemplateSyntaxError
-
-    from ..render import create_environment
 
     env = create_environment("md")
     where: Callable[[int | None], str] = (
@@ -362,7 +363,6 @@ def template_problems(
             known_columns = columns.get(query) if query else None
             if known_columns is None or attr in known_columns or (query, attr) in seen:
                 continue
-            from ..render import SAFE_DATA_ATTRIBUTES
 
             if attr in SAFE_DATA_ATTRIBUTES:
                 continue
@@ -380,7 +380,6 @@ def template_problems(
 
 def _attribute(node: Any) -> str | None:
     """The name in ``x.name`` or ``x["name"]``; None for a computed key."""
-    from jinja2 import nodes
 
     if isinstance(node, nodes.Getattr):
         return node.attr
@@ -392,7 +391,6 @@ def _attribute(node: Any) -> str | None:
 
 def _attribute_names(pipeline: Pipeline) -> dict[str, tuple[str, str, set[str]]]:
     """For each root variable with known keys: (what a key is, plural, the keys)."""
-    from zoneinfo import ZoneInfo
 
     spec = pipeline.spec
     utc = ZoneInfo("UTC")

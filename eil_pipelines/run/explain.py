@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..schedule.build import build_trigger
 from ..spec.loader import Pipeline
 from .context import period_bounds, pipeline_trigger, pipeline_zone
 
@@ -91,7 +92,6 @@ def _wall_trigger(pipeline: Pipeline) -> Any:
 
     ``None`` for ``every`` schedules, which name no wall-clock times.
     """
-    from ..schedule.build import build_trigger
 
     schedule = pipeline.spec.schedule
     if schedule is None or schedule.every is not None:

@@ -19,9 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EilError
+from ..errors import ChartError, EilError, RenderError
 from ..outputs import ReportFiles, write_report
+from ..outputs.exports import csv_bytes, export_results, result_sha256
+from ..outputs.manifest import build_manifest, query_record, sha256_file
 from ..outputs.report_files import charts_dir_name
+from ..outputs.retention import apply_retention
+from ..outputs.site import update_site, write_status
+from ..render import ChartAsset, TemplateSource, load_template, render_report
+from ..render.pdf import PdfUnavailableError, html_to_pdf, pdf_problem
+from ..sources import open_source
 from ..spec.loader import Pipeline, display_path
 from .context import RunContext, period_word, pipeline_trigger
 from .metrics import MetricResult, build_insights, compute_metric
@@ -30,7 +37,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..charts.processes import ChartProcesses
-    from ..render import TemplateSource
     from ..sources.guard import QueryGuard
 
 log = logging.getLogger("eil_pipelines.run")
@@ -217,7 +223,6 @@ def schedule_words(pipeline: Pipeline) -> str:
 
 def _pipeline_file_hash(pipeline: Pipeline) -> str | None:
     # Read at the start of the run: the definitions the run started from.
-    from ..outputs.manifest import sha256_file
 
     return sha256_file(pipeline.file)
 
@@ -234,9 +239,6 @@ def _write(
     stages: StageTimes,
 ) -> _Written:
     """The write stage: exports and manifest, the files in place, then retention."""
-    from ..outputs.exports import csv_bytes, export_results, result_sha256
-    from ..outputs.manifest import build_manifest, query_record
-    from ..outputs.retention import apply_retention
 
     spec = pipeline.spec
     files = produced.files
@@ -337,7 +339,6 @@ def publish_status(
     A failed run writes only here (``reports/.eil/status/``), never into the
     pipeline's report folder, so its earlier reports stay exactly as they were.
     """
-    from ..outputs.site import update_site, write_status
 
     spec = pipeline.spec
     try:
@@ -371,7 +372,6 @@ def run_queries(
 
     Each query runs under ``guard`` when given (it can then be stopped).
     """
-    from ..sources import open_source
 
     params: dict[str, Any] = {**ctx.params(), **pipeline.spec.params}
     with open_source(pipeline.name, pipeline.spec.source, pipeline.root) as source:
@@ -392,7 +392,6 @@ def _produce(
     currency = spec.report.currency
     if "pdf" in formats:
         # Before the queries: a missing extra is known without spending a run on it.
-        from ..render.pdf import PdfUnavailableError, pdf_problem
 
         problem = pdf_problem(pipeline.name)
         if problem is not None:
@@ -422,7 +421,6 @@ def _produce(
     stages.charts = _time.perf_counter() - t
 
     t = _time.perf_counter()
-    from ..render import load_template, render_report
 
     template_path = pipeline.template_path
     template = load_template(
@@ -457,8 +455,6 @@ def _produce(
 
 
 def _render_pdf(pipeline: Pipeline, ctx: RunContext, html: str) -> bytes:
-    from ..errors import RenderError
-    from ..render.pdf import PdfUnavailableError, html_to_pdf
 
     try:
         return html_to_pdf(html, created=ctx.scheduled_at, title=pipeline.spec.title)
@@ -489,8 +485,6 @@ def draw_charts(
         return {}
     from ..charts.style import words
     from ..charts.work import ChartJob, render_job
-    from ..errors import ChartError
-    from ..render import ChartAsset
 
     currency = pipeline.spec.report.currency
     jobs = [
