@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -562,3 +562,35 @@ def test_chart_processes_zero_draws_charts_in_the_runs_threads(project, make_ser
     clock.set(at(13))
     assert step(service) == 1
     assert rows_by_hour(service) == {13: ("succeeded", 1)}
+
+
+def test_a_long_outage_is_recorded_in_batches_and_runs_the_latest(project, make_service, caplog):
+    """Two days down on an ``every = "5s"`` pipeline: 34,559 skipped rows written in
+    batches (one log line and one transaction each), and one run of the latest time."""
+    caplog.set_level(logging.INFO, logger="eil_pipelines")
+    project.pipeline("ticker", pipeline_text(every="5s", schedule='catch_up = "latest"'))
+    clock = ManualClock(START)
+    first = make_service(clock)
+    first_fire = first.scheduler.get("ticker").next_fire
+    clock.set(first_fire)
+    assert step(first) == 1
+    assert first.stop(grace=5)
+
+    down_until = first_fire + timedelta(days=2)
+    clock.set(down_until)
+    second = make_service(clock)
+    expected_rows = 2 * 24 * 720 + 1  # every 5 s for two days, and the first run
+    for _ in range(200):  # the loop hands skips over one batch per turn
+        step(second)
+        if len(second.ledger.history(pipeline="ticker", limit=None)) == expected_rows:
+            break
+    rows = second.ledger.history(pipeline="ticker", limit=None)
+    by_status: dict[str, int] = {}
+    for row in rows:
+        by_status[row.status] = by_status.get(row.status, 0) + 1
+    assert by_status == {"succeeded": 2, "skipped": 2 * 24 * 720 - 1}
+    latest = max(rows, key=lambda r: r.scheduled_at)
+    assert latest.status == "succeeded" and latest.scheduled_at == down_until
+    skip_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped:")]
+    assert 1 <= len(skip_lines) <= 40, len(skip_lines)  # batches, not one line per time
+    assert all(" fire times from " in line for line in skip_lines)
