@@ -4,7 +4,14 @@ port, real sockets; each test stops its server."""
 from __future__ import annotations
 
 import os
+import re
+import select
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -258,6 +265,63 @@ def test_a_read_only_folder_and_an_unreadable_file_never_crash_it(reports, serve
     finally:
         (reports / "bare").chmod(0o755)
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_read_only_reports_folder_is_served_as_it_is():
+    """``eil-run serve`` by a user who may read the folder but not write it (as root,
+    the server runs as ``nobody`` through ``setpriv``: root writes anywhere)."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot make a folder read-only")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # Outside pytest's per-user temp folder, which only its owner may enter.
+    top = Path(tempfile.mkdtemp(prefix="eil-serve-ro-"))
+    try:
+        top.chmod(0o755)
+        reports = top / "reports"
+        (reports / "sales").mkdir(parents=True)
+        (reports / "sales" / "2026-11-28.md").write_text("# Sales\n")
+        (reports / "sales" / "secret.md").write_text("# Not for you\n")
+        (reports / "sales" / "secret.md").chmod(0)
+        (reports / "closed").mkdir()
+        (reports / "closed" / "x.md").write_text("x")
+        (reports / "closed").chmod(0)
+        for folder in (reports, reports / "sales"):
+            folder.chmod(0o555)
+        command = [sys.executable, "-m", "eil_pipelines", "serve", "--port", "0"]
+        proc = subprocess.Popen(
+            [*prefix, *command, "--reports", str(reports)],
+            cwd=top,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready, "eil-run serve printed nothing within 60 s"
+            first = proc.stdout.readline()
+            match = re.search(r"at http://127\.0\.0\.1:(\d+)/ ", first)
+            assert match, (first, proc.stderr.read() if proc.poll() is not None else "")
+            port = int(match.group(1))
+            assert get(port, "/sales/2026-11-28.md")[2] == b"# Sales\n"
+            assert get(port, "/sales/secret.md")[0] == 404
+            assert get(port, "/closed/x.md")[0] == 404
+            assert get(port, "/")[0] == 404  # no index could be written
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, err
+        assert "eil-run serve: could not rebuild the site index: " in err
+        assert "Traceback" not in err and "internal error" not in err
+    finally:
+        for folder in (top, *top.rglob("*")):
+            if not folder.is_symlink():
+                folder.chmod(0o755)
+        shutil.rmtree(top)
 
 
 def test_a_site_that_cannot_be_rebuilt_is_served_as_it_is(reports, capsys):
