@@ -253,20 +253,6 @@ def test_an_index_html_folder_or_unreadable_file_never_crashes_it(reports, serve
     assert "Traceback" not in capsys.readouterr().err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_a_read_only_folder_and_an_unreadable_file_never_crash_it(reports, serve, capsys):
-    (reports / "sales" / "2026-11-28.md").chmod(0)
-    (reports / "bare").chmod(0)
-    try:
-        port = serve(reports).port
-        assert get(port, "/sales/2026-11-28.md")[0] == 404
-        assert get(port, "/bare/data.csv")[0] == 404
-        assert get(port, "/")[0] == 200
-    finally:
-        (reports / "bare").chmod(0o755)
-    assert "Traceback" not in capsys.readouterr().err
-
-
 def test_a_read_only_reports_folder_is_served_as_it_is():
     """``eil-run serve`` by a user who may read the folder but not write it (as root,
     the server runs as ``nobody`` through ``setpriv``: root writes anywhere)."""
