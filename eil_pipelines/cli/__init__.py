@@ -41,7 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``eil-run``; returns the exit status (see :mod:`.exitcodes`)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if args[:1] == ["--version"]:
+        print(f"eil-run {_version()}")
+        return 0
     try:
+        if args and args[0] not in COMMANDS:
+            _check_command(args[0])
         target = COMMANDS[args[0]] if args and args[0] in COMMANDS else MAIN
         rest = args[1:] if target is not MAIN else args
         module_name, builder, handler = target.split(":")
@@ -76,6 +81,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+
+
+def _version() -> str:
+    """The installed distribution's version (read only when asked: it costs an import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("eil-pipelines")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _check_command(word: str) -> None:
+    """Refuse a word that looks like a mistyped subcommand rather than a PATH.
+
+    A word with a path separator or a suffix, or naming anything that exists,
+    is a PATH; otherwise, close to a subcommand, it is a typo (a usage error).
+    """
+    if word.startswith("-") or "/" in word or os.sep in word or "." in word:
+        return
+    if os.path.lexists(word):
+        return
+    import difflib
+
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    if close:
+        raise UsageError(f'eil-run: unknown command "{word}"; did you mean "{close[0]}"?')
 
 
 def entry() -> None:

@@ -14,6 +14,9 @@ from .common import check_counts, reports_dir_for
 from .exitcodes import EXIT_OK
 from .signals import stop_on_signals
 
+#: The scheduler's log, relative to the reports folder.
+LOG_FILE = Path(".eil") / "scheduler.log"
+
 
 def cmd_schedule(options: argparse.Namespace) -> int:
     """Start the scheduler service; the first Ctrl-C/SIGTERM stops it after the
@@ -29,7 +32,8 @@ def cmd_schedule(options: argparse.Namespace) -> int:
     # must not leave a reports folder with a log behind.  start() loads again.
     validate_project(Path(options.path))
     reports = reports_dir_for(options)
-    _log_to_file(reports / "scheduler.log")
+    # In the engine's own folder, which `serve` never serves (the log names files and errors).
+    _log_to_file(reports / LOG_FILE)
     logging.getLogger("eil_pipelines").setLevel(logging.INFO)
     service = SchedulerService(
         Path(options.path),

@@ -7,7 +7,14 @@ import sys
 import threading
 
 from ..errors import UsageError
-from ..web.server import DEFAULT_HOST, DEFAULT_PORT, make_server
+from ..web.server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_THREADS,
+    DEFAULT_TIMEOUT,
+    exposure_warning,
+    make_server,
+)
 from .common import Parser, add_debug, add_path, reports_dir_for
 from .exitcodes import EXIT_CONFIG, EXIT_OK
 from .signals import stop_on_signals
@@ -35,6 +42,21 @@ def build_serve_parser() -> argparse.ArgumentParser:
         help=f"address to listen on (default: {DEFAULT_HOST}, this machine only)",
     )
     parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="drop a connection silent this long, mid-request or idle "
+        f"(default: {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        metavar="N",
+        help=f"worker threads answering requests; more connections wait (default: {DEFAULT_THREADS})",
+    )
+    parser.add_argument(
         "--reports", metavar="DIR", help="reports folder (default: reports/ beside PATH's folder)"
     )
     add_debug(parser)
@@ -45,9 +67,15 @@ def cmd_serve(options: argparse.Namespace) -> int:
     """Serve the reports folder until Ctrl-C (exit 0)."""
     if not 0 <= options.port <= 65535:
         raise UsageError("eil-run serve: --port must be between 0 and 65535")
+    if not options.timeout > 0:
+        raise UsageError("eil-run serve: --timeout must be more than 0 seconds")
+    if options.threads < 1:
+        raise UsageError("eil-run serve: --threads must be 1 or more")
     reports = reports_dir_for(options)
     try:
-        server = make_server(reports, options.host, options.port)
+        server = make_server(
+            reports, options.host, options.port, timeout=options.timeout, threads=options.threads
+        )
     except OSError as exc:
         print(
             f"eil-run serve: cannot listen on {options.host}:{options.port}: {exc.strerror or exc}",
@@ -56,6 +84,9 @@ def cmd_serve(options: argparse.Namespace) -> int:
         return EXIT_CONFIG
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in str(host) else host
+    warning = exposure_warning(str(host))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
     # Ctrl-C and SIGTERM (a service manager, a test harness) both stop cleanly; the
     # handlers are set explicitly, since a shell starts background jobs with SIGINT

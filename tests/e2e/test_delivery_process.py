@@ -211,7 +211,7 @@ def test_scheduled_deliveries_arrive_once_across_a_restart(project, inbox, hook)
 
     # Secrets: never in the log, stderr, ledger or reports.
     texts = [
-        (project.reports / "scheduler.log").read_text(encoding="utf-8"),
+        (project.reports / ".eil" / "scheduler.log").read_text(encoding="utf-8"),
         (project.root / "first.stderr").read_text(encoding="utf-8"),
         (project.root / "second.stderr").read_text(encoding="utf-8"),
     ]

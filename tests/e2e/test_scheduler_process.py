@@ -114,7 +114,7 @@ def test_sigterm_stops_cleanly_and_logs(project, start):
     assert wait_for(lambda: "succeeded" in statuses(project.reports)), run.stderr
     run.signal(signal.SIGTERM)
     assert run.wait(5) == 0
-    log = (project.reports / "scheduler.log").read_text(encoding="utf-8")
+    log = (project.reports / ".eil" / "scheduler.log").read_text(encoding="utf-8")
     assert re.search(r"INFO started: ticker at \S+ \(attempt 1\)", log), log
     assert re.search(r"INFO finished: ticker at \S+ in [0-9.]+s: \S+\.md, \S+\.html", log), log
     assert "stopping: waiting up to 30s for runs in flight" in log
@@ -210,7 +210,7 @@ def test_sighup_reloads(project, start):
     assert file.stat().st_size == before.st_size
     run.signal(signal.SIGHUP)
     assert wait_for(lambda: "reload: rescheduled ticker, next run" in run.stderr, 1.5), run.stderr
-    log = (project.reports / "scheduler.log").read_text(encoding="utf-8")
+    log = (project.reports / ".eil" / "scheduler.log").read_text(encoding="utf-8")
     assert "reload: rescheduled ticker, next run" in log
     run.signal(signal.SIGTERM)
     assert run.wait(5) == 0

@@ -94,7 +94,7 @@ class Server:
 
     def stop(self) -> tuple[int, str]:
         self.proc.send_signal(signal.SIGINT)
-        out, _err = self.proc.communicate(timeout=30)
+        out, self.err = self.proc.communicate(timeout=30)
         return self.proc.returncode, out
 
     def kill(self) -> None:
@@ -202,3 +202,39 @@ def test_pdf_without_weasyprint_fails_the_run_and_validate_names_the_extra(proje
         'sales failed: pipeline "sales": the "pdf" format needs WeasyPrint: '
         "pip install 'eil-pipelines[pdf]'"
     ) in result.stdout
+
+
+def test_serve_with_an_index_html_folder_warns_and_keeps_serving(project):
+    reports = project.root / "reports"
+    (reports / "index.html").mkdir(parents=True)  # the site index cannot be written
+    (reports / "legacy").mkdir()
+    (reports / "legacy" / "2026-01-02.md").write_text("# Old\n")
+    server = Server("--reports", str(reports), "--port", "0", cwd=project.root)
+    try:
+        assert get(server.url("/"))[0] == 404
+        status, _, text = get(server.url("/legacy/2026-01-02.md"))
+        assert status == 200 and text == "# Old\n"
+        code, _ = server.stop()
+        err = server.err
+    finally:
+        server.kill()
+    assert code == 0
+    assert "eil-run serve: could not rebuild the site index: " in err
+    assert "internal error" not in err and "Traceback" not in err
+
+
+def test_serve_on_loopback_prints_no_proxy_warning_and_checks_its_options(site_project):
+    server = Server("--port", "0", "--timeout", "5", "--threads", "2", cwd=site_project.root)
+    try:
+        assert get(server.url("/"))[0] == 200
+        assert server.stop()[0] == 0
+        assert "warning" not in server.err
+    finally:
+        server.kill()
+    for option, message in (
+        (("--timeout", "0"), "eil-run serve: --timeout must be more than 0 seconds"),
+        (("--threads", "0"), "eil-run serve: --threads must be 1 or more"),
+    ):
+        result = eil("serve", *option, cwd=site_project.root)
+        assert result.returncode == 2
+        assert result.stderr.strip() == message
