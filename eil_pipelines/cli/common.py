@@ -46,15 +46,34 @@ def reports_dir_for(options: argparse.Namespace) -> Path:
     return project_root_for(Path(options.path)) / "reports"
 
 
+#: ``--at``, ``--from`` and ``--to`` must lie in these years (docs/cli.md): a
+#: schedule's periods and next fire times around them stay inside the clock's
+#: range (years 1 to 9999).
+MOMENT_YEARS = (1900, 9000)
+
+
+def _check_years(moment: datetime, text: str, option: str, command: str) -> datetime:
+    low, high = MOMENT_YEARS
+    # The year in UTC too: 9000-12-31T23:00-05:00 is already the next year there.
+    years = {moment.year} if moment.tzinfo is None else {moment.year, moment.astimezone(UTC).year}
+    if not all(low <= year <= high for year in years):
+        raise UsageError(
+            f'{command}: {option}: "{text}" is out of range: the year must be {low} to {high}'
+        )
+    return moment
+
+
 def parse_at(text: str) -> datetime:
-    """Parse ``--at``: an ISO date or date-time, naive (each pipeline's zone) or with an offset."""
+    """Parse ``--at``: an ISO date or date-time, naive (each pipeline's zone) or with an
+    offset, in the years 1900 to 9000."""
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
             f'eil-run: --at: invalid date-time "{text}": expected ISO 8601 such as '
             "2026-11-27T07:00 or 2026-11-27"
         ) from None
+    return _check_years(moment, text, "--at", "eil-run")
 
 
 def check_counts(options: argparse.Namespace) -> None:
@@ -77,6 +96,14 @@ def select(pipelines: list[Any], only: list[str] | None) -> list[Any]:
             f"eil-run: --only: no pipeline named {', '.join(unknown)} (pipelines: {known})"
         )
     return [by_name[n] for n in dict.fromkeys(only)]
+
+
+def select_lenient(valid: list[Any], errors: list[Any], only: list[str] | None) -> list[Any]:
+    """:func:`select` when some files are invalid: a name that is not among the valid
+    pipelines raises the files' problems (it may be one of them) rather than "no such name"."""
+    if only and errors and any(name not in {p.name for p in valid} for name in only):
+        raise ConfigErrors(errors)
+    return select(valid, only)
 
 
 def load_one(path_text: str, command: str) -> Any:
@@ -112,6 +139,7 @@ def parse_moment(text: str, option: str, command: str, zone: ZoneInfo) -> dateti
             f'eil-run {command}: {option}: invalid date-time "{text}": expected ISO 8601 such '
             "as 2026-03-29T07:00 or 2026-03-29"
         ) from None
+    _check_years(moment, text, option, f"eil-run {command}")
     if "T" not in text and " " not in text.strip():
         moment = datetime.combine(moment.date(), time())
     if moment.tzinfo is None:

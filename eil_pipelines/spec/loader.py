@@ -105,6 +105,26 @@ def load_pipelines(
     reading them all.  ``env`` is the environment for ``${VAR}`` references
     (default ``os.environ``).
     """
+    pipelines, errors = load_pipelines_lenient(path, env=env, check_templates=check_templates)
+    if errors:
+        raise ConfigErrors(errors)
+    return pipelines
+
+
+def load_pipelines_lenient(
+    path: Path | str,
+    *,
+    env: Mapping[str, str] | None = None,
+    check_templates: bool = True,
+) -> tuple[list[Pipeline], list[ConfigError]]:
+    """Every valid pipeline that PATH names, and the problems of the others.
+
+    A bad file never stops the good ones: the scheduler, ``--once`` and
+    ``list`` run or show the valid pipelines and report the invalid files.  Of
+    two files with the same pipeline name, the first (by file name) is valid
+    and the second is reported.  Raises :class:`EilError` only when PATH names
+    no pipeline files at all.
+    """
     path = Path(path)
     files = pipeline_files(path)
     root = project_root_for(path)
@@ -119,6 +139,7 @@ def load_pipelines(
         except ConfigError as exc:
             errors.append(exc)
     seen: dict[str, Pipeline] = {}
+    valid: list[Pipeline] = []
     for pipeline in pipelines:
         if pipeline.name in seen:
             first = seen[pipeline.name]
@@ -137,10 +158,9 @@ def load_pipelines(
             )
         else:
             seen[pipeline.name] = pipeline
-    if errors:
-        errors.sort(key=lambda e: str(e.file))
-        raise ConfigErrors(errors)
-    return pipelines
+            valid.append(pipeline)
+    errors.sort(key=lambda e: str(e.file))
+    return valid, errors
 
 
 def load_pipeline(
