@@ -38,8 +38,8 @@ def is_zone_name(name: str) -> bool:
 def zone_problem(name: str) -> str | None:
     """Why ``name`` is not a zone this machine knows, in words fit for the user; ``None`` if it is."""
     expected = 'expected an IANA name such as "Europe/Berlin" or "UTC"'
-    if not isinstance(name, str) or not name:
-        return f"empty time zone: {expected}"
+    if not isinstance(name, str):
+        return f"unknown time zone {name!r}: {expected}"
     if len(name) > MAX_ZONE_NAME:
         return (
             f'unknown time zone "{name[:32]}…": the name has {len(name)} characters, '
