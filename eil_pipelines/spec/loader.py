@@ -199,7 +199,9 @@ def load_pipeline(
 
     sql: dict[str, str] = {}
     for query_name, query in spec.queries.items():
-        if query.file is not None:
+        if query.file is not None and _control_characters(query.file):
+            problems.append((f"queries.{query_name}.file", _control_characters(query.file)))
+        elif query.file is not None:
             sql_path = resolve_path(root, query.file)
             try:
                 sql[query_name] = sql_path.read_text(encoding="utf-8")
@@ -221,7 +223,9 @@ def load_pipeline(
 
     name = spec.name or file.stem
     pipeline = Pipeline(name=name, file=file, root=root, spec=spec, sql=sql)
-    if spec.report.template:
+    if spec.report.template and _control_characters(spec.report.template):
+        problems.append(("report.template", _control_characters(spec.report.template)))
+    elif spec.report.template:
         template_path = pipeline.template_path
         assert template_path is not None
         if not template_path.is_file():
@@ -236,6 +240,14 @@ def load_pipeline(
     if problems:
         raise ConfigError(file, problems, shown=shown)
     return pipeline
+
+
+def _control_characters(name: str) -> str | None:
+    """A file name with control characters (a NUL byte, a newline) names no file: say so
+    before the file system refuses it with an error the user cannot place."""
+    if name.isprintable():
+        return None
+    return f"the file name {name!r} holds control characters"
 
 
 def _template_problems(pipeline: Pipeline, template_path: Path) -> list[tuple[str, str]]:

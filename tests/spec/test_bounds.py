@@ -150,3 +150,16 @@ def test_zone_checks_never_reach_the_file_system_with_a_long_name():
     )
     with pytest.raises(ValueError, match="the name has 5000 characters, at most 64"):
         get_zone("x" * 5000)
+
+
+def test_file_names_with_control_characters_are_problems_not_crashes(project):
+    path = project.pipeline(
+        "p",
+        'title = "x"\n[queries.q]\nfile = "a\\u0000b.sql"\n[report]\ntemplate = "t\\nx.md"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path, root=project.root)
+    assert info.value.problems == [
+        ("queries.q.file", "the file name 'a\\x00b.sql' holds control characters"),
+        ("report.template", "the file name 't\\nx.md' holds control characters"),
+    ]
