@@ -46,17 +46,15 @@ def reports_dir_for(options: argparse.Namespace) -> Path:
     return project_root_for(Path(options.path)) / "reports"
 
 
-#: ``--at``, ``--from`` and ``--to`` must lie in these years (docs/cli.md): a
-#: schedule's periods and next fire times around them stay inside the clock's
-#: range (years 1 to 9999).
+#: ``--at``, ``--from``, ``--to``: these years (docs/cli.md), so the periods and fire
+#: times around them stay in the clock's years 1 to 9999.
 MOMENT_YEARS = (1900, 9000)
 
 
 def _check_years(moment: datetime, text: str, option: str, command: str) -> datetime:
     low, high = MOMENT_YEARS
-    # The year in UTC too: 9000-12-31T23:00-05:00 is already the next year there.
-    years = {moment.year} if moment.tzinfo is None else {moment.year, moment.astimezone(UTC).year}
-    if not all(low <= year <= high for year in years):
+    utc = moment.astimezone(UTC).year if moment.tzinfo else moment.year  # 9000-12-31T23:00-05:00
+    if not (low <= moment.year <= high and low <= utc <= high):
         raise UsageError(
             f'{command}: {option}: "{text}" is out of range: the year must be {low} to {high}'
         )
@@ -82,28 +80,6 @@ def check_counts(options: argparse.Namespace) -> None:
         raise UsageError("eil-run: --workers must be at least 1")
     if options.chart_processes is not None and options.chart_processes < 0:
         raise UsageError("eil-run: --chart-processes must be 0 or more")
-
-
-def select(pipelines: list[Any], only: list[str] | None) -> list[Any]:
-    """The pipelines to run: the ``--only`` names, else every enabled one."""
-    if not only:
-        return [p for p in pipelines if p.spec.enabled]
-    by_name = {p.name: p for p in pipelines}
-    unknown = [n for n in only if n not in by_name]
-    if unknown:
-        known = ", ".join(sorted(by_name))
-        raise UsageError(
-            f"eil-run: --only: no pipeline named {', '.join(unknown)} (pipelines: {known})"
-        )
-    return [by_name[n] for n in dict.fromkeys(only)]
-
-
-def select_lenient(valid: list[Any], errors: list[Any], only: list[str] | None) -> list[Any]:
-    """:func:`select` when some files are invalid: a name that is not among the valid
-    pipelines raises the files' problems (it may be one of them) rather than "no such name"."""
-    if only and errors and any(name not in {p.name for p in valid} for name in only):
-        raise ConfigErrors(errors)
-    return select(valid, only)
 
 
 def load_one(path_text: str, command: str) -> Any:

@@ -104,16 +104,15 @@ def cmd_once(options: argparse.Namespace) -> int:
     """
     import gc
 
-    from ..app.once import once
+    from ..app.once import once, select_pipelines
     from ..errors import ConfigErrors
     from ..spec.loader import load_pipelines_lenient
-    from .common import select_lenient
     from .printing import print_config_errors, print_deliveries, print_summary
 
     check_counts(options)
     at = parse_at(options.at) if options.at else None
     valid, errors = load_pipelines_lenient(Path(options.path))
-    pipelines = select_lenient(valid, errors, options.only)
+    pipelines = select_pipelines(valid, errors, options.only)
     if options.only and errors:
         count = len(errors)
         print(
