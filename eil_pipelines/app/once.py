@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..deliver import Dispatcher
+from ..errors import ConfigError, ConfigErrors, UsageError
 from ..ledger import DeliveryRecord, Ledger
 from ..run.batch import run_once
 from ..run.context import make_context
@@ -32,7 +33,7 @@ from ..spec.project import load_project_settings
 from . import ledger_path
 from .ledgered import LedgeredOutcome, claim_rerun, dispatch_hook, ledgered_run
 
-__all__ = ["UNDELIVERED", "OnceOutcome", "once", "run_and_deliver"]
+__all__ = ["UNDELIVERED", "OnceOutcome", "once", "run_and_deliver", "select_pipelines"]
 
 #: Row statuses that mean "not delivered (yet)": the command exits 1.
 UNDELIVERED = ("pending", "sending", "failed", "gave_up")
@@ -55,6 +56,29 @@ class OnceOutcome:
         return all(r.ok for r in self.results) and not any(
             d.status in UNDELIVERED for d in self.deliveries
         )
+
+
+def select_pipelines(
+    valid: Sequence[Pipeline], errors: Sequence[ConfigError], only: Sequence[str] | None
+) -> list[Pipeline]:
+    """The pipelines to run: the ``only`` names, else every enabled valid one.
+
+    A name that is not among the valid pipelines raises the invalid files'
+    problems when there are any (it may name one of them), else a
+    :class:`UsageError` listing the names there are.
+    """
+    if not only:
+        return [p for p in valid if p.spec.enabled]
+    by_name = {p.name: p for p in valid}
+    unknown = [n for n in only if n not in by_name]
+    if unknown and errors:
+        raise ConfigErrors(errors)
+    if unknown:
+        known = ", ".join(sorted(by_name))
+        raise UsageError(
+            f"eil-run: --only: no pipeline named {', '.join(unknown)} (pipelines: {known})"
+        )
+    return [by_name[n] for n in dict.fromkeys(only)]
 
 
 def once(

@@ -12,10 +12,15 @@ Policies, documented in docs/scheduler.md:
   a pipeline's first fire time is the first after the newest time in its
   ledger (just before it, when that run was abandoned), so times missed
   while down are due at once and its ``catch_up`` policy decides.
+* A bad file never stops the good ones: at start every valid pipeline is
+  scheduled and each invalid file is logged with its problems (and kept in
+  ``_broken`` for ``list`` and a status page).
 * Hot reload: the folder is checked every ``reload_interval`` seconds (and
   on :meth:`reload`, SIGHUP).  A new file is scheduled, a changed one is
-  rescheduled, a deleted one unscheduled.  A file edited into an invalid
-  state is logged with every problem, and its last good version keeps running.
+  rescheduled, a deleted one unscheduled.  A new version is applied only when
+  the whole file validates and its trigger gives a next fire time; otherwise
+  it is logged with every problem, and its last good version keeps running,
+  its fire times unchanged.
 * Stopping a run: past its ``timeout``, or still going when :meth:`stop`'s
   grace period ends, its :class:`~eil_pipelines.sources.guard.QueryGuard`
   is stopped: no further query starts and the one executing is interrupted; it is recorded ``timed_out`` (its row stays ``abandoned`` at
@@ -39,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..deliver import Dispatcher, load_project_settings
-from ..errors import ConfigError, EilError
+from ..errors import ConfigError, ConfigErrors, EilError
 from ..ledger import Ledger, NewSkip
 from ..run.context import make_context, pipeline_trigger, pipeline_zone
 from ..schedule.loop import Clock, Firing, JobOptions, Scheduler, SystemClock
@@ -47,7 +52,7 @@ from ..sources.guard import QueryGuard
 from ..spec.loader import (
     Pipeline,
     load_pipeline,
-    load_pipelines,
+    load_pipelines_lenient,
     pipeline_files,
     project_root_for,
 )
@@ -126,8 +131,10 @@ class SchedulerService:
     # -- life cycle -------------------------------------------------------------------
 
     def start(self, *, watch: bool = True, loop: bool = True) -> None:
-        """Load every pipeline (raising ConfigErrors if any is invalid), recover the
-        ledger, schedule the jobs and start the loop.
+        """Load every pipeline, recover the ledger, schedule the valid pipelines and
+        start the loop.  Invalid files are logged with their problems and kept
+        in ``_broken``; they never stop the valid ones.  (A folder with no
+        pipeline files, or an invalid ``eil.toml``, raises.)
 
         ``watch=False`` skips the folder watcher (call :meth:`reload`);
         ``loop=False`` skips the loop thread (drive ``self.scheduler.run_due``).
@@ -135,7 +142,7 @@ class SchedulerService:
         # The snapshot is taken before the files are read: an edit made while they
         # are read then differs from it, and the watcher reloads.
         snapshot = self._take_snapshot()
-        pipelines = load_pipelines(self.path, env=self.env)
+        pipelines, errors = load_pipelines_lenient(self.path, env=self.env)
         settings = load_project_settings(self.root, env=self.env)  # eil.toml, before any file
         self.ledger = Ledger(ledger_path(self.reports_dir))
         self.deliveries = Dispatcher(
@@ -152,7 +159,15 @@ class SchedulerService:
         if any(p.spec.charts for p in pipelines):
             self._chart_pool(warm=True)  # matplotlib loads in them now, not at the first run
         with self._lock:
+            for error in errors:
+                self._broken[error.file] = str(error)
+                log.error("invalid pipeline file (not scheduled):\n%s", error)
             for pipeline in pipelines:
+                problem = self._unschedulable(pipeline)
+                if problem is not None:
+                    self._broken[pipeline.file] = problem
+                    log.error("invalid pipeline file (not scheduled):\n%s", problem)
+                    continue
                 self._loaded[pipeline.file] = _Loaded(pipeline, _fingerprint(pipeline))
                 self._schedule(pipeline, at_start=True)
             self._snapshot = snapshot
@@ -229,6 +244,28 @@ class SchedulerService:
         """The pipelines loaded now (the last good version of each file)."""
         with self._lock:
             return sorted((entry.pipeline for entry in self._loaded.values()), key=lambda p: p.name)
+
+    def broken(self) -> dict[Path, str]:
+        """The invalid pipeline files now, each with its problems (``file: key: message``
+        lines); a file here may still run its last good version."""
+        with self._lock:
+            return dict(self._broken)
+
+    def _unschedulable(self, pipeline: Pipeline) -> str | None:
+        """Why ``pipeline``'s trigger cannot be scheduled now, or ``None``.
+
+        Validation's bounds should make this unreachable; it is checked anyway so
+        that a schedule no trigger can serve is refused like an invalid file,
+        before anything of the last good version is replaced.
+        """
+        if not pipeline.spec.enabled or pipeline.spec.schedule is None:
+            return None
+        try:
+            trigger = pipeline_trigger(pipeline)
+            trigger.next_fire(self.clock.now())
+        except (ValueError, OverflowError) as exc:
+            return f"{pipeline.display_path}: schedule: cannot be scheduled: {exc}"
+        return None
 
     def _schedule(self, pipeline: Pipeline, *, at_start: bool) -> None:
         if not pipeline.spec.enabled or pipeline.spec.schedule is None:
@@ -414,10 +451,16 @@ class SchedulerService:
                 changes.append(f"unscheduled {gone.name}: {file.name} was deleted")
             self._broken = {f: m for f, m in self._broken.items() if f in current}
             for file in sorted(current):
+                message: str | None
                 try:
                     pipeline = load_pipeline(file, root=self.root, env=self.env)
                 except ConfigError as exc:
                     message = str(exc)
+                else:
+                    # A version that validates but has no next fire time is refused
+                    # like an invalid one, before the running version is touched.
+                    message = self._unschedulable(pipeline)
+                if message is not None:
                     if self._broken.get(file) != message:
                         keeping = " (keeping the last good version)" if file in self._loaded else ""
                         log.error("invalid pipeline file%s:\n%s", keeping, message)
@@ -434,22 +477,25 @@ class SchedulerService:
                     None,
                 )
                 if clash is not None:
-                    log.error(
-                        'invalid pipeline file: %s: duplicate pipeline name "%s": %s has the same name',
-                        pipeline.display_path,
-                        pipeline.name,
-                        clash.display_path,
+                    message = (
+                        f'{pipeline.display_path}: duplicate pipeline name "{pipeline.name}": '
+                        f"{clash.display_path} has the same name"
                     )
-                    changes.append(f"invalid {file.name}")
+                    if self._broken.get(file) != message:
+                        log.error("invalid pipeline file: %s", message)
+                        changes.append(f"invalid {file.name}")
+                    self._broken[file] = message
                     continue
                 fingerprint = _fingerprint(pipeline)
                 old = self._loaded.get(file)
                 if old is not None and old.fingerprint == fingerprint:
                     continue
+                # Scheduled before it is recorded: the scheduler replaces the old job
+                # in one step, so its fire times run on without a gap.
+                self._schedule(pipeline, at_start=False)
                 if old is not None and old.pipeline.name != pipeline.name:
                     self.scheduler.remove(old.pipeline.name)
                 self._loaded[file] = _Loaded(pipeline, fingerprint)
-                self._schedule(pipeline, at_start=False)
                 verb = "rescheduled" if old is not None else "scheduled"
                 job = self.scheduler.get(pipeline.name)
                 when = (
@@ -474,7 +520,14 @@ def run_forever(
 
 
 def validate_project(path: Path) -> None:
-    """Load every pipeline of ``path`` and ``eil.toml``, raising their ConfigErrors:
-    the scheduler checks everything before it writes anything."""
-    load_pipelines(path)
+    """Check ``path`` and ``eil.toml`` before the scheduler writes anything.
+
+    Raises the ConfigErrors when no pipeline file is valid (nothing would run:
+    likely a wrong PATH or a broken checkout) or ``eil.toml`` is invalid; a
+    folder with some valid pipelines starts, and :meth:`SchedulerService.start`
+    logs the invalid ones.
+    """
+    pipelines, errors = load_pipelines_lenient(path)
+    if errors and not pipelines:
+        raise ConfigErrors(errors)
     load_project_settings(project_root_for(path))

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import EilError
+from ..errors import ConfigError, EilError
 from ..ledger import Ledger
 from ..run.context import pipeline_trigger, pipeline_zone
-from ..spec.loader import load_pipeline, load_pipelines
+from ..spec.loader import load_pipeline, load_pipelines_lenient
 from . import ledger_path
 
-__all__ = ["history_rows", "pipeline_rows"]
+__all__ = ["broken_row", "history_rows", "pipeline_rows"]
 
 
 def _open_ledger(reports: Path) -> Ledger | None:
@@ -28,8 +28,13 @@ def pipeline_rows(
     path: Path, reports: Path, *, count: int, now: Callable[[], datetime] | None = None
 ) -> list[dict[str, Any]]:
     """Each pipeline of ``path``: its schedule in words, its next ``count`` fire
-    times (in its zone and in UTC) and its last run from the ledger."""
-    pipelines = load_pipelines(path)
+    times (in its zone and in UTC) and its last run from the ledger.
+
+    An invalid file is a row too, named after the file, with its ``problems``
+    (``"key.path: message"`` lines) and no fire times; a valid row's
+    ``problems`` is empty.  Rows are sorted by pipeline name.
+    """
+    pipelines, errors = load_pipelines_lenient(path)
     ledger = _open_ledger(reports)
     moment_now = now() if now is not None else datetime.now(UTC)
     rows = []
@@ -47,6 +52,7 @@ def pipeline_rows(
             rows.append(
                 {
                     "pipeline": pipeline.name,
+                    "file": pipeline.display_path,
                     "title": pipeline.spec.title,
                     "enabled": pipeline.spec.enabled,
                     "schedule": trigger.describe() if trigger else "on demand only",
@@ -60,12 +66,38 @@ def pipeline_rows(
                     ],
                     "last_status": last.status if last else None,
                     "last_scheduled_at": last.scheduled_at.isoformat() if last else None,
+                    "problems": [],
                 }
             )
+        for error in errors:
+            rows.append(broken_row(error, ledger))
     finally:
         if ledger is not None:
             ledger.close()
+    rows.sort(key=lambda row: (row["pipeline"], row["file"]))
     return rows
+
+
+def broken_row(error: ConfigError, ledger: Ledger | None = None) -> dict[str, Any]:
+    """The status row of an invalid pipeline file: named after the file, with its problems.
+
+    The last run is the ledger's for the file's stem (its usual pipeline name):
+    a scheduler keeps running the last good version of a file broken by an edit.
+    """
+    name = error.file.stem
+    last = ledger.last_run(name) if ledger else None
+    return {
+        "pipeline": name,
+        "file": error.shown,
+        "title": None,
+        "enabled": None,
+        "schedule": "invalid",
+        "timezone": None,
+        "next": [],
+        "last_status": last.status if last else None,
+        "last_scheduled_at": last.scheduled_at.isoformat() if last else None,
+        "problems": [f"{key}: {message}" if key else message for key, message in error.problems],
+    }
 
 
 def history_rows(

@@ -46,15 +46,32 @@ def reports_dir_for(options: argparse.Namespace) -> Path:
     return project_root_for(Path(options.path)) / "reports"
 
 
+#: ``--at``, ``--from``, ``--to``: these years (docs/cli.md), so the periods and fire
+#: times around them stay in the clock's years 1 to 9999.
+MOMENT_YEARS = (1900, 9000)
+
+
+def _check_years(moment: datetime, text: str, option: str, command: str) -> datetime:
+    low, high = MOMENT_YEARS
+    utc = moment.astimezone(UTC).year if moment.tzinfo else moment.year  # 9000-12-31T23:00-05:00
+    if not (low <= moment.year <= high and low <= utc <= high):
+        raise UsageError(
+            f'{command}: {option}: "{text}" is out of range: the year must be {low} to {high}'
+        )
+    return moment
+
+
 def parse_at(text: str) -> datetime:
-    """Parse ``--at``: an ISO date or date-time, naive (each pipeline's zone) or with an offset."""
+    """Parse ``--at``: an ISO date or date-time, naive (each pipeline's zone) or with an
+    offset, in the years 1900 to 9000."""
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
             f'eil-run: --at: invalid date-time "{text}": expected ISO 8601 such as '
             "2026-11-27T07:00 or 2026-11-27"
         ) from None
+    return _check_years(moment, text, "--at", "eil-run")
 
 
 def check_counts(options: argparse.Namespace) -> None:
@@ -63,20 +80,6 @@ def check_counts(options: argparse.Namespace) -> None:
         raise UsageError("eil-run: --workers must be at least 1")
     if options.chart_processes is not None and options.chart_processes < 0:
         raise UsageError("eil-run: --chart-processes must be 0 or more")
-
-
-def select(pipelines: list[Any], only: list[str] | None) -> list[Any]:
-    """The pipelines to run: the ``--only`` names, else every enabled one."""
-    if not only:
-        return [p for p in pipelines if p.spec.enabled]
-    by_name = {p.name: p for p in pipelines}
-    unknown = [n for n in only if n not in by_name]
-    if unknown:
-        known = ", ".join(sorted(by_name))
-        raise UsageError(
-            f"eil-run: --only: no pipeline named {', '.join(unknown)} (pipelines: {known})"
-        )
-    return [by_name[n] for n in dict.fromkeys(only)]
 
 
 def load_one(path_text: str, command: str) -> Any:
@@ -112,6 +115,7 @@ def parse_moment(text: str, option: str, command: str, zone: ZoneInfo) -> dateti
             f'eil-run {command}: {option}: invalid date-time "{text}": expected ISO 8601 such '
             "as 2026-03-29T07:00 or 2026-03-29"
         ) from None
+    _check_years(moment, text, option, f"eil-run {command}")
     if "T" not in text and " " not in text.strip():
         moment = datetime.combine(moment.date(), time())
     if moment.tzinfo is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .common import Parser, add_path, reports_dir_for
-from .exitcodes import EXIT_OK
+from .exitcodes import EXIT_CONFIG, EXIT_OK
 
 
 def add_ledger_reader_options(parser: argparse.ArgumentParser) -> None:
@@ -40,10 +40,17 @@ def cmd_list(options: argparse.Namespace) -> int:
     if options.next < 1:
         raise UsageError("eil-run list: --next must be at least 1")
     rows = pipeline_rows(Path(options.path), reports_dir_for(options), count=options.next)
+    # Invalid files are rows too (a bad file never hides the good ones); they make it exit 2.
+    status = EXIT_CONFIG if any(row["problems"] for row in rows) else EXIT_OK
     if options.format == "json":
         print(json.dumps(rows, indent=2))
-        return EXIT_OK
+        return status
     for row in rows:
+        if row["problems"]:
+            print(f"{row['pipeline']} (invalid): {row['file']}")
+            for problem in row["problems"]:
+                print(f"  problem:  {problem}")
+            continue
         state = "" if row["enabled"] else " (disabled)"
         print(f"{row['pipeline']}{state}: {row['title']}")
         print(f"  schedule: {row['schedule']}")
@@ -55,4 +62,4 @@ def cmd_list(options: argparse.Namespace) -> int:
             else "never run"
         )
         print(f"  last run: {last}")
-    return EXIT_OK
+    return status

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .common import Parser, add_path, check_counts, configure_logging, parse_at, reports_dir_for
-from .exitcodes import EXIT_FAILED, EXIT_OK
+from .exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 DESCRIPTION = """\
 Executive reports as code: each TOML file in PATH (default pipelines/) is a
@@ -95,18 +95,35 @@ def cmd_main(options: argparse.Namespace) -> int:
 
 
 def cmd_once(options: argparse.Namespace) -> int:
-    """``eil-run --once``: every selected pipeline once, a summary table, exit 0 or 1."""
+    """``eil-run --once``: every selected pipeline once, a summary table, exit 0, 1 or 2.
+
+    A bad file never stops the good ones: the valid pipelines run, then the
+    problems of the invalid files are printed and the exit status is 2 (over
+    1 for a failed run: see docs/cli.md, "Exit status").  With ``--only``,
+    problems in other files are only counted, in one line.
+    """
     import gc
 
-    from ..app.once import once
-    from ..spec.loader import load_pipelines
-    from .common import select
-    from .printing import print_deliveries, print_summary
+    from ..app.once import once, select_pipelines
+    from ..errors import ConfigErrors
+    from ..spec.loader import load_pipelines_lenient
+    from .printing import print_config_errors, print_deliveries, print_summary
 
     check_counts(options)
     at = parse_at(options.at) if options.at else None
-    pipelines = select(load_pipelines(Path(options.path)), options.only)
+    valid, errors = load_pipelines_lenient(Path(options.path))
+    pipelines = select_pipelines(valid, errors, options.only)
+    if options.only and errors:
+        count = len(errors)
+        print(
+            f"note: {count} other pipeline file{' has' if count == 1 else 's have'} problems "
+            "(eil-run validate shows them)",
+            file=sys.stderr,
+        )
+        errors = []  # --only: the named pipelines are valid; the others are not our business
     if not pipelines:
+        if errors:
+            raise ConfigErrors(errors)
         print("No enabled pipelines to run.")
         return EXIT_OK
     # A one-shot run allocates many short-lived objects (DataFrames, artists) and
@@ -123,4 +140,8 @@ def cmd_once(options: argparse.Namespace) -> int:
     print_summary(outcome.results, sys.stdout)
     if outcome.delivered:
         print_deliveries(outcome.deliveries, sys.stdout)
+    if errors:
+        sys.stdout.flush()  # the summary first, then the problems, as a terminal shows them
+        print_config_errors(ConfigErrors(errors), sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK if outcome.ok else EXIT_FAILED

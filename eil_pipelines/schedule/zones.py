@@ -19,23 +19,41 @@ from collections.abc import Mapping
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["get_zone", "is_zone_name", "local_zone_name"]
+__all__ = ["MAX_ZONE_NAME", "get_zone", "is_zone_name", "local_zone_name", "zone_problem"]
 
 # Variants of the zoneinfo tree that hold the same zones under a prefix.
 _TREE_PREFIXES = ("posix/", "right/")
 
 
+#: The longest zone name accepted.  The longest IANA name has 32 characters;
+#: a longer one is refused before it reaches the file system ("file name too long").
+MAX_ZONE_NAME = 64
+
+
 def is_zone_name(name: str) -> bool:
     """Whether ``name`` is an IANA zone this machine's zone database knows."""
-    if not isinstance(name, str) or not name:
-        return False
+    return zone_problem(name) is None
+
+
+def zone_problem(name: str) -> str | None:
+    """Why ``name`` is not a zone this machine knows, in words fit for the user; ``None`` if it is."""
+    expected = 'expected an IANA name such as "Europe/Berlin" or "UTC"'
+    if not isinstance(name, str):
+        return f"unknown time zone {name!r}: {expected}"
+    if len(name) > MAX_ZONE_NAME:
+        return (
+            f'unknown time zone "{name[:32]}…": the name has {len(name)} characters, '
+            f"at most {MAX_ZONE_NAME}; {expected}"
+        )
+    if not name.isprintable():
+        return f"unknown time zone {name!r}: it holds control characters; {expected}"
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         # ValueError: not a normalized relative key (absolute, "..") or not a
         # TZif file; OSError: a directory such as "Europe".
-        return False
-    return True
+        return f'unknown time zone "{name}": {expected}'
+    return None
 
 
 def _name_from_path(path: str) -> str | None:
@@ -108,8 +126,7 @@ def get_zone(name: str | None) -> ZoneInfo:
     """
     if name is None:
         return ZoneInfo(local_zone_name())
-    if not is_zone_name(name):
-        raise ValueError(
-            f'unknown time zone "{name}": expected an IANA name such as "Europe/Berlin" or "UTC"'
-        )
+    problem = zone_problem(name)
+    if problem:
+        raise ValueError(problem)
     return ZoneInfo(name)

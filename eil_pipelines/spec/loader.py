@@ -105,6 +105,26 @@ def load_pipelines(
     reading them all.  ``env`` is the environment for ``${VAR}`` references
     (default ``os.environ``).
     """
+    pipelines, errors = load_pipelines_lenient(path, env=env, check_templates=check_templates)
+    if errors:
+        raise ConfigErrors(errors)
+    return pipelines
+
+
+def load_pipelines_lenient(
+    path: Path | str,
+    *,
+    env: Mapping[str, str] | None = None,
+    check_templates: bool = True,
+) -> tuple[list[Pipeline], list[ConfigError]]:
+    """Every valid pipeline that PATH names, and the problems of the others.
+
+    A bad file never stops the good ones: the scheduler, ``--once`` and
+    ``list`` run or show the valid pipelines and report the invalid files.  Of
+    two files with the same pipeline name, the first (by file name) is valid
+    and the second is reported.  Raises :class:`EilError` only when PATH names
+    no pipeline files at all.
+    """
     path = Path(path)
     files = pipeline_files(path)
     root = project_root_for(path)
@@ -119,6 +139,7 @@ def load_pipelines(
         except ConfigError as exc:
             errors.append(exc)
     seen: dict[str, Pipeline] = {}
+    valid: list[Pipeline] = []
     for pipeline in pipelines:
         if pipeline.name in seen:
             first = seen[pipeline.name]
@@ -137,10 +158,9 @@ def load_pipelines(
             )
         else:
             seen[pipeline.name] = pipeline
-    if errors:
-        errors.sort(key=lambda e: str(e.file))
-        raise ConfigErrors(errors)
-    return pipelines
+            valid.append(pipeline)
+    errors.sort(key=lambda e: str(e.file))
+    return valid, errors
 
 
 def load_pipeline(
@@ -183,7 +203,9 @@ def load_pipeline(
 
     sql: dict[str, str] = {}
     for query_name, query in spec.queries.items():
-        if query.file is not None:
+        if query.file is not None and _control_characters(query.file):
+            problems.append((f"queries.{query_name}.file", _control_characters(query.file)))
+        elif query.file is not None:
             sql_path = resolve_path(root, query.file)
             try:
                 sql[query_name] = sql_path.read_text(encoding="utf-8")
@@ -205,7 +227,9 @@ def load_pipeline(
 
     name = spec.name or file.stem
     pipeline = Pipeline(name=name, file=file, root=root, spec=spec, sql=sql)
-    if spec.report.template:
+    if spec.report.template and _control_characters(spec.report.template):
+        problems.append(("report.template", _control_characters(spec.report.template)))
+    elif spec.report.template:
         template_path = pipeline.template_path
         assert template_path is not None
         if not template_path.is_file():
@@ -220,6 +244,14 @@ def load_pipeline(
     if problems:
         raise ConfigError(file, problems, shown=shown)
     return pipeline
+
+
+def _control_characters(name: str) -> str | None:
+    """A file name with control characters (a NUL byte, a newline) names no file: say so
+    before the file system refuses it with an error the user cannot place."""
+    if name.isprintable():
+        return None
+    return f"the file name {name!r} holds control characters"
 
 
 def _template_problems(pipeline: Pipeline, template_path: Path) -> list[tuple[str, str]]:

@@ -12,9 +12,9 @@ import re
 import textwrap
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,7 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from ..schedule.durations import parse_duration
+from ..schedule.durations import check_duration, parse_duration
+from ..schedule.zones import zone_problem
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -52,17 +53,61 @@ def _to_duration(value: Any) -> Any:
     return value
 
 
+_DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*(ms|w|d|h|m|s)\s*)+$"
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(_to_duration),
+    AfterValidator(check_duration),
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|w|d|h|m|s)\s*)+$",
+            "pattern": _DURATION_PATTERN,
             "examples": ["90s", "15m", "1h30m"],
         }
     ),
 ]
+
+
+def _bounded_duration(minimum: timedelta | None, maximum: timedelta) -> Any:
+    """A duration type that must lie within ``minimum`` and ``maximum`` (docs/pipeline-file.md).
+
+    The bounds make validation total: a value that passes can be scheduled
+    (an interval under 1s has no grid; a retry delay doubled ten times, or a
+    timeout, past the year 9999 overflows the clock arithmetic).
+    """
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_duration(value, minimum=minimum, maximum=maximum)
+        return value
+
+    def check(value: timedelta) -> timedelta:
+        return check_duration(value, minimum=minimum, maximum=maximum)
+
+    return Annotated[
+        timedelta,
+        BeforeValidator(parse),
+        AfterValidator(check),
+        WithJsonSchema({"type": "string", "pattern": _DURATION_PATTERN}),
+    ]
+
+
+_SECOND = timedelta(seconds=1)
+#: ``every``: 1s to 366d.
+Interval = _bounded_duration(_SECOND, timedelta(days=366))
+#: ``retry_delay``: 1s to 1d (doubled at most ``MAX_RETRIES - 1`` times: 512 days).
+RetryDelay = _bounded_duration(_SECOND, timedelta(days=1))
+#: ``timeout``: 1s to 7d.
+Timeout = _bounded_duration(_SECOND, timedelta(days=7))
+#: ``jitter``: above zero, up to 1d.
+Jitter = _bounded_duration(None, timedelta(days=1))
+#: ``retries``: at most 10.
+MAX_RETRIES = 10
+#: ``max_catch_up``: at most 1000 missed runs made up.
+MAX_CATCH_UP = 1000
+#: ``start`` of an ``every`` grid: within these years, like ``--at``.
+START_YEARS = (1900, 9000)
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 NumberFormat = Literal["number", "currency", "percent", "compact"]
@@ -143,9 +188,9 @@ class ScheduleSpec(StrictModel):
     """A 5-field cron expression (names, ranges, lists, steps, ``L`` and ``#``) or an
     alias such as ``@daily``; day-of-month and day-of-week combine as in Vixie cron."""
 
-    every: Duration | None = None
-    """Run at a fixed interval of real time, such as ``"15m"`` or ``"1h30m"``; fire
-    times are whole multiples of it counted from ``start``."""
+    every: Interval | None = None
+    """Run at a fixed interval of real time, such as ``"15m"`` or ``"1h30m"``, from
+    1s to 366d; fire times are whole multiples of it counted from ``start``."""
 
     daily: DailyTimes | None = None
     """Run every day at a local time (``"08:00"``) or at each of a list of times."""
@@ -158,7 +203,8 @@ class ScheduleSpec(StrictModel):
     the machine's local zone."""
 
     start: datetime | None = None
-    """Anchor of an ``every`` grid (local time in ``timezone``); default 2000-01-01T00:00."""
+    """Anchor of an ``every`` grid (local time in ``timezone``), in the years 1900 to
+    9000; default 2000-01-01T00:00."""
 
     period: Literal["interval", "day", "week", "month"] = "interval"
     """What a run covers: ``interval`` (previous fire to this fire), or the previous
@@ -168,25 +214,26 @@ class ScheduleSpec(StrictModel):
     """Fire times missed while the scheduler was down: run the ``latest`` one, ``all``
     of them (up to ``max_catch_up``), or ``none``."""
 
-    max_catch_up: Annotated[int, Field(ge=1)] = 10
-    """With ``catch_up = "all"``: at most this many missed runs, the most recent ones."""
+    max_catch_up: Annotated[int, Field(ge=1, le=MAX_CATCH_UP)] = 10
+    """With ``catch_up = "all"``: at most this many missed runs, the most recent ones
+    (1 to 1000)."""
 
     overlap: Literal["skip", "queue"] = "skip"
     """A fire time that comes while the previous run is still going is ``skip``ped
     (and logged) or ``queue``d."""
 
-    retries: Annotated[int, Field(ge=0)] = 0
-    """How many times a failed run is tried again."""
+    retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)] = 0
+    """How many times a failed run is tried again (0 to 10)."""
 
-    retry_delay: Duration = timedelta(minutes=1)
-    """Wait before the first retry; doubles at each further attempt."""
+    retry_delay: RetryDelay = timedelta(minutes=1)
+    """Wait before the first retry, from 1s to 1d; doubles at each further attempt."""
 
-    timeout: Duration | None = None
-    """A run still going after this long is stopped and recorded as timed out."""
+    timeout: Timeout | None = None
+    """A run still going after this long (1s to 7d) is stopped and recorded as timed out."""
 
-    jitter: Duration | None = None
-    """A random delay of up to this long before each run, to spread pipelines that
-    share a fire time."""
+    jitter: Jitter | None = None
+    """A random delay of up to this long (at most 1d) before each run, to spread
+    pipelines that share a fire time."""
 
     @field_validator("cron")
     @classmethod
@@ -201,13 +248,19 @@ class ScheduleSpec(StrictModel):
     @classmethod
     def _check_timezone(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(
-                    f'unknown time zone "{value}": expected an IANA name such as '
-                    '"Europe/Berlin" or "UTC"'
-                ) from None
+            problem = zone_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _check_start(cls, value: datetime | None) -> datetime | None:
+        low, high = START_YEARS
+        if value is not None and not low <= value.year <= high:
+            raise ValueError(
+                f"start {value.isoformat()} is out of range: the year must be {low} to {high}"
+            )
         return value
 
     @model_validator(mode="after")

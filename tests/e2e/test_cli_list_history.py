@@ -125,6 +125,8 @@ def test_list_json_next_count_and_last_status(listed):
     sales = rows["sales"]
     assert set(sales) == {
         "pipeline",
+        "file",
+        "problems",
         "title",
         "enabled",
         "schedule",

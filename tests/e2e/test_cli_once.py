@@ -117,6 +117,8 @@ def test_failed_rerun_keeps_the_earlier_report(sales_project):
 
 
 def test_invalid_configuration_exits_2_with_every_problem(sales_project):
+    """A bad file never stops the good ones: the valid pipeline runs, then every
+    problem of the invalid file is printed, and the exit status is 2."""
     sales_project.pipeline(
         "bad", 'titel = "x"\n[queries.q]\nsql = "SELECT 1"\n[schedule]\ncron = "0 25 * * *"\n'
     )
@@ -127,9 +129,104 @@ def test_invalid_configuration_exits_2_with_every_problem(sales_project):
     assert (
         'pipelines/bad.toml: schedule.cron: invalid cron expression "0 25 * * *"' in result.stderr
     )
-    assert "3 problems in 1 file." in result.stderr
+    assert result.stderr.rstrip().endswith("3 problems in 1 file.")
     assert "Traceback" not in result.stderr
+    assert (sales_project.root / "reports/sales/latest.md").exists()
+    assert not (sales_project.root / "reports/bad").exists()
+
+
+def test_once_with_only_invalid_files_runs_nothing(sales_project):
+    (sales_project.pipelines / "sales.toml").unlink()
+    sales_project.pipeline("bad", "title = 3\n")
+    result = eil("--once", "pipelines", cwd=sales_project.root)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "pipelines/bad.toml: title: expected a string, got integer 3",
+        "pipelines/bad.toml: queries: required key is missing",
+        "",
+        "2 problems in 1 file.",
+    ]
     assert not (sales_project.root / "reports").exists()
+
+
+def test_once_exit_2_wins_over_a_failed_run_which_still_shows(sales_project):
+    sales_project.pipeline("broken", BROKEN_SQL)
+    sales_project.pipeline(
+        "bad", 'title = "Bad"\n[schedule]\nevery = "1ms"\n[queries.q]\nsql = "SELECT 1"\n'
+    )
+    result = eil("--once", "pipelines", cwd=sales_project.root)
+    assert result.returncode == 2, result.stderr
+    assert 'broken failed: pipeline "broken", query "kpis"' in result.stdout
+    assert result.stderr.splitlines()[-3:] == [
+        'pipelines/bad.toml: schedule.every: invalid duration "1ms": must be at least 1s',
+        "",
+        "1 problem in 1 file.",
+    ]
+    assert (sales_project.root / "reports/sales/latest.md").exists()
+    assert "internal error" not in result.stderr
+
+
+def test_only_a_valid_pipeline_ignores_other_files_problems(sales_project):
+    sales_project.pipeline("bad", "title = 3\n")
+    result = eil("--once", "pipelines", "--only", "sales", cwd=sales_project.root)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "note: 1 other pipeline file has problems (eil-run validate shows them)"
+    ]
+    assert (sales_project.root / "reports/sales/latest.md").exists()
+    sales_project.pipeline("worse", "title = 4\n")
+    two = eil("--once", "pipelines", "--only", "sales", cwd=sales_project.root)
+    assert two.returncode == 0
+    assert two.stderr.splitlines() == [
+        "note: 2 other pipeline files have problems (eil-run validate shows them)"
+    ]
+    # Naming the invalid pipeline (or any name not among the valid ones) shows the problems.
+    named = eil("--once", "pipelines", "--only", "bad", cwd=sales_project.root)
+    assert named.returncode == 2
+    assert "pipelines/bad.toml: title: expected a string, got integer 3" in named.stderr
+    assert "4 problems in 2 files." in named.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0001-01-01T00:00", "0001-01-01T00:00"),
+        ("9999-12-31", "9999-12-31"),
+        ("1899-12-31T23:59", "1899-12-31T23:59"),
+        ("9000-12-31T23:00-05:00", "9000-12-31T23:00-05:00"),
+    ],
+)
+def test_at_out_of_range_is_a_usage_error(sales_project, value, shown):
+    result = eil("--once", "pipelines", "--at", value, cwd=sales_project.root)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f'eil-run: --at: "{shown}" is out of range: the year must be 1900 to 9000'
+    )
+    assert not (sales_project.root / "reports").exists()
+
+
+def test_list_shows_an_invalid_file_as_a_row_with_its_problem(sales_project):
+    sales_project.pipeline(
+        "bad", 'title = "Bad"\n[schedule]\nevery = "3000000d"\n[queries.q]\nsql = "SELECT 1"\n'
+    )
+    result = eil("list", "pipelines", cwd=sales_project.root)
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [
+        "bad (invalid): pipelines/bad.toml",
+        '  problem:  schedule.every: invalid duration "3000000d": must be at most 366d',
+    ]
+    assert "sales: Sales" in lines
+    as_json = eil("list", "pipelines", "--format", "json", cwd=sales_project.root)
+    assert as_json.returncode == 2
+    import json
+
+    rows = {row["pipeline"]: row for row in json.loads(as_json.stdout)}
+    assert rows["bad"]["problems"] == [
+        'schedule.every: invalid duration "3000000d": must be at most 366d'
+    ]
+    assert (rows["bad"]["schedule"], rows["bad"]["next"]) == ("invalid", [])
+    assert rows["sales"]["problems"] == [] and len(rows["sales"]["next"]) == 3
 
 
 def test_validate_ok_and_bad(sales_project):
