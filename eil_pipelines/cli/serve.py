@@ -82,9 +82,9 @@ def cmd_serve(options: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    host, port = server.server_address[:2]
-    shown = f"[{host}]" if ":" in str(host) else host
-    warning = exposure_warning(str(host))
+    host, port = str(server.server_address[0]), server.server_address[1]
+    shown = f"[{host}]" if ":" in host else host
+    warning = exposure_warning(host)
     if warning:
         print(warning, file=sys.stderr, flush=True)
 

@@ -11,7 +11,7 @@ import itertools
 import re
 import textwrap
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -94,14 +94,20 @@ def _bounded_duration(minimum: timedelta | None, maximum: timedelta) -> Any:
 
 
 _SECOND = timedelta(seconds=1)
-#: ``every``: 1s to 366d.
-Interval = _bounded_duration(_SECOND, timedelta(days=366))
-#: ``retry_delay``: 1s to 1d (doubled at most ``MAX_RETRIES - 1`` times: 512 days).
-RetryDelay = _bounded_duration(_SECOND, timedelta(days=1))
-#: ``timeout``: 1s to 7d.
-Timeout = _bounded_duration(_SECOND, timedelta(days=7))
-#: ``jitter``: above zero, up to 1d.
-Jitter = _bounded_duration(None, timedelta(days=1))
+if TYPE_CHECKING:  # to the type checker they are durations; pydantic sees the bounds
+    Interval = timedelta
+    RetryDelay = timedelta
+    Timeout = timedelta
+    Jitter = timedelta
+else:
+    #: ``every``: 1s to 366d.
+    Interval = _bounded_duration(_SECOND, timedelta(days=366))
+    #: ``retry_delay``: 1s to 1d (doubled at most ``MAX_RETRIES - 1`` times: 512 days).
+    RetryDelay = _bounded_duration(_SECOND, timedelta(days=1))
+    #: ``timeout``: 1s to 7d.
+    Timeout = _bounded_duration(_SECOND, timedelta(days=7))
+    #: ``jitter``: above zero, up to 1d.
+    Jitter = _bounded_duration(None, timedelta(days=1))
 #: ``retries``: at most 10.
 MAX_RETRIES = 10
 #: ``max_catch_up``: at most 1000 missed runs made up.
@@ -123,7 +129,8 @@ def _to_times(value: Any) -> Any:
             raise ValueError(f'invalid time {item!r}: expected "HH:MM", such as "08:00"')
         parts = [int(p) for p in item.strip().split(":")]
         try:
-            out.append(time(*parts))
+            hour, minute, *seconds = parts
+            out.append(time(hour, minute, seconds[0] if seconds else 0))
         except ValueError:
             raise ValueError(f'invalid time "{item}": hour must be 0-23 and minute 0-59') from None
     return out

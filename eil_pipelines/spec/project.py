@@ -486,7 +486,7 @@ def delivery_problems(
         if isinstance(subject, str):
             problems.extend(_subject_problems("alert.subject", subject))
 
-    report = raw.get("report") if isinstance(raw.get("report"), dict) else {}
+    report: dict[str, Any] = raw["report"] if isinstance(raw.get("report"), dict) else {}
     formats = report.get("formats", ["md", "html"])
     exports = report.get("exports", [])
     deliveries = raw.get("deliver")

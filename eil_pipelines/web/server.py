@@ -158,7 +158,8 @@ class ReportsHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         """Apply the per-connection timeout before the first byte is read."""
-        self.timeout = self.server.connection_timeout
+        # StreamRequestHandler reads the class-level timeout; this server's own wins.
+        self.timeout = self.server.connection_timeout  # type: ignore[misc]
         super().setup()
 
     def version_string(self) -> str:
