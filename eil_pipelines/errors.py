@@ -34,10 +34,18 @@ class ConfigError(EilError):
         super().__init__(self.format())
 
     def format(self, display_path: str | None = None) -> str:
-        """Render as ``file: key.path: message`` lines."""
-        shown = display_path or self.shown
+        """Render as ``file: key.path: message`` lines.
+
+        Control characters in the file name, the key path (a TOML key may hold
+        any character) or the message are escaped: the lines go to a terminal.
+        """
+        from .text import printable
+
+        shown = printable(display_path or self.shown, keep_newlines=False)
         lines = []
         for key, message in self.problems:
+            key = printable(key, keep_newlines=False)
+            message = printable(message)
             lines.append(f"{shown}: {key}: {message}" if key else f"{shown}: {message}")
         return "\n".join(lines)
 

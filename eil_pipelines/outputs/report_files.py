@@ -8,6 +8,12 @@ point before that leaves the reports folder exactly as it was.
 The names this module writes are the only ones retention ever deletes
 (:func:`owned_files`): ``<stamp>.md|html|pdf|json``, ``<stamp>_charts/*.png``
 and ``<stamp>_data/*.csv|xlsx|parquet``.
+
+Staging folders, swapped-out folders and temp files carry their process's
+``<pid>-<start time>`` (:data:`~.atomic.OWNER`).  A process killed mid-write
+(``kill -9``) leaves them behind; the next write into the same pipeline
+folder, by the next ``--once`` or the restarted scheduler, removes those whose
+process is dead (:func:`remove_leftovers`), and never another live process's.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ import contextlib
 import os
 import re
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from .atomic import atomic_write_bytes
+from .atomic import OWNER, atomic_write_bytes, owner_is_alive
 from .exports import data_dir_name
 from .manifest import manifest_bytes, sha256_bytes
 
@@ -84,7 +91,8 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
         raise OutputError(
             f"cannot create the reports folder {pipeline_dir}: {exc.strerror}"
         ) from None
-    staging = pipeline_dir / f".staging-{uuid.uuid4().hex}"
+    remove_leftovers(pipeline_dir)
+    staging = pipeline_dir / f".staging-{OWNER}-{uuid.uuid4().hex}"
     written: list[Path] = []
     folders = [(files.charts_dir_name, files.images), (files.data_dir_name, files.data)]
     documents = {
@@ -129,6 +137,74 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+# What a killed process leaves: its staging folder, a folder swapped out by
+# _replace_dir, a temp file of atomic_write_bytes; each names its owner.
+_LEFTOVER = re.compile(
+    r"^(?:\.staging-(?P<dir_owner>\d+-\d+)-[0-9a-f]{32}"
+    r"|\.old-(?P<old_owner>\d+-\d+)-[0-9a-f]{32}\.(?P<target>.+)"
+    r"|\..+\.(?P<file_owner>\d+-\d+)\.[A-Za-z0-9_]+\.tmp)$"
+)
+# A staging folder of the version before owners were named: its process is
+# long gone once it is this old (a run that still writes after an hour has
+# timed out).
+_UNOWNED_STAGING = re.compile(r"^\.(?:staging|old)-[0-9a-f]{32}$")
+_UNOWNED_AGE_S = 3600.0
+
+
+def remove_leftovers(pipeline_dir: Path, *, now: float | None = None) -> list[Path]:
+    """Delete the staging folders and temp files of dead processes in ``pipeline_dir``.
+
+    Only names this module and :mod:`.atomic` make are considered, and only
+    when their owner process is dead (or, for unowned staging folders of the
+    previous version, when older than an hour).  Returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(pipeline_dir))
+    except OSError:
+        return removed
+    clock = time.time() if now is None else now
+    for entry in entries:
+        if not entry.name.startswith("."):
+            continue
+        match = _LEFTOVER.match(entry.name)
+        if match:
+            owner = (
+                match.group("dir_owner") or match.group("old_owner") or match.group("file_owner")
+            )
+            if owner_is_alive(owner):
+                continue
+            target = match.group("target")
+            if target and _restore(Path(entry.path), pipeline_dir / target):
+                removed.append(Path(entry.path))
+                continue
+        elif _UNOWNED_STAGING.match(entry.name):
+            with contextlib.suppress(OSError):
+                if clock - entry.stat(follow_symlinks=False).st_mtime < _UNOWNED_AGE_S:
+                    continue
+        else:
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        removed.append(path)
+    return removed
+
+
+def _restore(trash: Path, target: Path) -> bool:
+    """Put a folder swapped out by a killed :func:`_replace_dir` back, when its place is empty."""
+    if target.exists() or not _FOLDER.match(target.name):
+        return False
+    try:
+        os.replace(trash, target)
+    except OSError:
+        return False
+    return True
 
 
 _DATED_DOCUMENT = re.compile(r"^(\d{4}-\d{2}-\d{2}(?:T\d{4}(?:\d{2})?)?)\.([a-z]+)$")
@@ -198,7 +274,9 @@ def _replace_dir(new: Path, target: Path) -> None:
         return
     # A folder cannot be renamed over a non-empty one: move the old aside first,
     # then swap, then delete it, so the target is never missing for long.
-    trash = target.with_name(f".old-{uuid.uuid4().hex}")
+    # Named with its owner and target, so a run killed between the two renames
+    # leaves a folder the next run puts back (remove_leftovers).
+    trash = target.with_name(f".old-{OWNER}-{uuid.uuid4().hex}.{target.name}")
     os.replace(target, trash)
     try:
         os.replace(new, target)

@@ -68,6 +68,46 @@ def resolve_path(root: Path, relative: str) -> Path:
     return candidate if candidate.is_absolute() else (root / candidate).resolve()
 
 
+def project_file(root: Path, relative: str, kind: str) -> tuple[Path, str | None]:
+    """Resolve a template or SQL file of a pipeline, and say why it may not be used.
+
+    Returns the resolved path and ``None``, or a problem message when the name
+    holds a control character, or when the file (after ``..`` and symbolic
+    links) lies outside the project folder ``root``.  Pipeline files are
+    reviewed like code, but a report is mailed to people who did not write
+    it: a template or query may read nothing from the rest of the machine.
+    The message never quotes the file's content (it is not read here).
+    """
+    from ..text import has_control_characters, printable
+
+    if has_control_characters(relative):
+        return root, (
+            f'the {kind} name "{printable(relative, keep_newlines=False)}" holds a control '
+            "character or a line break: rename the file"
+        )
+    resolved = (root / Path(relative).expanduser()).resolve()
+    project = root.resolve()
+    if not resolved.is_relative_to(project):
+        return resolved, (
+            f'{kind} "{relative}" is outside the project folder {project} '
+            f"(it resolves to {resolved}): {kind}s must be inside the project folder"
+        )
+    return resolved, None
+
+
+def _file_name_problem(file: Path) -> tuple[str, str] | None:
+    """A pipeline file whose name holds a control character or a line break."""
+    from ..text import has_control_characters, printable
+
+    if has_control_characters(file.name):
+        return (
+            "",
+            f'the file name "{printable(file.name, keep_newlines=False)}" holds a control '
+            "character or a line break: rename the file",
+        )
+    return None
+
+
 def project_root_for(path: Path) -> Path:
     """The project root for a pipelines folder or a single pipeline file.
 
@@ -171,7 +211,7 @@ def load_pipeline(
 
         unset = frozenset(k for k, _ in problems)
         problems.extend(p for p in delivery_problems(raw, skip=unset) if p not in problems)
-    stem_problem = _name_problem(file, raw)
+    stem_problem = _file_name_problem(file) or _name_problem(file, raw)
     if stem_problem:
         problems.append(stem_problem)
     if spec is None or problems:
@@ -180,7 +220,10 @@ def load_pipeline(
     sql: dict[str, str] = {}
     for query_name, query in spec.queries.items():
         if query.file is not None:
-            sql_path = resolve_path(root, query.file)
+            sql_path, outside = project_file(root, query.file, "SQL file")
+            if outside:
+                problems.append((f"queries.{query_name}.file", outside))
+                continue
             try:
                 sql[query_name] = sql_path.read_text(encoding="utf-8")
             except FileNotFoundError:
@@ -202,9 +245,10 @@ def load_pipeline(
     name = spec.name or file.stem
     pipeline = Pipeline(name=name, file=file, root=root, spec=spec, sql=sql)
     if spec.report.template:
-        template_path = pipeline.template_path
-        assert template_path is not None
-        if not template_path.is_file():
+        template_path, outside = project_file(root, spec.report.template, "template")
+        if outside:
+            problems.append(("report.template", outside))
+        elif not template_path.is_file():
             problems.append(
                 (
                     "report.template",

@@ -91,9 +91,13 @@ def _expand_at(
 
 
 def read_toml(file: Path, shown: str) -> dict[str, Any]:
-    """Parse a TOML file; any failure is a :class:`ConfigError` naming the file (and line)."""
+    """Parse a TOML file; any failure is a :class:`ConfigError` naming the file (and line).
+
+    A UTF-8 byte-order mark at the start (some Windows editors write one) is
+    dropped: TOML forbids it, but it carries no meaning in UTF-8.
+    """
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(file.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ConfigError(
             file, [("", f"cannot read the file: {exc.strerror}")], shown=shown
