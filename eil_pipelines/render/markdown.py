@@ -90,18 +90,24 @@ _MARKDOWN_ESCAPES = str.maketrans(
 _EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
+# A value at the start of a line must not open a list, a rule or a heading
+# underline: "- x", "---", "===", "+ x"; "-12.5%" is a number and stays as it is.
+_BLOCK_START = re.compile(r"[-+=](?:[-+= ]|$)")
+_ORDERED_ITEM = re.compile(r"^(\d{1,9})([.)])(?= |$)")
+
+
 def escape_markdown(value: Any) -> str:
     """``value`` as Markdown text that shows as itself, on one line.
 
     ``\\``, `````, ``*``, ``[``, ``]``, ``|`` and ``_`` at a word's edge get a backslash, ``<``
-    becomes ``&lt;``, a leading ``#`` or ``>`` a backslash, line breaks become
+    becomes ``&lt;``, a leading ``#``, ``>``, list marker or rule a backslash, line breaks become
     spaces: ``![img](http://…)``, ``<!-- x`` or ``<script>`` shows as text,
     never as an image, a comment or HTML, and cannot start a block.
     """
     text = _EDGE_UNDERSCORE.sub(r"\\_", str(value).translate(_MARKDOWN_ESCAPES))
-    if text[:1] in ("#", ">"):
+    if text[:1] in ("#", ">") or _BLOCK_START.match(text):
         text = "\\" + text
-    return text
+    return _ORDERED_ITEM.sub(r"\1\\\2", text, count=1)
 
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
