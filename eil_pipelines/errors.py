@@ -137,7 +137,8 @@ class CouldNotRun(EilError):
 #: ``OSError`` numbers that mean the machine, not the configuration, stopped a command.
 ENVIRONMENT_ERRNOS = frozenset(
     getattr(errno, name)
-    for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT")
+    # EFBIG: a file size limit (RLIMIT_FSIZE, a quota) is a full disk for this process.
+    for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT", "EFBIG")
     if hasattr(errno, name)
 )
 

@@ -19,6 +19,7 @@ process is dead (:func:`remove_leftovers`), and never another live process's.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError
+from ..errors import CouldNotRun, OutputError
 from .atomic import OWNER, atomic_write_bytes, owner_is_alive
 from .exports import data_dir_name
 from .manifest import manifest_bytes, sha256_bytes
@@ -42,6 +43,52 @@ DOCUMENT_FORMATS = ("md", "html", "pdf")
 _DOCUMENT = re.compile(rf"^({STAMP_PATTERN})\.(md|html|pdf|json)$")
 _FOLDER = re.compile(rf"^({STAMP_PATTERN})_(charts|data)$")
 _FOLDER_FILES = {"charts": (".png",), "data": (".csv", ".xlsx", ".parquet")}
+
+
+class WriteRefused(OutputError, CouldNotRun):
+    """The machine refused to write a report: a full disk, a read-only folder,
+    no permission, a file where a folder must be.  Every file is written
+    whole or not at all, so no report is half-written and the earlier ones
+    stay.  A "could not run" kind (exit 3)."""
+
+
+#: What each refusal means, in words a person acts on.
+_REFUSALS = {
+    getattr(errno, name): meaning
+    for name, meaning in (
+        ("ENOSPC", "the disk is full"),
+        ("EDQUOT", "the disk quota is used up"),
+        ("EFBIG", "the file is larger than this process may write (the disk is full for it)"),
+        ("EROFS", "the file system is read-only"),
+        ("EACCES", "no permission to write there"),
+        ("EPERM", "no permission to write there"),
+        ("ENOTDIR", "a file stands where a folder must be"),
+        ("EEXIST", "a file stands where a folder must be"),
+    )
+    if hasattr(errno, name)
+}
+
+
+def _refused(action: str, exc: OSError) -> OutputError:
+    """An :class:`OSError` of a report write as a message; a refusal by the machine
+    as :class:`WriteRefused`."""
+    meaning = _REFUSALS.get(exc.errno or 0)
+    if meaning is None:
+        return OutputError(f"{action}: {exc.strerror or exc}")
+    cause = f"{meaning} ({exc.strerror})" if exc.strerror else meaning
+    return WriteRefused(f"{action}: {cause}; no file was left half-written")
+
+
+def check_state_folder(reports_dir: Path) -> None:
+    """Refuse to write when ``reports/.eil`` (the run ledger, status records, the
+    site's state) exists but is not a folder: every run would then publish
+    nothing, and say so only in a log line."""
+    state = reports_dir / ".eil"
+    if state.exists() and not state.is_dir():
+        raise WriteRefused(
+            f"{state} is a file, but it must be a folder (it holds the run ledger and "
+            "the report site's state): move the file away"
+        )
 
 
 @dataclass
@@ -85,12 +132,11 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
     (a format or export since removed) are deleted, so the folder matches
     the manifest.
     """
+    check_state_folder(pipeline_dir.parent)
     try:
         pipeline_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(
-            f"cannot create the reports folder {pipeline_dir}: {exc.strerror}"
-        ) from None
+        raise _refused(f"cannot create the reports folder {pipeline_dir}", exc) from None
     remove_leftovers(pipeline_dir)
     staging = pipeline_dir / f".staging-{OWNER}-{uuid.uuid4().hex}"
     written: list[Path] = []
@@ -133,7 +179,7 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
                 written.append(atomic_write_bytes(pipeline_dir / f"latest.{fmt}", data))
         _remove_stale(pipeline_dir, files.stamp, set(written))
     except OSError as exc:
-        raise OutputError(f"cannot write the report into {pipeline_dir}: {exc}") from None
+        raise _refused(f"cannot write the report into {pipeline_dir}", exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
