@@ -66,7 +66,6 @@ from .._lazy import LazyModule
 from ..errors import RenderError
 from .assets import NamedResults, chart_set
 from .filters import TemplateDataError, make_filters
-from .links import neutralize_unsafe_links
 from .markdown import escape_markdown, html_document, markdown_to_html, tidy_markdown
 
 # pandas loads only when a report renders: `eil-run validate` compiles templates without it.
@@ -361,8 +360,7 @@ def render_report(
     if fmt == "md":
         return tidy_markdown(text)
     # Not tidied: collapsing blank lines would change code inside <pre> blocks.
-    body = neutralize_unsafe_links(markdown_to_html(text))
-    return html_document(_title(context), body)
+    return html_document(_title(context), markdown_to_html(text))
 
 
 def _render_capped(template: Template, values: dict[str, Any], source: TemplateSource) -> str:

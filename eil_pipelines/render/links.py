@@ -35,12 +35,13 @@ _URL_ATTRIBUTE = re.compile(
 def is_safe_url(url: str, *, image: bool = False) -> bool:
     """Whether ``url`` is relative or uses a scheme of :data:`SAFE_SCHEMES`.
 
-    ``image`` also allows ``data:image/…`` URLs (raster images only), as an
-    ``<img src>``.  Character references are decoded first, as a browser does.
+    ``image`` also allows, as an ``<img src>``, ``data:image/…`` URLs of
+    raster images (never SVG, which may hold scripts) and ``cid:`` (an
+    e-mail's attached image).  Character references are decoded first, as a browser does.
     """
     plain = _IGNORED.sub("", html.unescape(url)).lower()
-    if image and _DATA_IMAGE.match(plain) and not plain.startswith("data:image/svg"):
-        return True
+    if image and (plain.startswith("cid:") or _DATA_IMAGE.match(plain)):
+        return True  # an e-mail's attached image, or an inline raster image
     match = _SCHEME.match(plain)
     if match is None:
         # "javascript&colon;…" decodes to a scheme above; a colon after "/", "?" or "#"

@@ -9,7 +9,7 @@ from typing import Any
 
 from markupsafe import escape
 
-from .links import is_safe_url
+from .links import is_safe_url, neutralize_unsafe_links
 
 # The HTML report may fetch nothing and run nothing, even if a template or a
 # value slipped something past the escaping: the browser enforces it.
@@ -24,8 +24,9 @@ def markdown_to_html(text: str) -> str:
 
     CommonMark plus pipe tables; raw HTML is passed through (the template's
     KPI cards, figures and tables are HTML blocks, and every value in them
-    was escaped by the renderer).  A link whose scheme is not http, https or
-    mailto (``javascript:``) stays text.
+    was escaped by the renderer).  A Markdown link whose scheme is not http,
+    https or mailto (``javascript:``) stays text, and such an ``href`` or
+    ``src`` in raw HTML is removed (:mod:`.links`).
     """
     # One parser per call: cheap (about a millisecond) and safe under the worker pool.
     from markdown_it import MarkdownIt  # here, not at the top: `validate` never converts
@@ -33,7 +34,9 @@ def markdown_to_html(text: str) -> str:
     md = MarkdownIt("commonmark", {"html": True}).enable("table")
     # Only http, https, mailto and relative links: any other becomes text (see links.py).
     md.validateLink = lambda url: is_safe_url(url, image=True)
-    return md.render(text)
+    # Raw HTML in the template (<a href="{{ row.url }}">) is checked too; the
+    # e-mail body is made from this fragment as well, and it has no CSP.
+    return neutralize_unsafe_links(md.render(text))
 
 
 @cache

@@ -121,6 +121,7 @@ def test_a_data_image_is_safe_only_as_an_image_and_never_svg():
     assert is_safe_url("data:image/png;base64,AAAA", image=True)
     assert not is_safe_url("data:image/png;base64,AAAA")
     assert not is_safe_url("data:image/svg+xml;base64,AAAA", image=True)
+    assert is_safe_url("cid:chart-1@eil", image=True) and not is_safe_url("cid:x")
 
 
 def test_a_javascript_link_from_data_becomes_text_in_the_html_report():
@@ -185,3 +186,16 @@ def test_the_rendered_output_has_a_size_limit(monkeypatch: pytest.MonkeyPatch):
         f"{NAME}: the report is larger than 10,000 characters, the limit: "
         "show fewer rows (the full data belongs in exports)"
     )
+
+
+def test_markdown_to_html_which_the_email_body_uses_checks_links_too():
+    from eil_pipelines.render import markdown_to_html
+
+    fragment = markdown_to_html(
+        '<p><a href="javascript:alert(1)">raw</a></p>\n\n'
+        "[md](javascript:alert(1)) [ok](https://example.com) ![i](data:text/html,x)\n"
+    )
+    assert "javascript:" not in fragment.replace("[md](javascript:alert(1))", "")
+    assert "<a >raw</a>" in fragment
+    assert '<a href="https://example.com">ok</a>' in fragment
+    assert "<img" not in fragment
