@@ -11,9 +11,10 @@ and ``<stamp>_data/*.csv|xlsx|parquet``.
 
 Staging folders, swapped-out folders and temp files carry their process's
 ``<pid>-<start time>`` (:data:`~.atomic.OWNER`).  A process killed mid-write
-(``kill -9``) leaves them behind; the next write into the same pipeline
-folder, by the next ``--once`` or the restarted scheduler, removes those whose
-process is dead (:func:`remove_leftovers`), and never another live process's.
+(``kill -9``) leaves them behind; the first write of a process into a
+pipeline folder (the next ``--once``, the restarted scheduler's first run of
+that pipeline) removes those whose process is dead (:func:`remove_leftovers`),
+and never another live process's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import errno
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -137,7 +139,7 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
         pipeline_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _refused(f"cannot create the reports folder {pipeline_dir}", exc) from None
-    remove_leftovers(pipeline_dir)
+    _remove_leftovers_once(pipeline_dir)
     staging = pipeline_dir / f".staging-{OWNER}-{uuid.uuid4().hex}"
     written: list[Path] = []
     folders = [(files.charts_dir_name, files.images), (files.data_dir_name, files.data)]
@@ -240,6 +242,21 @@ def remove_leftovers(pipeline_dir: Path, *, now: float | None = None) -> list[Pa
                 path.unlink()
         removed.append(path)
     return removed
+
+
+# Folders this process has swept: leftovers come from processes that died before
+# it started, so one look per folder is enough, and a run's cost does not grow by
+# another scan of a folder of 20,000 reports.
+_swept: set[Path] = set()
+_swept_lock = threading.Lock()
+
+
+def _remove_leftovers_once(pipeline_dir: Path) -> None:
+    with _swept_lock:
+        if pipeline_dir in _swept:
+            return
+        _swept.add(pipeline_dir)
+    remove_leftovers(pipeline_dir)
 
 
 def _restore(trash: Path, target: Path) -> bool:

@@ -33,7 +33,7 @@ def markdown_to_html(text: str) -> str:
 
     md = MarkdownIt("commonmark", {"html": True}).enable("table")
     # Only http, https, mailto and relative links: any other becomes text (see links.py).
-    md.validateLink = lambda url: is_safe_url(url, image=True)
+    md.validateLink = lambda url: is_safe_url(url, image=True)  # type: ignore[method-assign]
     # Raw HTML in the template (<a href="{{ row.url }}">) is checked too; the
     # e-mail body is made from this fragment as well, and it has no CSP.
     return neutralize_unsafe_links(md.render(text))

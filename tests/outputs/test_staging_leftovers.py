@@ -171,6 +171,8 @@ def test_kill_9_mid_write_leaves_earlier_reports_and_the_next_write_cleans_up(tm
     # Earlier reports untouched, no half-written report in place.
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
 
+    # What the next process does at its first write into the folder.
+    remove_leftovers(folder)
     write_report(folder, ReportFiles(stamp="2026-11-29", documents={"md": "# next\n"}))
     assert sorted(p.name for p in folder.iterdir()) == [
         "2026-11-27.md",
