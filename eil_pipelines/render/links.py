@@ -25,6 +25,7 @@ _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):")
 _DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp);", re.IGNORECASE)
 
 _TAG = re.compile(r"<[A-Za-z][^<>]*>")
+_TAG_NAME = re.compile(r"<([A-Za-z][A-Za-z0-9:-]*)")
 _URL_ATTRIBUTE = re.compile(
     r"""(\s)(href|src|xlink:href|action|formaction|poster|background)"""
     r"""(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'=<>`]+)""",
@@ -52,13 +53,16 @@ def is_safe_url(url: str, *, image: bool = False) -> bool:
 
 def _clean_tag(tag: re.Match[str]) -> str:
     text = tag.group(0)
-    is_image = text[1:4].lower() == "img"
+    name = _TAG_NAME.match(text)
+    # <img src> and SVG's <image href> show a picture: a data: or cid: image is fine there.
+    is_image = name is not None and name.group(1).lower() in ("img", "image")
 
     def check(attribute: re.Match[str]) -> str:
         value = attribute.group(4)
         if value[:1] in "\"'":
             value = value[1:-1]
-        if is_safe_url(value, image=is_image and attribute.group(2).lower() == "src"):
+        image_url = is_image and attribute.group(2).lower() in ("src", "href", "xlink:href")
+        if is_safe_url(value, image=image_url):
             return attribute.group(0)
         return " "  # the attribute goes; the tag keeps its other attributes
 

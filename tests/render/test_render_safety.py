@@ -145,12 +145,14 @@ def test_neutralize_keeps_safe_attributes_and_removes_unsafe_ones():
         '<img src="data:image/png;base64,AA" alt="">'
         "<img src=data:text/html,x>"
         '<a href="mailto:a@example.com">m</a>'
+        '<image href="data:image/png;base64,AA"/><use href="data:image/png;base64,AA"/>'
     )
     assert neutralize_unsafe_links(html) == (
         '<a class="x"  title="t">a</a>'
         '<img src="data:image/png;base64,AA" alt="">'
         "<img >"
         '<a href="mailto:a@example.com">m</a>'
+        '<image href="data:image/png;base64,AA"/><use />'
     )
 
 
