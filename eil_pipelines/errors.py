@@ -11,6 +11,8 @@ import errno
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .text import printable
+
 
 class EilError(Exception):
     """Base class of every error meant for the user."""
@@ -34,10 +36,16 @@ class ConfigError(EilError):
         super().__init__(self.format())
 
     def format(self, display_path: str | None = None) -> str:
-        """Render as ``file: key.path: message`` lines."""
-        shown = display_path or self.shown
+        """Render as ``file: key.path: message`` lines.
+
+        Control characters in the file name, the key path (a TOML key may hold
+        any character) or the message are escaped: the lines go to a terminal.
+        """
+        shown = printable(display_path or self.shown, keep_newlines=False)
         lines = []
         for key, message in self.problems:
+            key = printable(key, keep_newlines=False)
+            message = printable(message)
             lines.append(f"{shown}: {key}: {message}" if key else f"{shown}: {message}")
         return "\n".join(lines)
 
@@ -129,7 +137,8 @@ class CouldNotRun(EilError):
 #: ``OSError`` numbers that mean the machine, not the configuration, stopped a command.
 ENVIRONMENT_ERRNOS = frozenset(
     getattr(errno, name)
-    for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT")
+    # EFBIG: a file size limit (RLIMIT_FSIZE, a quota) is a full disk for this process.
+    for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT", "EFBIG")
     if hasattr(errno, name)
 )
 

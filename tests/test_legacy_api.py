@@ -42,7 +42,7 @@ def test_build_executive_report_with_chart(tmp_path):
         "sales-trend_20261128_093005.html",
     ]
     md = paths[0].read_text()
-    assert md.startswith("# Sales <Trend>\n")
+    assert md.startswith("# Sales &lt;Trend>\n")  # a value is text in Markdown: "<" escaped
     assert "Are sales growing?" in md
     assert "SELECT day, revenue FROM sales" in md
     assert "- Revenue grew 50% over the month." in md

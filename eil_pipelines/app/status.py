@@ -20,8 +20,10 @@ __all__ = ["broken_row", "history_rows", "pipeline_rows"]
 
 
 def _open_ledger(reports: Path) -> Ledger | None:
+    # Read-only: `list` and `history` never write, so they work on a ledger (or a
+    # folder) the user may only read, and never migrate or repair it behind a writer.
     path = ledger_path(reports)
-    return Ledger(path) if path.exists() else None
+    return Ledger(path, read_only=True) if path.exists() else None
 
 
 def pipeline_rows(

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigErrors, UsageError
+from ..text import printable
 from .exitcodes import EXIT_FAILED, exit_code
 
 #: Subcommands: name -> "module:parser_builder:handler", imported only when used so
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_config_errors(exc, sys.stderr)
         return exit_code(exc)
     except UsageError as exc:
-        print(exc, file=sys.stderr)
+        print(printable(str(exc)), file=sys.stderr)
         return exit_code(exc)
     except KeyboardInterrupt as exc:
         print("eil-run: interrupted", file=sys.stderr)
@@ -71,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ..app.errors import could_not_run
 
             text = str(could_not_run(exc) or exc)
+            text = printable(text)  # a path or a value may hold terminal escapes
             print(text if text.startswith("eil-run") else f"eil-run: {text}", file=sys.stderr)
             return code
         if debug:

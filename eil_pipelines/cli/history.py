@@ -33,6 +33,7 @@ def build_history_parser() -> argparse.ArgumentParser:
 def cmd_history(options: argparse.Namespace) -> int:
     """Print recent runs, with the deliveries that still need attention."""
     from ..app.status import history_rows
+    from ..text import printable
     from .printing import delivery_line
 
     if options.limit < 1:
@@ -56,7 +57,7 @@ def cmd_history(options: argparse.Namespace) -> int:
             f"attempt {row['attempt']}  {duration}"
         )
         if row["error"]:
-            print(f"    {row['error']}")
+            print(f"    {printable(row['error'])}")  # errors quote data and file names
         for delivery in row["deliveries"]:
             if delivery["status"] not in ("sent", "skipped"):  # what still needs attention
                 print(f"    {delivery_line(delivery)}")

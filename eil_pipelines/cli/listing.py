@@ -36,6 +36,7 @@ def build_list_parser() -> argparse.ArgumentParser:
 def cmd_list(options: argparse.Namespace) -> int:
     """Print each pipeline's schedule, next fire times and last run."""
     from ..app.status import pipeline_rows
+    from ..text import printable
 
     if options.next < 1:
         raise UsageError("eil-run list: --next must be at least 1")
@@ -52,7 +53,8 @@ def cmd_list(options: argparse.Namespace) -> int:
                 print(f"  problem:  {problem}")
             continue
         state = "" if row["enabled"] else " (disabled)"
-        print(f"{row['pipeline']}{state}: {row['title']}")
+        # The title is free text from a pipeline file: no raw control characters.
+        print(f"{row['pipeline']}{state}: {printable(row['title'], keep_newlines=False)}")
         print(f"  schedule: {row['schedule']}")
         for fire in row["next"]:
             print(f"  next:     {fire['local']}  ({fire['utc']} UTC)")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .common import Parser, add_path, check_counts, configure_logging, parse_at, reports_dir_for
-from .exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_FAILED, EXIT_OK
 
 DESCRIPTION = """\
 Executive reports as code: each TOML file in PATH (default pipelines/) is a
@@ -144,4 +144,6 @@ def cmd_once(options: argparse.Namespace) -> int:
         sys.stdout.flush()  # the summary first, then the problems, as a terminal shows them
         print_config_errors(ConfigErrors(errors), sys.stderr)
         return EXIT_CONFIG
+    if any(result.could_not_run for result in outcome.results):
+        return EXIT_COULD_NOT_RUN
     return EXIT_OK if outcome.ok else EXIT_FAILED

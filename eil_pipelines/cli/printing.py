@@ -1,4 +1,9 @@
-"""Tables and lines the commands print: the ``--once`` summary, deliveries, config errors."""
+"""Tables and lines the commands print: the ``--once`` summary, deliveries, config errors.
+
+Every piece of user text (errors quoting data, file names, recipients) goes
+through :func:`~eil_pipelines.text.printable`: no raw control character
+reaches the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from ..errors import ConfigErrors
+from ..text import printable
 
 
 def print_config_errors(exc: ConfigErrors, out: TextIO) -> None:
@@ -30,7 +36,7 @@ def print_summary(results: Sequence[Any], out: TextIO) -> None:
             f for f in r.files if f.parent.name == r.pipeline and not f.name.startswith("latest.")
         ]
         images = len([f for f in r.files if f.suffix == ".png"])
-        shown = ", ".join(display_path(f) for f in docs)
+        shown = printable(", ".join(display_path(f) for f in docs), keep_newlines=False)
         if images:
             shown += f" (+{images} chart{'s' if images != 1 else ''})"
         rows.append((r.pipeline, r.status, f"{r.duration:.2f}s", shown or "-"))
@@ -49,7 +55,7 @@ def print_summary(results: Sequence[Any], out: TextIO) -> None:
     if failed:
         print(file=out)
         for r in failed:
-            print(f"{r.pipeline} failed: {r.error}", file=out)
+            print(f"{r.pipeline} failed: {printable(r.error)}", file=out)
     ok = len(results) - len(failed)
     print(f"\n{ok} succeeded, {len(failed)} failed.", file=out)
 
@@ -68,7 +74,8 @@ def delivery_line(delivery: Mapping[str, Any]) -> str:
         state = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}"
     else:
         state = delivery["status"]
-    return f"{what}: {state}" + (f": {delivery['error']}" if delivery["error"] else "")
+    line = f"{what}: {state}" + (f": {delivery['error']}" if delivery["error"] else "")
+    return printable(line)
 
 
 def print_deliveries(records: Sequence[Any], out: TextIO) -> None:

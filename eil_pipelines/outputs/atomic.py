@@ -19,6 +19,59 @@ def _read_umask() -> int:
 FILE_MODE = 0o666 & ~_read_umask()
 
 
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux), with its state.
+
+    ``None`` when it cannot be read (no ``/proc``, or no such process).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and ")": fields 3… follow its last ")".
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) < 20:
+        return None
+    state, start = fields[0], fields[19]
+    return "zombie" if state in ("Z", "X") else start
+
+
+def _owner_token() -> str:
+    """This process as ``<pid>-<start time>``: what names its temporary folders."""
+    pid = os.getpid()
+    return f"{pid}-{_start_time(pid) or 0}"
+
+
+#: Names the staging folders and temporary files of this process (:func:`owner_is_alive`).
+OWNER = _owner_token()
+
+
+def owner_is_alive(token: str) -> bool:
+    """Whether the process a ``<pid>-<start time>`` token names is still running.
+
+    A live process is never taken for dead: when in doubt (another user's
+    process, no ``/proc``) the answer is "alive".  A pid reused by a newer
+    process does not count, because its start time differs.
+    """
+    pid_text, _, start = token.partition("-")
+    if not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    if token == OWNER:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    current = _start_time(pid)
+    if current is None:
+        return True  # no /proc to tell a reused pid apart: keep the files
+    return current == start
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
@@ -26,7 +79,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     previous file whole; on any error the temp file is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The owner in the name lets the next start remove a temp file a killed process left.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{OWNER}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:

@@ -8,20 +8,31 @@ point before that leaves the reports folder exactly as it was.
 The names this module writes are the only ones retention ever deletes
 (:func:`owned_files`): ``<stamp>.md|html|pdf|json``, ``<stamp>_charts/*.png``
 and ``<stamp>_data/*.csv|xlsx|parquet``.
+
+Staging folders, swapped-out folders and temp files carry their process's
+``<pid>-<start time>`` (:data:`~.atomic.OWNER`).  A process killed mid-write
+(``kill -9``) leaves them behind; the first write of a process into a
+pipeline folder (the next ``--once``, the restarted scheduler's first run of
+that pipeline) removes those whose process is dead (:func:`remove_leftovers`),
+and never another live process's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError
-from .atomic import atomic_write_bytes
+from ..errors import CouldNotRun, OutputError
+from .atomic import OWNER, atomic_write_bytes, owner_is_alive
 from .exports import data_dir_name
 from .manifest import manifest_bytes, sha256_bytes
 from .stamps import is_stamp
@@ -32,6 +43,52 @@ DOCUMENT_FORMATS = ("md", "html", "pdf")
 # The files a report owns: <stamp>.<ext> documents, and these files in <stamp>_<kind>/.
 _DOCUMENT_SUFFIXES = frozenset({"md", "html", "pdf", "json"})
 _FOLDER_FILES = {"charts": (".png",), "data": (".csv", ".xlsx", ".parquet")}
+
+
+class WriteRefused(OutputError, CouldNotRun):
+    """The machine refused to write a report: a full disk, a read-only folder,
+    no permission, a file where a folder must be.  Every file is written
+    whole or not at all, so no report is half-written and the earlier ones
+    stay.  A "could not run" kind (exit 3)."""
+
+
+#: What each refusal means, in words a person acts on.
+_REFUSALS = {
+    getattr(errno, name): meaning
+    for name, meaning in (
+        ("ENOSPC", "the disk is full"),
+        ("EDQUOT", "the disk quota is used up"),
+        ("EFBIG", "the file is larger than this process may write (the disk is full for it)"),
+        ("EROFS", "the file system is read-only"),
+        ("EACCES", "no permission to write there"),
+        ("EPERM", "no permission to write there"),
+        ("ENOTDIR", "a file stands where a folder must be"),
+        ("EEXIST", "a file stands where a folder must be"),
+    )
+    if hasattr(errno, name)
+}
+
+
+def _refused(action: str, exc: OSError) -> OutputError:
+    """An :class:`OSError` of a report write as a message; a refusal by the machine
+    as :class:`WriteRefused`."""
+    meaning = _REFUSALS.get(exc.errno or 0)
+    if meaning is None:
+        return OutputError(f"{action}: {exc.strerror or exc}")
+    cause = f"{meaning} ({exc.strerror})" if exc.strerror else meaning
+    return WriteRefused(f"{action}: {cause}; no file was left half-written")
+
+
+def check_state_folder(reports_dir: Path) -> None:
+    """Refuse to write when ``reports/.eil`` (the run ledger, status records, the
+    site's state) exists but is not a folder: every run would then publish
+    nothing, and say so only in a log line."""
+    state = reports_dir / ".eil"
+    if state.exists() and not state.is_dir():
+        raise WriteRefused(
+            f"{state} is a file, but it must be a folder (it holds the run ledger and "
+            "the report site's state): move the file away"
+        )
 
 
 @dataclass
@@ -75,13 +132,13 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
     (a format or export since removed) are deleted, so the folder matches
     the manifest.
     """
+    check_state_folder(pipeline_dir.parent)
     try:
         pipeline_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(
-            f"cannot create the reports folder {pipeline_dir}: {exc.strerror}"
-        ) from None
-    staging = pipeline_dir / f".staging-{uuid.uuid4().hex}"
+        raise _refused(f"cannot create the reports folder {pipeline_dir}", exc) from None
+    _remove_leftovers_once(pipeline_dir)
+    staging = pipeline_dir / f".staging-{OWNER}-{uuid.uuid4().hex}"
     written: list[Path] = []
     folders = [(files.charts_dir_name, files.images), (files.data_dir_name, files.data)]
     documents = {
@@ -122,10 +179,94 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
                 written.append(atomic_write_bytes(pipeline_dir / f"latest.{fmt}", data))
         _remove_stale(pipeline_dir, files.stamp, set(written))
     except OSError as exc:
-        raise OutputError(f"cannot write the report into {pipeline_dir}: {exc}") from None
+        raise _refused(f"cannot write the report into {pipeline_dir}", exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+# What a killed process leaves: its staging folder, a folder swapped out by
+# _replace_dir, a temp file of atomic_write_bytes; each names its owner.
+_LEFTOVER = re.compile(
+    r"^(?:\.staging-(?P<dir_owner>\d+-\d+)-[0-9a-f]{32}"
+    r"|\.old-(?P<old_owner>\d+-\d+)-[0-9a-f]{32}\.(?P<target>.+)"
+    r"|\..+\.(?P<file_owner>\d+-\d+)\.[A-Za-z0-9_]+\.tmp)$"
+)
+# A staging folder of the version before owners were named: its process is
+# long gone once it is this old (a run that still writes after an hour has
+# timed out).
+_UNOWNED_STAGING = re.compile(r"^\.(?:staging|old)-[0-9a-f]{32}$")
+_UNOWNED_AGE_S = 3600.0
+
+
+def remove_leftovers(pipeline_dir: Path, *, now: float | None = None) -> list[Path]:
+    """Delete the staging folders and temp files of dead processes in ``pipeline_dir``.
+
+    Only names this module and :mod:`.atomic` make are considered, and only
+    when their owner process is dead (or, for unowned staging folders of the
+    previous version, when older than an hour).  Returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(pipeline_dir))
+    except OSError:
+        return removed
+    clock = time.time() if now is None else now
+    for entry in entries:
+        if not entry.name.startswith("."):
+            continue
+        match = _LEFTOVER.match(entry.name)
+        if match:
+            owner = (
+                match.group("dir_owner") or match.group("old_owner") or match.group("file_owner")
+            )
+            if owner_is_alive(owner):
+                continue
+            target = match.group("target")
+            if target and _restore(Path(entry.path), pipeline_dir / target):
+                removed.append(Path(entry.path))
+                continue
+        elif _UNOWNED_STAGING.match(entry.name):
+            with contextlib.suppress(OSError):
+                if clock - entry.stat(follow_symlinks=False).st_mtime < _UNOWNED_AGE_S:
+                    continue
+        else:
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        removed.append(path)
+    return removed
+
+
+# Folders this process has swept: leftovers come from processes that died before
+# it started, so one look per folder is enough, and a run's cost does not grow by
+# another scan of a folder of 20,000 reports.
+_swept: set[Path] = set()
+_swept_lock = threading.Lock()
+
+
+def _remove_leftovers_once(pipeline_dir: Path) -> None:
+    with _swept_lock:
+        if pipeline_dir in _swept:
+            return
+        _swept.add(pipeline_dir)
+    remove_leftovers(pipeline_dir)
+
+
+def _restore(trash: Path, target: Path) -> bool:
+    """Put a folder swapped out by a killed :func:`_replace_dir` back, when its place is empty."""
+    stamp, _, kind = target.name.rpartition("_")
+    if target.exists() or kind not in _FOLDER_FILES or not is_stamp(stamp):
+        return False
+    try:
+        os.replace(trash, target)
+    except OSError:
+        return False
+    return True
 
 
 def _newest_stamps(pipeline_dir: Path) -> dict[str, str]:
@@ -194,7 +335,9 @@ def _replace_dir(new: Path, target: Path) -> None:
         return
     # A folder cannot be renamed over a non-empty one: move the old aside first,
     # then swap, then delete it, so the target is never missing for long.
-    trash = target.with_name(f".old-{uuid.uuid4().hex}")
+    # Named with its owner and target, so a run killed between the two renames
+    # leaves a folder the next run puts back (remove_leftovers).
+    trash = target.with_name(f".old-{OWNER}-{uuid.uuid4().hex}.{target.name}")
     os.replace(target, trash)
     try:
         os.replace(new, target)

@@ -19,13 +19,16 @@ available: a report template is one file.  Whitespace follows Jinja's
 defaults (no ``trim_blocks``): use ``{%-`` / ``-%}`` to drop newlines; the
 Markdown report is tidied afterwards (trailing spaces, runs of blank lines).
 
-See :mod:`eil_pipelines.render.environment` for the security rules.
+See :mod:`eil_pipelines.render.environment` for the security rules: values
+are escaped in both formats, ``href``/``src`` are held to safe schemes
+(:mod:`.links`), and a report has a size limit (:data:`MAX_OUTPUT_CHARS`).
 """
 
 from .assets import ChartAsset
 from .environment import (
     BUILTIN_NAME,
     FORMATS,
+    MAX_OUTPUT_CHARS,
     SAFE_DATA_ATTRIBUTES,
     TemplateSource,
     compile_template,
@@ -33,18 +36,24 @@ from .environment import (
     load_template,
     render_report,
 )
-from .markdown import html_document, markdown_to_html
+from .links import SAFE_SCHEMES, is_safe_url, neutralize_unsafe_links
+from .markdown import escape_markdown, html_document, markdown_to_html
 
 __all__ = [
     "BUILTIN_NAME",
     "FORMATS",
+    "MAX_OUTPUT_CHARS",
     "SAFE_DATA_ATTRIBUTES",
+    "SAFE_SCHEMES",
     "ChartAsset",
     "TemplateSource",
     "compile_template",
     "create_environment",
+    "escape_markdown",
     "html_document",
+    "is_safe_url",
     "load_template",
     "markdown_to_html",
+    "neutralize_unsafe_links",
     "render_report",
 ]

@@ -21,6 +21,19 @@ Security rules, and why:
   more writers.  Of the ``to_*`` methods only ``to_dict`` and ``to_list``
   are allowed.
 * ``StrictUndefined``: a misspelt name is an error, never an empty string.
+* In the Markdown rendering every printed value that is not
+  :class:`~markupsafe.Markup` (tables, code blocks and chart embeds from the
+  filters are) is escaped for Markdown: ``\\``, `````, ``*``, ``[``,
+  ``]`` and ``|`` get a backslash, ``<`` becomes ``&lt;``, a leading ``#`` or
+  ``>`` a backslash, and line breaks become spaces.  A row value
+  ``![img](http://…)``, ``<!-- x`` or ``<script>`` prints as text, never as an
+  image, a comment or HTML, and cannot start a block of its own.
+* Size limits: a string or list repeated with ``*`` may hold at most
+  :data:`MAX_REPEAT_LENGTH` items, a power ``**`` an exponent of at most
+  :data:`MAX_EXPONENT`, and a rendered report at most :data:`MAX_OUTPUT_CHARS`
+  characters; past them rendering stops with a :class:`RenderError`.
+* Every ``href`` and ``src`` of the HTML report is checked against a list of
+  safe schemes (:mod:`.links`).
 * In the HTML rendering autoescape is on, and every printed value that is
   not :class:`~markupsafe.Markup` is also kept from acting as Markdown: ``[``,
   ``]``, ``\\`` and line breaks are written as character references, so a
@@ -47,6 +60,7 @@ from jinja2.exceptions import (
     TemplateSyntaxError,
     UndefinedError,
 )
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 
@@ -54,7 +68,7 @@ from .._lazy import LazyModule
 from ..errors import RenderError
 from .assets import NamedResults, chart_set
 from .filters import TemplateDataError, make_filters
-from .markdown import html_document, markdown_to_html, tidy_markdown
+from .markdown import escape_markdown, html_document, markdown_to_html, tidy_markdown
 
 # pandas loads only when a report renders: `eil-run validate` compiles templates without it.
 pd = LazyModule("pandas")
@@ -101,8 +115,45 @@ _MARKDOWN_ACTIVE = str.maketrans(
 )
 
 
+#: The most items (characters of a string) a ``*`` repetition may produce in a template.
+MAX_REPEAT_LENGTH = 1_000_000
+
+#: The largest exponent of ``**`` in a template (``10 ** 10**8`` would take minutes).
+MAX_EXPONENT = 1_000
+
+#: The most characters one rendered report (Markdown, or the HTML before its
+#: document wrapper) may hold: 50 million, far above any report people read.
+MAX_OUTPUT_CHARS = 50_000_000
+
+
 class ReportEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox, with pandas and numpy objects held to an allow-list."""
+    """The sandbox, with pandas and numpy objects held to an allow-list,
+    and ``*`` and ``**`` held to a size."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """Refuse a repetition longer than :data:`MAX_REPEAT_LENGTH` or a power
+        above :data:`MAX_EXPONENT` before computing it."""
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, str | bytes | list | tuple)
+                    and isinstance(count, int)
+                    and len(sequence) * count > MAX_REPEAT_LENGTH
+                ):
+                    raise TemplateDataError(
+                        f"a repetition with * would make {len(sequence) * count:,} items; "
+                        f"the limit is {MAX_REPEAT_LENGTH:,}"
+                    )
+        elif (
+            operator == "**"
+            and isinstance(right, int | float)
+            and not isinstance(right, bool)
+            and abs(right) > MAX_EXPONENT
+        ):
+            raise TemplateDataError(f"an exponent above {MAX_EXPONENT:,} is not allowed in **")
+        return super().call_binop(context, operator, left, right)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         """Refuse private attributes, mutators, and anything on a DataFrame,
@@ -122,6 +173,12 @@ class ReportEnvironment(ImmutableSandboxedEnvironment):
         if isinstance(obj, pd.DataFrame):
             return attr in obj.columns
         return isinstance(obj, pd.Series) and attr in obj.index
+
+
+def _finalize_markdown(value: Any) -> Any:
+    if hasattr(value, "__html__"):  # the filters' tables and code blocks, chart embeds
+        return value
+    return escape_markdown(value)
 
 
 def _finalize_html(value: Any) -> Any:
@@ -146,7 +203,7 @@ def create_environment(
     env = ReportEnvironment(
         undefined=StrictUndefined,
         autoescape=fmt == "html",
-        finalize=_finalize_html if fmt == "html" else None,
+        finalize=_finalize_html if fmt == "html" else _finalize_markdown,
         loader=FunctionLoader(_no_includes),
         # Jinja's default whitespace rules (no trim_blocks/lstrip_blocks), the ones
         # its documentation teaches: templates control newlines with "-" markers.
@@ -297,13 +354,31 @@ def render_report(
     template = _compile(env, source)
     values = _template_values(context, fmt)
     try:
-        text = template.render(values)
+        text = _render_capped(template, values, source)
+    except RenderError:
+        raise
     except Exception as exc:
         raise _render_error(source, exc) from exc
     if fmt == "md":
         return tidy_markdown(text)
     # Not tidied: collapsing blank lines would change code inside <pre> blocks.
     return html_document(_title(context), markdown_to_html(text))
+
+
+def _render_capped(template: Template, values: dict[str, Any], source: TemplateSource) -> str:
+    """Render piece by piece, stopping as soon as the text passes :data:`MAX_OUTPUT_CHARS`."""
+    pieces: list[str] = []
+    size = 0
+    for piece in template.generate(values):
+        size += len(piece)
+        if size > MAX_OUTPUT_CHARS:
+            raise RenderError(
+                source.name,
+                f"the report is larger than {MAX_OUTPUT_CHARS:,} characters, the limit: "
+                "show fewer rows (the full data belongs in exports)",
+            )
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 # --- the engine's own pages ---------------------------------------------------------

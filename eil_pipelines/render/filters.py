@@ -33,6 +33,7 @@ from ..formatting import (
     format_percent,
     is_missing,
 )
+from .markdown import escape_markdown
 
 # pandas loads only when a report renders: `eil-run validate` compiles templates without it.
 if TYPE_CHECKING:
@@ -44,9 +45,6 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 # Integer columns that are labels, not quantities: "2,026" would be wrong for a year.
 _LABEL_COLUMN = re.compile(r"(^|[_\s])(year|yr|id|code|zip|postcode)$", re.IGNORECASE)
-
-# A backslash before ASCII punctuation is a Markdown escape; doubling it keeps it literal.
-_MD_BACKSLASH = re.compile(r"\\(?=[!-/:-@\[-`{-~])")
 
 
 class TemplateDataError(TemplateRuntimeError):
@@ -294,9 +292,9 @@ def _format_column(name: Any, values: pd.Series) -> tuple[list[str], bool]:
 
 
 def _md_cell(text: str) -> str:
-    text = " ".join(text.splitlines())
-    # "<" as a reference: data is not inline HTML (markdownlint MD033, permissive viewers).
-    return _MD_BACKSLASH.sub(r"\\\\", text).replace("|", "\\|").replace("<", "&lt;")
+    # Data is text, never Markdown or inline HTML: no link, image, emphasis or
+    # comment from a value ("<" as a reference also keeps markdownlint MD033 quiet).
+    return escape_markdown(" ".join(text.splitlines()))
 
 
 def _html_cell(text: str) -> Markup:
@@ -353,7 +351,7 @@ def render_table(
     frame = _select(_as_frame(value), columns)
     total = len(frame)
     if total == 0 or len(frame.columns) == 0:
-        return "_No rows._" if fmt == "md" else Markup('<p class="empty">No rows.</p>')
+        return Markup("_No rows._" if fmt == "md" else '<p class="empty">No rows.</p>')
     shown = frame.head(max_rows)
     headers = [str(c) for c in shown.columns]
     cells: list[list[str]] = []
@@ -367,7 +365,8 @@ def render_table(
     if total > len(shown):
         note = f"Showing {format_number(len(shown))} of {format_number(total)} rows."
     if fmt == "md":
-        return _markdown_table(headers, rows, numeric, note)
+        # Markup in Markdown too: the cells are escaped, the table must not be again.
+        return Markup(_markdown_table(headers, rows, numeric, note))
     return _html_table(headers, rows, numeric, note, caption)
 
 
@@ -436,7 +435,7 @@ def render_code(text: Any, fmt: str, lang: str = "") -> Any:
     if fmt == "md":
         longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
         fence = "`" * max(3, longest + 1)
-        return f"{fence}{lang}\n{body}\n{fence}"
+        return Markup(f"{fence}{lang}\n{body}\n{fence}")  # inside a fence: literal
     if lang:
         return Markup('<pre><code class="language-{}">{}</code></pre>').format(lang, body)
     return Markup("<pre><code>{}</code></pre>").format(body)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from markupsafe import escape
+
+from .links import is_safe_url, neutralize_unsafe_links
 
 # The HTML report may fetch nothing and run nothing, even if a template or a
 # value slipped something past the escaping: the browser enforces it.
@@ -21,14 +24,19 @@ def markdown_to_html(text: str) -> str:
 
     CommonMark plus pipe tables; raw HTML is passed through (the template's
     KPI cards, figures and tables are HTML blocks, and every value in them
-    was escaped by the renderer).  Links with ``javascript:`` and similar
-    schemes are dropped by markdown-it.
+    was escaped by the renderer).  A Markdown link whose scheme is not http,
+    https or mailto (``javascript:``) stays text, and such an ``href`` or
+    ``src`` in raw HTML is removed (:mod:`.links`).
     """
     # One parser per call: cheap (about a millisecond) and safe under the worker pool.
     from markdown_it import MarkdownIt  # here, not at the top: `validate` never converts
 
     md = MarkdownIt("commonmark", {"html": True}).enable("table")
-    return md.render(text)
+    # Only http, https, mailto and relative links: any other becomes text (see links.py).
+    md.validateLink = lambda url: is_safe_url(url, image=True)  # type: ignore[method-assign]
+    # Raw HTML in the template (<a href="{{ row.url }}">) is checked too; the
+    # e-mail body is made from this fragment as well, and it has no CSP.
+    return neutralize_unsafe_links(md.render(text))
 
 
 @cache
@@ -62,6 +70,47 @@ def html_document(title: str, body_html: str, *, lang: str = "en") -> str:
         "</body>\n"
         "</html>\n"
     )
+
+
+# Markdown-active characters in a printed value, and what they become.
+_MARKDOWN_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "`": "\\`",
+        "*": "\\*",
+        "[": "\\[",
+        "]": "\\]",
+        "|": "\\|",
+        "<": "&lt;",
+        "\r": "",
+        "\n": " ",
+    }
+)
+
+
+# "_" inside a word ("net_revenue", "2026-11-27_charts") never emphasizes in
+# CommonMark; only one at a word's edge needs the backslash.
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+# A value at the start of a line must not open a list, a rule or a heading
+# underline: "- x", "---", "===", "+ x"; "-12.5%" is a number and stays as it is.
+_BLOCK_START = re.compile(r"[-+=](?:[-+= ]|$)")
+_ORDERED_ITEM = re.compile(r"^(\d{1,9})([.)])(?= |$)")
+
+
+def escape_markdown(value: Any) -> str:
+    """``value`` as Markdown text that shows as itself, on one line.
+
+    ``\\``, `````, ``*``, ``[``, ``]``, ``|`` and ``_`` at a word's edge get a backslash, ``<``
+    becomes ``&lt;``, a leading ``#``, ``>``, list marker or rule a backslash, line breaks become
+    spaces: ``![img](http://…)``, ``<!-- x`` or ``<script>`` shows as text,
+    never as an image, a comment or HTML, and cannot start a block.
+    """
+    text = _EDGE_UNDERSCORE.sub(r"\\_", str(value).translate(_MARKDOWN_ESCAPES))
+    if text[:1] in ("#", ">") or _BLOCK_START.match(text):
+        text = "\\" + text
+    return _ORDERED_ITEM.sub(r"\1\\\2", text, count=1)
 
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ChartError, EilError, RenderError
+from ..errors import ChartError, CouldNotRun, EilError, RenderError
 from ..outputs import ReportFiles, write_report
 from ..outputs.exports import csv_bytes, export_results, result_sha256
 from ..outputs.manifest import build_manifest, query_record, sha256_file
@@ -104,6 +104,9 @@ class RunResult:
     row_counts: dict[str, int] = field(default_factory=dict)
     """Rows each query returned (for ``when = "not_empty"`` deliveries)."""
     alert_data: Any = field(default=None, repr=False)
+    could_not_run: bool = False
+    """The machine refused the run (a full disk, a read-only folder): not the pipeline's
+    fault, and ``--once`` exits 3 for it (docs/cli.md)."""
     """The ``[alert]`` query's result (a DataFrame), for the alert message; only
     that query's rows are kept past the run, so big results are not held."""
 
@@ -153,6 +156,7 @@ def run_pipeline(
     status, error = "succeeded", None
     row_counts: dict[str, int] = {}
     alert_data = None
+    could_not_run = False
     try:
         pipeline_sha256 = _pipeline_file_hash(pipeline)
         produced = _produce(pipeline, ctx, stages, guard, chart_processes)
@@ -167,6 +171,7 @@ def run_pipeline(
         stages.write = _time.perf_counter() - t
     except EilError as exc:
         status, error = "failed", str(exc)
+        could_not_run = isinstance(exc, CouldNotRun)
     except Exception as exc:  # a bug, not bad input: keep the run loop alive and say so
         log.exception("internal error in pipeline %s", pipeline.name)
         status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
@@ -193,6 +198,7 @@ def run_pipeline(
         deleted=written.deleted,
         row_counts=row_counts,
         alert_data=alert_data,
+        could_not_run=could_not_run,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import ConfigError, ConfigErrors, EilError
+from ..text import has_control_characters, printable
 from .models import NAME_PATTERN, PipelineSpec, reference_problems
 
 # PROJECT_FILE is re-exported: the folder checks (run/deep.py) read it from here.
@@ -66,6 +67,42 @@ def resolve_path(root: Path, relative: str) -> Path:
     """Resolve a path written in a pipeline against the project root (never the cwd)."""
     candidate = Path(relative).expanduser()
     return candidate if candidate.is_absolute() else (root / candidate).resolve()
+
+
+def project_file(root: Path, relative: str, kind: str) -> tuple[Path, str | None]:
+    """Resolve a template or SQL file of a pipeline, and say why it may not be used.
+
+    Returns the resolved path and ``None``, or a problem message when the name
+    holds a control character, or when the file (after ``..`` and symbolic
+    links) lies outside the project folder ``root``.  Pipeline files are
+    reviewed like code, but a report is mailed to people who did not write
+    it: a template or query may read nothing from the rest of the machine.
+    The message never quotes the file's content (it is not read here).
+    """
+    if has_control_characters(relative):
+        return root, (
+            f'the {kind} name "{printable(relative, keep_newlines=False)}" holds a control '
+            "character or a line break: rename the file"
+        )
+    resolved = (root / Path(relative).expanduser()).resolve()
+    project = root.resolve()
+    if not resolved.is_relative_to(project):
+        return resolved, (
+            f'{kind} "{relative}" is outside the project folder {project} '
+            f"(it resolves to {resolved}): {kind}s must be inside the project folder"
+        )
+    return resolved, None
+
+
+def _file_name_problem(file: Path) -> tuple[str, str] | None:
+    """A pipeline file whose name holds a control character or a line break."""
+    if has_control_characters(file.name):
+        return (
+            "",
+            f'the file name "{printable(file.name, keep_newlines=False)}" holds a control '
+            "character or a line break: rename the file",
+        )
+    return None
 
 
 def project_root_for(path: Path) -> Path:
@@ -195,7 +232,7 @@ def load_pipeline(
         from .project import source_problems  # eil.toml's connections
 
         problems.extend(source_problems(raw, root, os.environ if env is None else env))
-    stem_problem = _name_problem(file, raw)
+    stem_problem = _file_name_problem(file) or _name_problem(file, raw)
     if stem_problem:
         problems.append(stem_problem)
     if spec is None or problems:
@@ -203,10 +240,11 @@ def load_pipeline(
 
     sql: dict[str, str] = {}
     for query_name, query in spec.queries.items():
-        if query.file is not None and _control_characters(query.file):
-            problems.append((f"queries.{query_name}.file", _control_characters(query.file)))
-        elif query.file is not None:
-            sql_path = resolve_path(root, query.file)
+        if query.file is not None:
+            sql_path, outside = project_file(root, query.file, "SQL file")
+            if outside:
+                problems.append((f"queries.{query_name}.file", outside))
+                continue
             try:
                 sql[query_name] = sql_path.read_text(encoding="utf-8")
             except FileNotFoundError:
@@ -227,12 +265,11 @@ def load_pipeline(
 
     name = spec.name or file.stem
     pipeline = Pipeline(name=name, file=file, root=root, spec=spec, sql=sql)
-    if spec.report.template and _control_characters(spec.report.template):
-        problems.append(("report.template", _control_characters(spec.report.template)))
-    elif spec.report.template:
-        template_path = pipeline.template_path
-        assert template_path is not None
-        if not template_path.is_file():
+    if spec.report.template:
+        template_path, outside = project_file(root, spec.report.template, "template")
+        if outside:
+            problems.append(("report.template", outside))
+        elif not template_path.is_file():
             problems.append(
                 (
                     "report.template",
@@ -244,14 +281,6 @@ def load_pipeline(
     if problems:
         raise ConfigError(file, problems, shown=shown)
     return pipeline
-
-
-def _control_characters(name: str) -> str | None:
-    """A file name with control characters (a NUL byte, a newline) names no file: say so
-    before the file system refuses it with an error the user cannot place."""
-    if name.isprintable():
-        return None
-    return f"the file name {name!r} holds control characters"
 
 
 def _template_problems(pipeline: Pipeline, template_path: Path) -> list[tuple[str, str]]:

@@ -12,9 +12,10 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from ..errors import ConfigError
 
@@ -91,9 +92,13 @@ def _expand_at(
 
 
 def read_toml(file: Path, shown: str) -> dict[str, Any]:
-    """Parse a TOML file; any failure is a :class:`ConfigError` naming the file (and line)."""
+    """Parse a TOML file; any failure is a :class:`ConfigError` naming the file (and line).
+
+    A UTF-8 byte-order mark at the start (some Windows editors write one) is
+    dropped: TOML forbids it, but it carries no meaning in UTF-8.
+    """
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(file.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ConfigError(
             file, [("", f"cannot read the file: {exc.strerror}")], shown=shown
@@ -184,10 +189,10 @@ def _walk(raw: Any, loc: tuple[Any, ...]) -> tuple[list[str | int], Any, bool]:
         if (isinstance(node, dict) and isinstance(part, str) and part in node) or (
             isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         ):
-            node = node[part]
-            path.append(part)
+            node = cast(Any, node)[part]  # a key of that dict or an index of that list
         else:
             return path, node, False
+        path.append(part)
     return path, node, True
 
 
@@ -224,7 +229,7 @@ def pydantic_problems(
     exc: ValidationError, raw: dict[str, Any], model: type[BaseModel]
 ) -> list[tuple[str, str]]:
     """Translate a ValidationError into ``(key path, message)`` pairs a user can act on."""
-    grouped: dict[str, list[tuple[dict[str, Any], Any, bool]]] = {}
+    grouped: dict[str, list[tuple[ErrorDetails, Any, bool]]] = {}
     order: list[str] = []
     for error in exc.errors():
         path, value, complete = _walk(raw, tuple(error["loc"]))
@@ -261,7 +266,7 @@ def pydantic_problems(
     return _dedupe(problems)
 
 
-def _expected_text(error: dict[str, Any]) -> str:
+def _expected_text(error: ErrorDetails) -> str:
     if error["type"] == "literal_error":
         return "one of " + error["ctx"]["expected"].replace("'", '"')
     if error["type"] == "list_type":
@@ -274,7 +279,7 @@ def _join_or(items: list[str]) -> str:
 
 
 def _message(
-    error: dict[str, Any], value: Any, key: str, raw: dict[str, Any], model: type[BaseModel]
+    error: ErrorDetails, value: Any, key: str, raw: dict[str, Any], model: type[BaseModel]
 ) -> str:
     kind = error["type"]
     ctx = error.get("ctx", {})

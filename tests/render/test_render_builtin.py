@@ -159,7 +159,7 @@ def test_builtin_markdown(builtin):
         "- **New customers** 310\n\n"
         "## Key insights\n\n"
         "- Revenue rose 12.4%, the best month this year.\n"
-        "- Churn is up <again>.\n\n"
+        "- Churn is up &lt;again>.\n\n"  # data is text, never HTML
         "## Charts\n\n"
         "### Revenue by week\n\n"
         "![Weekly revenue](c/revenue.png)\n\n"

@@ -213,7 +213,7 @@ def test_read_only_data_access_works():
         "{% for i, row in data.orders.iterrows() %}{{ i }}={{ row.region }};{% endfor %}"
     )
     assert render(text, context) == (
-        "350 2 ['North'] North;South; South $250.00 250 0=North;1=South;\n"
+        "350 2 \\['North'\\] North;South; South $250.00 250 0=North;1=South;\n"
     )
 
 
@@ -238,8 +238,10 @@ def test_html_escapes_values_and_data():
     assert "&lt;b&gt;EMEA&lt;/b&gt;" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<title>Sales &lt;i&gt;weekly&lt;/i&gt;</title>" in page
-    # Markdown keeps values as they are: it is not HTML.
-    assert "Region <b>EMEA</b>" in render(text, context, "md")
+    # Markdown shows values as text too: "<" as a reference, never a tag.
+    markdown = render(text, context, "md")
+    assert "Region &lt;b>EMEA&lt;/b>" in markdown
+    assert "| &lt;script>alert(1)&lt;/script> | 1 |" in markdown
 
 
 def test_html_values_cannot_become_markdown_links_or_blocks():
@@ -250,7 +252,10 @@ def test_html_values_cannot_become_markdown_links_or_blocks():
     assert 'src="http' not in page and 'href="http' not in page
     assert "<h1" not in page
     assert "<div>" not in page
-    assert "![pixel](https://tracker.example/p.png)" in render("{{ params.x }}", context, "md")
+    # In Markdown too: no image, no heading, no HTML block, all on one line.
+    assert render("{{ params.x }}", context, "md") == (
+        "!\\[pixel\\](https://tracker.example/p.png)  # Heading &lt;div>\n"
+    )
 
 
 def test_markup_from_the_template_itself_is_kept():

@@ -181,7 +181,7 @@ def test_markdown_table_cells_cannot_break_the_table():
         "| --- | ---: |\n"
         "| two lines | 1 |\n"
         "| a &lt;b>tag&lt;/b> | – |\n"
-        "| esc\\\\*aped | 3 |"
+        "| esc\\\\\\*aped | 3 |"  # the backslash and the star, each escaped
     )
 
 

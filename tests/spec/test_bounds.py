@@ -160,6 +160,14 @@ def test_file_names_with_control_characters_are_problems_not_crashes(project):
     with pytest.raises(ConfigError) as info:
         load_pipeline(path, root=project.root)
     assert info.value.problems == [
-        ("queries.q.file", "the file name 'a\\x00b.sql' holds control characters"),
-        ("report.template", "the file name 't\\nx.md' holds control characters"),
+        (
+            "queries.q.file",
+            'the SQL file name "a\\x00b.sql" holds a control character or a line break: '
+            "rename the file",
+        ),
+        (
+            "report.template",
+            'the template name "t\\x0ax.md" holds a control character or a line break: '
+            "rename the file",
+        ),
     ]
