@@ -32,7 +32,7 @@ from ..ledger import DeliveryRecord, Ledger
 from ..spec.loader import Pipeline
 from ..spec.project import ProjectSettings
 from .alerts import alert_transition
-from .messages import Composer, RunFacts
+from .messages import Composer, RunContextLike, RunFacts, RunResultLike
 from .notices import failure_transition, notice_recipient
 from .outbox import Outbox, OutboxWorker, describe
 from .redact import Redactor, webhook_target
@@ -86,8 +86,8 @@ class Dispatcher:
     def after_run(
         self,
         pipeline: Pipeline,
-        ctx: Any,
-        result: Any,
+        ctx: RunContextLike,
+        result: RunResultLike,
         *,
         status: str | None = None,
         error: str | None = None,

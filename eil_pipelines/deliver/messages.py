@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 
@@ -35,13 +36,57 @@ from .webhook import encode, json_payload, metric_line, slack_payload
 ALERT_MAX_ROWS = 50
 
 
+class RunContextLike(Protocol):
+    """What messages read of a run's context: a :class:`~eil_pipelines.run.context.RunContext`
+    (``deliver`` sits beside ``run``, not above it, so it names the shape, not the class)."""
+
+    @property
+    def scheduled_at(self) -> datetime:
+        """The fire time (aware)."""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The pipeline's zone."""
+
+    @property
+    def stamp(self) -> str:
+        """The report's file stamp."""
+
+    @property
+    def attempt(self) -> int:
+        """The attempt this run is."""
+
+    def template_run(self) -> dict[str, Any]:
+        """The ``run`` variable templates see."""
+
+
+class RunResultLike(Protocol):
+    """What messages read of a finished run: a :class:`~eil_pipelines.run.pipeline.RunResult`."""
+
+    @property
+    def status(self) -> str:
+        """``succeeded``, ``failed`` …"""
+
+    @property
+    def error(self) -> str | None:
+        """The failure message."""
+
+    @property
+    def files(self) -> Sequence[Path]:
+        """Every file the run wrote."""
+
+    @property
+    def metrics(self) -> Sequence[Any]:
+        """The run's metric results."""
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """What the messages of one run are made from."""
 
     pipeline: Pipeline
     """The pipeline as it ran."""
-    ctx: Any
+    ctx: RunContextLike
     """Its :class:`~eil_pipelines.run.context.RunContext`."""
     status: str
     """``succeeded``, ``failed``, ``timed_out`` …"""
@@ -62,8 +107,8 @@ class RunFacts:
     def from_result(
         cls,
         pipeline: Pipeline,
-        ctx: Any,
-        result: Any,
+        ctx: RunContextLike,
+        result: RunResultLike,
         *,
         status: str | None = None,
         error: str | None = None,
