@@ -49,7 +49,22 @@ class Source:
 
         With a ``guard`` (:class:`~eil_pipelines.sources.guard.QueryGuard`) the
         query does not start once the run must stop, and can be interrupted.
+        Every engine first passes the statement check (:mod:`.statements`), then
+        runs the query its own way (:meth:`_execute`).
         """
+        if guard is not None:
+            with guard.querying(self, query):
+                return self.run(query, sql, params)
+        check_query(self.pipeline, query, sql, self.dialect)
+        return self._execute(query, sql, params)
+
+    @property
+    def dialect(self) -> str:
+        """The SQL dialect the statement check parses (a source kind or a sqlglot name)."""
+        return self.kind
+
+    def _execute(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        """Run one checked query: each engine's own binding, guard and fetch."""
         raise NotImplementedError
 
     def describe(self, query: str, sql: str, params: Mapping[str, Any]) -> list[str]:
@@ -310,19 +325,8 @@ class DuckDBSource(Source):
                 f'pipeline "{pipeline}": cannot open DuckDB database {path}: {exc}'
             ) from None
 
-    def run(
-        self,
-        query: str,
-        sql: str,
-        params: Mapping[str, Any],
-        *,
-        guard: QueryGuard | None = None,
-    ) -> pd.DataFrame:
-        if guard is not None:
-            with guard.querying(self, query):
-                return self.run(query, sql, params)
+    def _execute(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
         duckdb = self._duckdb
-        check_query(self.pipeline, query, sql, self.kind)
         try:
             statements = duckdb.extract_statements(sql)
         except duckdb.Error as exc:
@@ -401,20 +405,9 @@ class SQLiteSource(Source):
                 f'pipeline "{pipeline}": cannot open SQLite database {path}: {exc}'
             ) from None
 
-    def run(
-        self,
-        query: str,
-        sql: str,
-        params: Mapping[str, Any],
-        *,
-        guard: QueryGuard | None = None,
-    ) -> pd.DataFrame:
-        if guard is not None:
-            with guard.querying(self, query):
-                return self.run(query, sql, params)
+    def _execute(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
         import pandas as pd
 
-        check_query(self.pipeline, query, sql, self.kind)
         used = {m.group(1) for m in _SQLITE_PARAM.finditer(sql) if m.group(1)}
         self._missing(query, used, params)
         bound = {name: _sqlite_value(params[name]) for name in used}

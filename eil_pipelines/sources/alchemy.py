@@ -23,12 +23,10 @@ from . import Source
 from .mysql import QUERY_KEYWORDS
 from .params import SQLTokenError, convert
 from .server import ConnectionFailed, ServerURL, load_driver, one_line, redact
-from .statements import check_query
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .guard import QueryGuard
 
 EXTRA = "sqlalchemy"
 
@@ -100,20 +98,12 @@ class AlchemySource(Source):
             ) from None
         self._interrupted = threading.Event()
 
-    def run(
-        self,
-        query: str,
-        sql: str,
-        params: Mapping[str, Any],
-        *,
-        guard: QueryGuard | None = None,
-    ) -> pd.DataFrame:
-        if guard is not None:
-            with guard.querying(self, query):
-                return self.run(query, sql, params)
-        # Defence in depth: the read-only transaction is the server's guard, this one
-        # refuses what must never reach it (several statements, DDL, INTO OUTFILE …).
-        check_query(self.pipeline, query, sql, self.engine.dialect.name)
+    @property
+    def dialect(self) -> str:
+        """The SQLAlchemy dialect's name (sqlglot's generic SQL when it knows no such dialect)."""
+        return str(self.engine.dialect.name)
+
+    def _execute(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
         import pandas as pd
 
         sqlalchemy = load_driver("sqlalchemy", EXTRA, self.name)

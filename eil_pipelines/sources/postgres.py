@@ -32,12 +32,10 @@ from .server import (
     redact,
     remember_version,
 )
-from .statements import check_query
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .guard import QueryGuard
 
 EXTRA = "postgres"
 
@@ -136,20 +134,7 @@ class PostgresSource(Source):
 
     # --- running -------------------------------------------------------------------
 
-    def run(
-        self,
-        query: str,
-        sql: str,
-        params: Mapping[str, Any],
-        *,
-        guard: QueryGuard | None = None,
-    ) -> pd.DataFrame:
-        if guard is not None:
-            with guard.querying(self, query):
-                return self.run(query, sql, params)
-        # Defence in depth: the read-only transaction is the server's guard, this one
-        # refuses what must never reach it (several statements, DDL, INTO OUTFILE …).
-        check_query(self.pipeline, query, sql, self.kind)
+    def _execute(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
         import pandas as pd
 
         converted = self._convert(query, sql, "pyformat")
