@@ -289,7 +289,11 @@ def chart_children(pid: int) -> list[int]:
     """The scheduler's chart processes that have loaded matplotlib (Linux /proc)."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended between the listing and the read
+            continue
+        for child in children:
             try:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
                 maps = Path(f"/proc/{child}/maps").read_text()
