@@ -18,16 +18,15 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import SourceError
-from . import Source
 from .params import SQLTokenError, convert
 from .server import (
     CONNECT_TIMEOUT,
     ConnectionFailed,
+    ServerSource,
     ServerURL,
     load_driver,
     one_line,
@@ -123,33 +122,17 @@ def alive(conn: Any) -> bool:
         return False
 
 
-class MySQLSource(Source):
+class MySQLSource(ServerSource):
     """A MySQL or MariaDB server, read-only, through one PyMySQL connection."""
 
     kind = "mysql"
 
-    def __init__(
-        self,
-        pipeline: str,
-        name: str,
-        url: str,
-        *,
-        statement_timeout: timedelta | None = None,
-        connection: Any = None,
-        on_close: Any = None,
-    ):
-        super().__init__(pipeline)
-        self.name = name
+    _connect = staticmethod(connect)
+
+    def __init__(self, pipeline: str, name: str, url: str, **options: Any):
+        super().__init__(pipeline, name, url, **options)
         self._raw_url = url
-        self._url = ServerURL.parse(url)
-        self.statement_timeout = statement_timeout
-        self.connection = (
-            connection if connection is not None else connect(name, url, pipeline=pipeline)
-        )
-        self._on_close = on_close
-        self._interrupted = threading.Event()
         self._running = threading.Event()
-        self.clean = True
         self.mariadb = "mariadb" in self.connection.get_server_info().lower()
 
     def _execute(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:

@@ -14,17 +14,16 @@ relied on.  A connection that is not idle afterwards is closed, never reused.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SourceError
-from . import Source
 from .params import SQLTokenError, convert
 from .server import (
     CONNECT_TIMEOUT,
     ConnectionFailed,
+    ServerSource,
     ServerURL,
     line_of,
     load_driver,
@@ -106,31 +105,12 @@ def alive(conn: Any) -> bool:
         return False
 
 
-class PostgresSource(Source):
+class PostgresSource(ServerSource):
     """A PostgreSQL server, read-only, through one psycopg connection."""
 
     kind = "postgres"
 
-    def __init__(
-        self,
-        pipeline: str,
-        name: str,
-        url: str,
-        *,
-        statement_timeout: timedelta | None = None,
-        connection: Any = None,
-        on_close: Any = None,
-    ):
-        super().__init__(pipeline)
-        self.name = name
-        self._url = ServerURL.parse(url)
-        self.statement_timeout = statement_timeout
-        self.connection = (
-            connection if connection is not None else connect(name, url, pipeline=pipeline)
-        )
-        self._on_close = on_close
-        self._interrupted = threading.Event()
-        self.clean = True
+    _connect = staticmethod(connect)
 
     # --- running -------------------------------------------------------------------
 

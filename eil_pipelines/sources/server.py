@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import importlib
 import re
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from types import ModuleType
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..errors import EilError
+from . import Source
 
 #: Connection failures are reported after this long at most.
 CONNECT_TIMEOUT = timedelta(seconds=10)
@@ -125,3 +128,34 @@ def line_of(sql: str, position: int | None) -> int | None:
     if not position or position < 1:
         return None
     return sql.count("\n", 0, position - 1) + 1
+
+
+class ServerSource(Source):
+    """What the server engines share: one driver connection (opened here, or lent by a
+    pool), the parsed URL, the statement timeout, and whether the connection is clean."""
+
+    def __init__(
+        self,
+        pipeline: str,
+        name: str,
+        url: str,
+        *,
+        statement_timeout: timedelta | None = None,
+        connection: Any = None,
+        on_close: Any = None,
+    ):
+        super().__init__(pipeline)
+        self.name = name
+        self._url = ServerURL.parse(url)
+        self.statement_timeout = statement_timeout
+        self.connection = (
+            connection if connection is not None else self._connect(name, url, pipeline=pipeline)
+        )
+        self._on_close = on_close
+        self._interrupted = threading.Event()
+        self.clean = True
+
+    @staticmethod
+    def _connect(name: str, url: str, *, pipeline: str | None = None) -> Any:
+        """Open the engine's driver connection (each engine's module-level ``connect``)."""
+        raise NotImplementedError
