@@ -116,6 +116,20 @@ def _watch_parent(sentinel: Any, parent_pid: int) -> None:
             os._exit(0)
 
 
+def _exit_code(process: Any, patience: float = 5.0) -> int | None:
+    """The exit code of a process whose sentinel has fired, or None if none is known.
+
+    The executor's own thread may reap the child at the same moment: the loser of that
+    race gets ECHILD and sees no code until the winner stores it, so look again.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        process.join(0.05)
+        code = process.exitcode
+        if code is not None or time.monotonic() >= deadline:
+            return code
+
+
 def _start_worker(ready: connection.Connection) -> None:
     """A chart process's initializer: ignore terminal signals, watch the parent, say ready."""
     _ignore_terminal_signals()
@@ -322,8 +336,7 @@ class _Pool:
         self.any_ready()
         if dead:
             first = dead[0]
-            first.join(1.0)
-            code = first.exitcode
+            code = _exit_code(first)
             if code is None:
                 how = "its pipe closed"
             elif code < 0:
