@@ -206,6 +206,7 @@ HEAVY = {
     "multiprocessing",
     "ctypes",
     "fcntl",
+    "holidays",  # most of a second to import; only schedules with a calendar need it
 }
 
 #: Function-level imports of the package's own modules outside ``cli/``, each with

@@ -1,0 +1,103 @@
+"""Calendars from names, on the real holiday tables of the ``holidays`` package."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from eil_pipelines.schedule.build import build_trigger
+from eil_pipelines.schedule.calendar import BusinessDayTrigger, CalendarTrigger
+from eil_pipelines.spec.calendars import (
+    CalendarSettings,
+    business_calendar,
+    code_problem,
+    holidays_version,
+    resolve_calendar,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def calendar(names, custom=None):
+    return business_calendar(resolve_calendar(names, custom or {}))
+
+
+def test_easter_monday_in_berlin_is_skipped_and_the_tuesday_report_spans_it():
+    trigger = CalendarTrigger(
+        build_trigger(cron="0 7 * * MON-FRI", timezone="Europe/Berlin"), calendar("DE-BE"), "skip"
+    )
+    thursday = datetime(2026, 4, 2, 7, tzinfo=BERLIN)
+    tuesday = datetime(2026, 4, 7, 7, tzinfo=BERLIN)
+    assert trigger.next_fire(thursday) == tuesday
+    reasons = [c.reason() for c in trigger.changes_between(thursday, tuesday)]
+    assert reasons == ["holiday: Good Friday", "holiday: Easter Monday"]
+
+
+def test_thanksgiving_moves_a_report_to_friday():
+    new_york = ZoneInfo("America/New_York")
+    trigger = CalendarTrigger(
+        build_trigger(cron="0 9 26 11 *", timezone="America/New_York"), calendar("US"), "next"
+    )
+    fire = trigger.next_fire(datetime(2026, 11, 1, tzinfo=new_york))
+    assert fire == datetime(2026, 11, 27, 9, tzinfo=new_york)
+
+
+def test_golden_week_rolls_back_to_the_last_business_day_before_it():
+    tokyo = ZoneInfo("Asia/Tokyo")
+    trigger = CalendarTrigger(
+        build_trigger(cron="0 8 5 5 *", timezone="Asia/Tokyo"), calendar("JP"), "previous"
+    )
+    # 3–6 May 2026 are holidays, 2 May a Saturday: the 1st (a Friday) is the day before.
+    assert trigger.next_fire(datetime(2026, 4, 1, tzinfo=tokyo)) == datetime(
+        2026, 5, 1, 8, tzinfo=tokyo
+    )
+
+
+def test_a_company_calendar_adds_shutdown_days_and_a_saturday_close():
+    acme = CalendarSettings(
+        holidays=["DE-BE"],
+        closed={date(2026, 12, 24): "Christmas shutdown", date(2026, 12, 31): "Year-end shutdown"},
+        business_days=[date(2026, 12, 19)],
+    )
+    cal = calendar("acme", {"acme": acme})
+    assert cal.holiday(date(2026, 12, 24)) == "Christmas shutdown"
+    assert cal.holiday(date(2026, 12, 25)) == "Christmas Day"
+    assert cal.is_business_day(date(2026, 12, 19))  # a Saturday
+    trigger = BusinessDayTrigger(build_trigger(daily="07:00", timezone="Europe/Berlin"), cal, -1)
+    assert trigger.next_fire(datetime(2026, 12, 1, tzinfo=BERLIN)) == datetime(
+        2026, 12, 30, 7, tzinfo=BERLIN
+    )
+
+
+def test_a_list_merges_calendars():
+    cal = calendar(["US", "GB"])
+    assert cal.holiday(date(2026, 7, 4)) is not None  # US only
+    assert cal.holiday(date(2026, 8, 31)) is None  # England's Summer Bank Holiday needs GB-ENG
+    assert calendar(["US", "GB-ENG"]).holiday(date(2026, 8, 31)) == "Late Summer Bank Holiday"
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("XX", 'no public holidays known for country "XX"'),
+        ("DE-ZZ", '"DE" has no subdivision "ZZ"; known: BB, BE'),
+        ("", "is not a calendar name"),
+        ("D" * 300, "is not a calendar name"),
+    ],
+)
+def test_unknown_codes_are_explained(code, words):
+    problem = code_problem(code)
+    assert problem is not None and words in problem
+    with pytest.raises(ValueError, match=r"calendar|country|subdivision"):
+        resolve_calendar(code, {})
+
+
+def test_a_bad_code_inside_a_company_calendar_names_the_table():
+    with pytest.raises(ValueError, match=r"in \[calendars.acme\]: no public holidays"):
+        resolve_calendar("acme", {"acme": CalendarSettings(holidays="XX")})
+
+
+def test_the_version_is_known():
+    assert holidays_version().count(".") >= 1
