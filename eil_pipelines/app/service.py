@@ -57,6 +57,7 @@ from ..spec.loader import (
     project_root_for,
 )
 from . import ledger_path
+from .holidays import holiday_skips
 from .ledgered import claim_scheduled, dispatch_hook, ledgered_run
 
 log = logging.getLogger("eil_pipelines.scheduler")
@@ -351,6 +352,9 @@ class SchedulerService:
             return True
         schedule = pipeline.spec.schedule
 
+        if firing.attempt == 1:
+            self._record_holidays(pipeline, firing.scheduled_at, firing.scheduled_at)
+
         def final(status: str) -> bool:
             # The loop retries while firing.attempt <= retries: only after that is a failure final.
             return status == "succeeded" or schedule is None or firing.attempt > schedule.retries
@@ -385,6 +389,20 @@ class SchedulerService:
         self.ledger.record_skipped(
             firing.key, firing.scheduled_at, reason=reason, now=self.clock.now()
         )
+        pipeline = self._current(firing.key)
+        if pipeline is not None and firing.attempt == 1:
+            self._record_holidays(pipeline, firing.scheduled_at, firing.scheduled_at)
+
+    def _record_holidays(self, pipeline: Pipeline, first: datetime, last: datetime) -> None:
+        """Skipped rows for the holidays the calendar took out before ``first`` … ``last``.
+
+        Each fire time the schedule alone would have had gets its row, whichever of
+        the run, the skip or the batch that follows it comes first; rows already
+        there are left alone.
+        """
+        skips = holiday_skips(pipeline, first, last)
+        if skips:
+            self.ledger.record_skipped_many(skips, now=self.clock.now())
 
     def _on_skip_many(self, firings: list[Firing], reason: str) -> None:
         # A long outage or a clock jump skips thousands of times: one log line and
@@ -401,6 +419,9 @@ class SchedulerService:
         self.ledger.record_skipped_many(
             [NewSkip(f.key, f.scheduled_at, reason) for f in firings], now=self.clock.now()
         )
+        pipeline = self._current(first.key)
+        if pipeline is not None:
+            self._record_holidays(pipeline, first.scheduled_at, last.scheduled_at)
 
     # -- hot reload ---------------------------------------------------------------------
 

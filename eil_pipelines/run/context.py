@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 
 from ..outputs.stamps import format_stamp
 from ..schedule.build import build_trigger
+from ..schedule.calendar import BusinessDayTrigger, CalendarTrigger
 from ..schedule.zones import get_zone
+from ..spec.calendars import business_calendar
 from ..spec.loader import Pipeline
 
 
@@ -100,7 +102,7 @@ def pipeline_trigger(pipeline: Pipeline) -> Any:
     if schedule is None:
         return None
 
-    return build_trigger(
+    trigger = build_trigger(
         cron=schedule.cron,
         every=schedule.every,
         daily=schedule.daily,
@@ -108,6 +110,12 @@ def pipeline_trigger(pipeline: Pipeline) -> Any:
         timezone=schedule.timezone,
         start=schedule.start,
     )
+    if pipeline.calendar is None:
+        return trigger
+    calendar = business_calendar(pipeline.calendar)
+    if schedule.business_day is not None:
+        return BusinessDayTrigger(trigger, calendar, schedule.business_day)
+    return CalendarTrigger(trigger, calendar, schedule.holiday_roll)
 
 
 def stamp_for(moment: datetime, min_interval: timedelta | None) -> str:

@@ -40,7 +40,8 @@ class DstNote:
     """A daylight-saving remark about one fire time."""
 
     kind: str
-    """``gap`` (clocks jumped forward) or ``overlap`` (clocks went back)."""
+    """``gap`` (clocks jumped forward), ``overlap`` (clocks went back) or ``holiday``
+    (the calendar skipped or moved a fire time before this one)."""
     message: str
     """One sentence for the user."""
 
@@ -81,10 +82,34 @@ def next_fire_times(pipeline: Pipeline, after: datetime, count: int) -> list[Fir
                 at=moment,
                 period_start=start.astimezone(zone),
                 period_end=end.astimezone(zone),
-                notes=dst_notes(trigger, moment, zone, walls),
+                notes=dst_notes(trigger, moment, zone, walls) + holiday_notes(trigger, moment),
             )
         )
     return out
+
+
+def holiday_notes(trigger: Any, fire: datetime) -> list[DstNote]:
+    """What the schedule's calendar did between the previous fire time and ``fire``:
+    holidays skipped, moved or merged (none for a schedule without a calendar)."""
+    changes_between = getattr(trigger, "changes_between", None)
+    if changes_between is None:
+        return []
+    notes = []
+    # A time moved to the previous business day comes from after ``fire``.
+    for change in changes_between(trigger.previous_fire(fire), trigger.next_fire(fire)):
+        when = f"{change.original:%a %Y-%m-%d %H:%M}"
+        if change.moved_to is not None:
+            if change.moved_to != fire:
+                continue
+            what = f"moved here from {when} ({change.holiday})"
+        elif change.original > fire:
+            continue
+        elif change.merged:
+            what = f"{when} is a holiday ({change.holiday}); this run covers it"
+        else:
+            what = f"{when} skipped: holiday ({change.holiday}); this run's period covers it"
+        notes.append(DstNote(kind="holiday", message=what))
+    return notes
 
 
 def _wall_trigger(pipeline: Pipeline) -> Any:

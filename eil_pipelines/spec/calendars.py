@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..schedule.calendar import BusinessCalendar
 from .models import StrictModel
@@ -56,6 +56,24 @@ class CalendarSettings(StrictModel):
     closed: dict[date, str] = Field(default_factory=dict)
     """Extra days off, each with the name reports and the ledger show
     (``2026-12-24 = "Christmas shutdown"``)."""
+
+    @field_validator("closed", mode="before")
+    @classmethod
+    def _dates_as_keys(cls, value: Any) -> Any:
+        # TOML keys are strings: "2026-12-24" is read here, and nowhere else.
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        for key, name in value.items():
+            if isinstance(key, str):
+                try:
+                    key = date.fromisoformat(key)
+                except ValueError:
+                    raise ValueError(
+                        f'"{key[:40]}" is not a date: write days off as 2026-12-24 = "Name"'
+                    ) from None
+            out[key] = name
+        return out
 
     business_days: list[date] = Field(default_factory=list)
     """Days that are business days even on a weekend or a public holiday."""

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError, ConfigErrors, EilError
 from ..text import has_control_characters, printable
+from .calendars import CalendarDefinition
 from .models import NAME_PATTERN, PipelineSpec, reference_problems
 
 # PROJECT_FILE is re-exported: the folder checks (run/deep.py) read it from here.
@@ -46,6 +47,8 @@ class Pipeline:
     """The validated contents."""
     sql: dict[str, str] = field(default_factory=dict)
     """Each query's SQL text, read from ``file`` where the query names one."""
+    calendar: CalendarDefinition | None = None
+    """The schedule's business calendar, resolved against eil.toml; None without one."""
 
     @property
     def display_path(self) -> str:
@@ -232,6 +235,15 @@ def load_pipeline(
         from .project import source_problems  # eil.toml's connections
 
         problems.extend(source_problems(raw, root, os.environ if env is None else env))
+    calendar: CalendarDefinition | None = None
+    schedule = raw.get("schedule")
+    if isinstance(schedule, dict) and schedule.get("calendar") is not None:
+        from .project import resolve_schedule_calendar  # eil.toml's calendars
+
+        calendar, calendar_problems = resolve_schedule_calendar(
+            raw, root, os.environ if env is None else env
+        )
+        problems.extend(p for p in calendar_problems if p not in problems)
     stem_problem = _file_name_problem(file) or _name_problem(file, raw)
     if stem_problem:
         problems.append(stem_problem)
@@ -264,7 +276,7 @@ def load_pipeline(
             problems.append((f"queries.{query_name}", "the SQL is empty"))
 
     name = spec.name or file.stem
-    pipeline = Pipeline(name=name, file=file, root=root, spec=spec, sql=sql)
+    pipeline = Pipeline(name=name, file=file, root=root, spec=spec, sql=sql, calendar=calendar)
     if spec.report.template:
         template_path, outside = project_file(root, spec.report.template, "template")
         if outside:

@@ -242,6 +242,24 @@ class ScheduleSpec(StrictModel):
     """A random delay of up to this long (at most 1d) before each run, to spread
     pipelines that share a fire time."""
 
+    calendar: str | list[str] | None = None
+    """A business calendar: public holidays by country code and optional subdivision
+    (``"DE-BE"``, ``"US"``), a ``[calendars.NAME]`` table of eil.toml, or a list of
+    them (merged).  Goes with ``cron`` or ``daily``."""
+
+    skip_holidays: bool = False
+    """With ``calendar``: a fire time on a holiday does not run; the ledger records it
+    as skipped with the holiday's name.  The same as ``roll = "skip"``."""
+
+    roll: Literal["skip", "next", "previous"] | None = None
+    """With ``calendar``: a fire time on a holiday is dropped (``skip``) or moved to the
+    same time on the ``next`` or ``previous`` business day (merged into that day's run
+    when the schedule fires that day anyway)."""
+
+    business_day: Annotated[int, Field(ge=-23, le=23)] | None = None
+    """With ``calendar``: run on the Nth business day of each month (``1`` the first,
+    ``-1`` the last) at the times of ``cron`` or ``daily``; their day fields are not used."""
+
     @field_validator("cron")
     @classmethod
     def _check_cron(cls, value: str | None) -> str | None:
@@ -282,7 +300,37 @@ class ScheduleSpec(StrictModel):
             raise ValueError('"days" goes with "daily"; for cron use the day-of-week field')
         if self.start is not None and self.every is None:
             raise ValueError('"start" goes with "every"')
+        self._check_calendar_keys()
         return self
+
+    def _check_calendar_keys(self) -> None:
+        used = [
+            k
+            for k, v in (
+                ("skip_holidays", self.skip_holidays or None),
+                ("roll", self.roll),
+                ("business_day", self.business_day),
+            )
+            if v is not None
+        ]
+        if used and self.calendar is None:
+            raise ValueError(f'"{used[0]}" needs a "calendar", such as calendar = "DE-BE"')
+        if self.calendar is not None and self.every is not None:
+            raise ValueError('a "calendar" goes with "cron" or "daily", not with "every"')
+        if self.business_day == 0:
+            raise ValueError("business_day counts from 1, or from -1 at the end of the month")
+        if self.business_day is not None and (self.roll or self.skip_holidays):
+            raise ValueError('"business_day" already falls on business days; drop "roll"')
+        if self.skip_holidays and self.roll not in (None, "skip"):
+            raise ValueError(f'skip_holidays = true and roll = "{self.roll}" disagree; keep one')
+        if self.calendar is not None and not isinstance(self.calendar, str) and not self.calendar:
+            raise ValueError('"calendar" needs at least one name, such as "DE-BE"')
+
+    @property
+    def holiday_roll(self) -> Literal["skip", "next", "previous"]:
+        """What a holiday does to a fire time: ``roll``, or ``skip`` when only
+        ``skip_holidays`` (or nothing) is given."""
+        return self.roll or "skip"
 
 
 class SourceSpec(StrictModel):

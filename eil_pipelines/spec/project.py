@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from .calendars import CalendarDefinition, CalendarSettings, resolve_calendar
 from .models import EMAIL_PATTERN, Duration, Email, StrictModel
 from .toml_files import PROJECT_FILE
 
@@ -269,6 +270,10 @@ class ProjectSettings(StrictModel):
 
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
     """Overrides of connections per environment (``dev``, ``prod`` …), as dbt's targets."""
+
+    calendars: dict[str, CalendarSettings] = Field(default_factory=dict)
+    """Company calendars schedules name with ``calendar = "NAME"``: public holidays,
+    shutdown days and extra business days."""
 
     target: str | None = None
     """The target in force (set by the loader from ``--target`` or ``EIL_TARGET``,
@@ -566,3 +571,30 @@ def source_problems(
             f"(connections defined: {defined})",
         )
     ]
+
+
+# --- a schedule's calendar ------------------------------------------------------------
+
+
+def resolve_schedule_calendar(
+    raw: dict[str, Any], root: Path, env: Mapping[str, str]
+) -> tuple[CalendarDefinition | None, list[tuple[str, str]]]:
+    """The calendar a pipeline's ``[schedule] calendar`` names, or the problems with it.
+
+    Names are looked up in eil.toml's ``[calendars]`` first, then as public
+    holiday codes of the ``holidays`` package.
+    """
+    schedule = raw.get("schedule")
+    names = schedule.get("calendar") if isinstance(schedule, dict) else None
+    if names is None or not isinstance(names, (str, list)):
+        return None, []
+    custom: dict[str, CalendarSettings] = {}
+    if (Path(root) / PROJECT_FILE).exists():
+        try:
+            custom = load_project_settings(root, env=env).calendars
+        except ConfigError:
+            return None, [("schedule.calendar", "cannot check the calendar: eil.toml has problems")]
+    try:
+        return resolve_calendar(names, custom), []
+    except ValueError as exc:
+        return None, [("schedule.calendar", str(exc))]

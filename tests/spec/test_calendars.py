@@ -101,3 +101,98 @@ def test_a_bad_code_inside_a_company_calendar_names_the_table():
 
 def test_the_version_is_known():
     assert holidays_version().count(".") >= 1
+
+
+# --- in pipeline files -----------------------------------------------------------------
+
+from eil_pipelines.errors import ConfigError  # noqa: E402
+from eil_pipelines.spec.loader import load_pipeline  # noqa: E402
+
+
+def write(project, schedule: str, eil: str | None = None):
+    if eil is not None:
+        (project.root / "eil.toml").write_text(eil, encoding="utf-8")
+    return project.pipeline(
+        "p", f'title = "P"\n[schedule]\n{schedule}\n[queries.q]\nsql = "SELECT 1 AS x"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "key", "words"),
+    [
+        (
+            'every = "1h"\ncalendar = "DE"',
+            "schedule",
+            'goes with "cron" or "daily", not with "every"',
+        ),
+        ('daily = "07:00"\nroll = "next"', "schedule", '"roll" needs a "calendar"'),
+        ('daily = "07:00"\ncalendar = "DE"\nbusiness_day = 0', "schedule", "counts from 1"),
+        ('daily = "07:00"\ncalendar = "DE"\nbusiness_day = 40', "schedule.business_day", "23"),
+        (
+            'daily = "07:00"\ncalendar = "DE"\nbusiness_day = 1\nroll = "next"',
+            "schedule",
+            'drop "roll"',
+        ),
+        (
+            'daily = "07:00"\ncalendar = "DE"\nskip_holidays = true\nroll = "next"',
+            "schedule",
+            "disagree",
+        ),
+        (
+            'daily = "07:00"\ncalendar = "DE-XX"',
+            "schedule.calendar",
+            '"DE" has no subdivision "XX"',
+        ),
+        ('daily = "07:00"\ncalendar = []', "schedule", "at least one name"),
+        (
+            'daily = "07:00"\ncalendar = "acme"',
+            "schedule.calendar",
+            'no public holidays known for country "acme"',
+        ),
+    ],
+)
+def test_bad_calendar_keys_name_the_file_and_key(project, schedule, key, words):
+    file = write(project, schedule)
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(file)
+    problems = caught.value.problems
+    assert any(k == key and words in message for k, message in problems), problems
+    assert "p.toml" in str(caught.value)
+
+
+def test_a_company_calendar_from_eil_toml_is_resolved(project):
+    eil = (
+        '[calendars.acme]\nholidays = "DE-BE"\n'
+        'closed = { 2026-12-24 = "Christmas shutdown" }\nbusiness_days = [2026-12-19]\n'
+    )
+    pipeline = load_pipeline(
+        write(project, 'daily = "07:00"\ncalendar = "acme"\nroll = "next"', eil)
+    )
+    assert pipeline.calendar is not None
+    assert pipeline.calendar.codes == ("DE-BE",)
+    assert pipeline.calendar.closed == {date(2026, 12, 24): "Christmas shutdown"}
+
+
+def test_a_broken_eil_toml_is_reported_against_the_calendar(project):
+    file = write(
+        project, 'daily = "07:00"\ncalendar = "acme"', '[calendars.acme]\nweekend = ["caturday"]\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(file)
+    assert ("schedule.calendar", "cannot check the calendar: eil.toml has problems") in (
+        caught.value.problems
+    )
+
+
+def test_a_day_off_that_is_not_a_date_is_explained(project):
+    from eil_pipelines.spec.project import load_project_settings
+
+    (project.root / "eil.toml").write_text(
+        '[calendars.acme]\nclosed = { xmas = "Christmas shutdown" }\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_project_settings(project.root)
+    assert (
+        "calendars.acme.closed",
+        '"xmas" is not a date: write days off as 2026-12-24 = "Name"',
+    ) in caught.value.problems
