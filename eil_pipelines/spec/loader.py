@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError, ConfigErrors, EilError
 from ..text import has_control_characters, printable
 from .calendars import CalendarDefinition
+from .dependencies import dependency_problems, upstream_names
 from .models import NAME_PATTERN, PipelineSpec, reference_problems
 
 # PROJECT_FILE is re-exported: the folder checks (run/deep.py) read it from here.
@@ -199,8 +200,25 @@ def load_pipelines_lenient(
         else:
             seen[pipeline.name] = pipeline
             valid.append(pipeline)
+    if any(upstream_names(p) for p in valid):
+        valid = _without_bad_dependencies(valid, errors, files)
     errors.sort(key=lambda e: str(e.file))
     return valid, errors
+
+
+def _without_bad_dependencies(
+    valid: list[Pipeline], errors: list[ConfigError], files: list[Path]
+) -> list[Pipeline]:
+    """Move pipelines whose ``after`` is wrong (unknown name, cycle) to ``errors``."""
+    valid_files = {p.file for p in valid}
+    broken = {f.stem for f in files if f.resolve() not in valid_files}
+    problems = dependency_problems(valid, broken)
+    for pipeline in valid:
+        if pipeline.file in problems:
+            errors.append(
+                ConfigError(pipeline.file, problems[pipeline.file], shown=pipeline.display_path)
+            )
+    return [p for p in valid if p.file not in problems]
 
 
 def load_pipeline(

@@ -99,6 +99,8 @@ if TYPE_CHECKING:  # to the type checker they are durations; pydantic sees the b
     RetryDelay = timedelta
     Timeout = timedelta
     Jitter = timedelta
+    WaitFor = timedelta
+    CheckEvery = timedelta
 else:
     #: ``every``: 1s to 366d.
     Interval = _bounded_duration(_SECOND, timedelta(days=366))
@@ -108,6 +110,10 @@ else:
     Timeout = _bounded_duration(_SECOND, timedelta(days=7))
     #: ``jitter``: above zero, up to 1d.
     Jitter = _bounded_duration(None, timedelta(days=1))
+    #: ``wait_for``: 1s to 7d.
+    WaitFor = _bounded_duration(_SECOND, timedelta(days=7))
+    #: ``require.every``: 1s to 1d.
+    CheckEvery = _bounded_duration(_SECOND, timedelta(days=1))
 #: ``retries``: at most 10.
 MAX_RETRIES = 10
 #: ``max_catch_up``: at most 1000 missed runs made up.
@@ -188,6 +194,17 @@ def field_docs(model: type[BaseModel]) -> dict[str, str]:
     return docs
 
 
+class RequireSpec(StrictModel):
+    """A freshness gate: a query that must return one true value before the run starts."""
+
+    query: str
+    """The query (in ``[queries]``) that says whether the data is ready: its first
+    row's first column must be true.  Bound like any query, on the pipeline's source."""
+
+    every: CheckEvery = timedelta(minutes=5)
+    """How often the gate is checked again until ``wait_for`` runs out (1s to 1d)."""
+
+
 class ScheduleSpec(StrictModel):
     """When a pipeline runs.  Give exactly one of ``cron``, ``every`` or ``daily``."""
 
@@ -259,6 +276,18 @@ class ScheduleSpec(StrictModel):
     business_day: Annotated[int, Field(ge=-23, le=23)] | None = None
     """With ``calendar``: run on the Nth business day of each month (``1`` the first,
     ``-1`` the last) at the times of ``cron`` or ``daily``; their day fields are not used."""
+
+    after: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list
+    )
+    """Pipelines that must have succeeded for this run's period before it starts (never
+    earlier than its own fire time); see docs/scheduler.md for which of their runs count."""
+
+    wait_for: WaitFor = timedelta(hours=1)
+    """How long a run waits for ``after`` and ``require`` before it fails (1s to 7d)."""
+
+    require: RequireSpec | None = None
+    """A freshness gate checked before the run: ``query`` must return true."""
 
     @field_validator("cron")
     @classmethod
@@ -678,6 +707,16 @@ def reference_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
                         f'no query named "{query}"{hint} (queries defined: {defined})',
                     )
                 )
+    schedule = raw.get("schedule")
+    require = schedule.get("require") if isinstance(schedule, dict) else None
+    gate = require.get("query") if isinstance(require, dict) else None
+    if isinstance(gate, str) and isinstance(queries, dict) and gate not in queries:
+        problems.append(
+            (
+                "schedule.require.query",
+                f'no query named "{gate}"{_did_you_mean(gate, names)} (queries defined: {defined})',
+            )
+        )
     charts = raw.get("charts")
     if isinstance(charts, list):
         seen: dict[str, int] = {}
