@@ -6,7 +6,8 @@ its period and no later than its own fire time.  A daily report at 07:00 after
 a daily load at 06:00 waits for that morning's load; a weekly summary waits for
 each daily of its week; a monthly close (``period = "month"``) waits for every
 weekly that ran in the month.  It never waits for a run scheduled after its own
-fire time.  At most :data:`MAX_UPSTREAM_RUNS` runs of one upstream are checked
+fire time.  Upstream times it skipped (a holiday, downtime) and times from
+before its first run do not hold anything up.  At most :data:`MAX_UPSTREAM_RUNS` runs of one upstream are checked
 (the newest), so a 1-second upstream cannot make a check unbounded.
 """
 
@@ -27,6 +28,9 @@ __all__ = ["MAX_UPSTREAM_RUNS", "Unmet", "required_runs", "unmet_upstreams"]
 #: The most runs of one upstream a dependent run waits for (the newest of them).
 MAX_UPSTREAM_RUNS = 1000
 _TICK = timedelta(microseconds=1)
+#: Upstream states that do not hold a run up: done, or skipped on purpose (a holiday,
+#: downtime under the catch-up policy), which waiting would never change.
+_SETTLED = ("succeeded", "skipped")
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,18 @@ def unmet_upstreams(
             continue
         first, last = times[0].astimezone(UTC), times[-1].astimezone(UTC)
         succeeded = ledger.succeeded_times(name, first, last + _TICK)
-        for moment in times:
-            if moment.astimezone(UTC) in succeeded:
-                continue
-            row = ledger.get(name, moment)
-            unmet.append(Unmet(name, moment, "not run yet" if row is None else row.status))
+        rows = {
+            moment: ledger.get(name, moment)
+            for moment in times
+            if moment.astimezone(UTC) not in succeeded
+        }
+        recorded = [m.astimezone(UTC) for m, row in rows.items() if row is not None]
+        started = min([*recorded, *succeeded], default=None)
+        for moment, row in rows.items():
+            if row is None:
+                if started is not None and moment.astimezone(UTC) < started:
+                    continue  # before the upstream's first run: nothing will ever run it
+                unmet.append(Unmet(name, moment, "not run yet"))
+            elif row.status not in _SETTLED:
+                unmet.append(Unmet(name, moment, row.status))
     return unmet

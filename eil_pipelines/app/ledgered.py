@@ -32,10 +32,12 @@ __all__ = [
     "ClaimPolicy",
     "DeliveryHook",
     "LedgeredOutcome",
+    "claim_after_wait",
     "claim_reprocess",
     "claim_rerun",
     "claim_scheduled",
     "dispatch_hook",
+    "ledgered_failure",
     "ledgered_run",
 ]
 
@@ -204,6 +206,61 @@ def ledgered_run(
     if deliver is not None:
         deliver(pipeline, ctx, result, status, error)
     return LedgeredOutcome(ctx, result, status, error, recorded=True)
+
+
+def claim_after_wait() -> ClaimPolicy:
+    """The claim of a run whose wait is over: its ``waiting`` row becomes ``running``
+    (one conditional update, so exactly one process takes it)."""
+
+    def claim(ledger: Ledger, name: str, at: datetime, run_id: str, now: datetime) -> Any:
+        return ledger.reclaim(
+            name, at, run_id=run_id, attempt=1, now=now, allowed_from=("waiting",)
+        )
+
+    return claim
+
+
+def ledgered_failure(
+    pipeline: Pipeline,
+    ctx: RunContext,
+    error: str,
+    *,
+    ledger: Ledger,
+    reports_dir: Path,
+    claim: ClaimPolicy,
+    clock: Callable[[], datetime],
+    deliver: DeliveryHook | None = None,
+    log: logging.Logger | None = None,
+) -> LedgeredOutcome:
+    """Record a run that failed before it started (it waited too long): claim, publish the
+    failure on the site, finish ``failed``, and send the failure notice like any failed run."""
+    name, at = pipeline.name, ctx.scheduled_at
+    started = clock()
+    if claim(ledger, name, at, ctx.run_id, started) is None:
+        return LedgeredOutcome(ctx)
+    result = RunResult(
+        pipeline=name,
+        scheduled_at=at,
+        stamp=ctx.stamp,
+        status="failed",
+        started_at=started,
+        finished_at=started,
+        duration=0.0,
+        error=error,
+        run_id=ctx.run_id,
+    )
+    publish_status(pipeline, ctx, reports_dir, "failed", error, started)
+    try:
+        ledger.finish(
+            name, at, status="failed", now=clock(), error=error, run_id=ctx.run_id, attempt=1
+        )
+    except LedgerStateError:
+        return LedgeredOutcome(ctx, result, "failed", error, recorded=False)
+    if log is not None:
+        log.error("failed: %s at %s: %s", name, at.isoformat(), error)
+    if deliver is not None:
+        deliver(pipeline, ctx, result, "failed", error)
+    return LedgeredOutcome(ctx, result, "failed", error, recorded=True)
 
 
 def _log_end(

@@ -58,7 +58,14 @@ from ..spec.loader import (
 )
 from . import ledger_path
 from .holidays import holiday_skips
-from .ledgered import claim_scheduled, dispatch_hook, ledgered_run
+from .ledgered import (
+    claim_after_wait,
+    claim_scheduled,
+    dispatch_hook,
+    ledgered_failure,
+    ledgered_run,
+)
+from .waiting import Waiter, needs_wait
 
 log = logging.getLogger("eil_pipelines.scheduler")
 
@@ -128,6 +135,9 @@ class SchedulerService:
         none on a single CPU), ``0`` draws them in the runs' threads."""
         self.charts: Any = None
         """The :class:`~eil_pipelines.charts.processes.ChartProcesses`, once started."""
+        self.waiter: Waiter | None = None
+        """Runs waiting for their upstream pipelines or their freshness gate."""
+        self._resumed: set[tuple[str, datetime]] = set()
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -172,9 +182,17 @@ class SchedulerService:
                 self._loaded[pipeline.file] = _Loaded(pipeline, _fingerprint(pipeline))
                 self._schedule(pipeline, at_start=True)
             self._snapshot = snapshot
+        self.waiter = Waiter(
+            ledger=self.ledger,
+            now=self.clock.now,
+            known=self._by_name,
+            start=self._resume,
+            fail=self._give_up,
+        )
         self.scheduler.start(loop=loop)
         if loop:  # without the loop, tests drive sending with self.deliveries.process_due()
             self.deliveries.start(self.clock)
+            self.waiter.start(self.clock.wait)  # without it, tests call self.waiter.check()
         self.log_table()
         if watch:
             self._watcher = threading.Thread(target=self._watch, name="eil-reload", daemon=True)
@@ -184,6 +202,10 @@ class SchedulerService:
         """Stop starting runs, wait up to ``grace`` seconds for those in flight,
         and record the rest as abandoned.  True when all finished in time."""
         self._stop.set()
+        if self.waiter is not None:
+            # Waiting rows stay 'waiting'; the next start abandons them (this process
+            # is gone by then) and the catch-up policy decides about them.
+            self.waiter.stop()
         finished = self.scheduler.shutdown(grace)
         if not finished and self.ledger is not None:
             me = os.getpid()
@@ -346,11 +368,49 @@ class SchedulerService:
                     del self._flights[key]
             guard.finish()
 
+    def _by_name(self) -> dict[str, Pipeline]:
+        with self._lock:
+            return {loaded.pipeline.name: loaded.pipeline for loaded in self._loaded.values()}
+
+    def _resume(self, name: str, firing: Firing) -> None:
+        """The waiter's word that a waiting run may start: back to the workers."""
+        key = (name, firing.scheduled_at.astimezone(UTC))
+        with self._lock:
+            self._resumed.add(key)
+        if not self.scheduler.submit(name, firing):
+            with self._lock:  # stopping, or the job is gone: the row stays waiting
+                self._resumed.discard(key)
+
+    def _give_up(self, name: str, firing: Firing, message: str) -> None:
+        """A run waited past its ``wait_for``: record it failed and tell its owner."""
+        pipeline = self._current(name)
+        if pipeline is None:
+            return
+        ledgered_failure(
+            pipeline,
+            make_context(pipeline, firing.scheduled_at),
+            message,
+            ledger=self.ledger,
+            reports_dir=self.reports_dir,
+            claim=claim_after_wait(),
+            clock=self.clock.now,
+            deliver=dispatch_hook(self.deliveries, True),
+            log=log,
+        )
+
     def _run_flight(self, name: str, firing: Firing, guard: QueryGuard) -> bool:
         pipeline = self._current(name)
         if pipeline is None:
             return True
         schedule = pipeline.spec.schedule
+        key = (name, firing.scheduled_at.astimezone(UTC))
+        with self._lock:
+            resumed = key in self._resumed
+            self._resumed.discard(key)
+        if not resumed and firing.attempt == 1 and needs_wait(pipeline) and self.waiter:
+            ctx_id = make_context(pipeline, firing.scheduled_at).run_id
+            if not self.waiter.hold(pipeline, firing, ctx_id):
+                return True  # it waits (the waiter takes it from here), or isn't ours
 
         if firing.attempt == 1:
             self._record_holidays(pipeline, firing.scheduled_at, firing.scheduled_at)
@@ -364,13 +424,15 @@ class SchedulerService:
             make_context(pipeline, firing.scheduled_at, attempt=firing.attempt),
             ledger=self.ledger,
             reports_dir=self.reports_dir,
-            claim=claim_scheduled(firing.attempt),
+            claim=claim_after_wait() if resumed else claim_scheduled(firing.attempt),
             clock=self.clock.now,
             guard=guard,
             chart_processes=self._chart_pool() if pipeline.spec.charts else None,
             deliver=dispatch_hook(self.deliveries, final),
             log=log,
         )
+        if self.waiter is not None:
+            self.waiter.poke()  # a run ended: runs waiting for it may start
         return outcome.ok
 
     def _on_timeout(self, firing: Firing) -> None:

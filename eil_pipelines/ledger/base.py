@@ -124,6 +124,31 @@ class LedgerBackend(ABC):
         """
 
     @abstractmethod
+    def wait(
+        self,
+        pipeline: str,
+        scheduled_at: datetime,
+        *,
+        run_id: str,
+        note: str,
+        now: datetime | None = None,
+    ) -> RunRecord | None:
+        """Hold ``pipeline`` at ``scheduled_at`` as ``waiting`` (for upstream runs or a gate).
+
+        Exactly once, as :meth:`claim`: ``None`` when the key has a row in any
+        state.  ``error`` holds ``note`` (what it waits for, redacted by the
+        caller) and ``summary`` ``{"checks": 0}``.  The row is taken to
+        ``running`` by ``reclaim(..., allowed_from=("waiting",))``; a waiting
+        row of a process that died is abandoned like a running one.
+        """
+
+    @abstractmethod
+    def note_waiting(
+        self, pipeline: str, scheduled_at: datetime, *, note: str, checks: int
+    ) -> bool:
+        """Update a ``waiting`` row's note and check count; False when it is no longer waiting."""
+
+    @abstractmethod
     def reclaim(
         self,
         pipeline: str,

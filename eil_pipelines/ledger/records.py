@@ -33,7 +33,15 @@ __all__ = [
 ]
 
 #: Every status a run row can have.
-STATUSES = ("running", "succeeded", "failed", "skipped", "timed_out", "abandoned")
+STATUSES = (
+    "running",
+    "succeeded",
+    "failed",
+    "skipped",
+    "timed_out",
+    "abandoned",
+    "waiting",
+)
 #: What ``history(failed_only=True)`` shows: every way a run can go wrong.
 FAILED_STATUSES = ("failed", "timed_out", "abandoned")
 #: Every status of an outbox row.

@@ -110,6 +110,61 @@ class SqliteRuns(SqliteConnections):
                 return None
             return _fetch(conn, pipeline, key)
 
+    def wait(
+        self,
+        pipeline: str,
+        scheduled_at: datetime,
+        *,
+        run_id: str,
+        note: str,
+        now: datetime | None = None,
+    ) -> RunRecord | None:
+        """Hold ``pipeline`` at ``scheduled_at`` as ``waiting``; ``None`` when the key has a row.
+
+        The same exactly-once insert as :meth:`claim`, with ``error`` holding
+        what the run waits for.  A waiting row is taken to ``running`` with
+        ``reclaim(..., allowed_from=("waiting",))``, or finished as ``failed``.
+        """
+        key = to_text(scheduled_at, "scheduled_at")
+        started = self._stamp(now)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (pipeline, scheduled_at, run_id, status, attempt, started_at,"
+                " error, files, pid, host, owner_token, summary)"
+                " VALUES (?, ?, ?, 'waiting', 1, ?, ?, '[]', ?, ?, ?, ?)"
+                " ON CONFLICT (pipeline, scheduled_at) DO NOTHING",
+                (
+                    pipeline,
+                    key,
+                    run_id,
+                    started,
+                    note,
+                    os.getpid(),
+                    self._host,
+                    process_token(),
+                    json.dumps({"checks": 0}),
+                ),
+            )
+            if cursor.rowcount != 1:
+                return None
+            return _fetch(conn, pipeline, key)
+
+    def note_waiting(
+        self, pipeline: str, scheduled_at: datetime, *, note: str, checks: int
+    ) -> bool:
+        """Update what a ``waiting`` row waits for and how often it was checked.
+
+        False when the row is no longer waiting (it started or was given up).
+        """
+        key = to_text(scheduled_at, "scheduled_at")
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET error = ?, summary = ?"
+                " WHERE pipeline = ? AND scheduled_at = ? AND status = 'waiting'",
+                (note, json.dumps({"checks": checks}), pipeline, key),
+            )
+            return cursor.rowcount == 1
+
     def reclaim(
         self,
         pipeline: str,
@@ -327,7 +382,8 @@ class SqliteRuns(SqliteConnections):
         host = self._host if host is None else host
         local = host == self._host
         candidates = self._read(
-            "SELECT id, pid, owner_token FROM runs WHERE status = 'running' AND host IS ?",
+            "SELECT id, pid, owner_token FROM runs"
+            " WHERE status IN ('running', 'waiting') AND host IS ?",
             (host,),
         )
         dead = []
@@ -351,7 +407,8 @@ class SqliteRuns(SqliteConnections):
                 # live process since we looked.
                 cursor = conn.execute(
                     "UPDATE runs SET status = 'abandoned', finished_at = ?, error = ?"
-                    " WHERE id = ? AND status = 'running' AND pid IS ? AND owner_token IS ?",
+                    " WHERE id = ? AND status IN ('running', 'waiting')"
+                    " AND pid IS ? AND owner_token IS ?",
                     (stamp, f"the process running it stopped (pid {pid})", row_id, pid, token),
                 )
                 if cursor.rowcount == 1:

@@ -135,11 +135,47 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_runs_waiting(conn: sqlite3.Connection) -> None:
+    # A run that waits for its upstream pipelines or a freshness gate holds its
+    # key as 'waiting' (so no other process claims it) until it starts or gives
+    # up.  SQLite can't change a CHECK constraint: copy the table.
+    conn.execute(
+        """
+        CREATE TABLE runs_new (
+            id           INTEGER PRIMARY KEY,
+            pipeline     TEXT    NOT NULL,
+            scheduled_at TEXT    NOT NULL,
+            run_id       TEXT,
+            status       TEXT    NOT NULL CHECK (status IN
+                           ('running', 'succeeded', 'failed', 'skipped', 'timed_out', 'abandoned',
+                            'waiting')),
+            attempt      INTEGER NOT NULL DEFAULT 1,
+            started_at   TEXT,
+            finished_at  TEXT,
+            duration_s   REAL,
+            error        TEXT,
+            files        TEXT    NOT NULL DEFAULT '[]',
+            pid          INTEGER,
+            host         TEXT,
+            owner_token  TEXT,
+            summary      TEXT,
+            UNIQUE (pipeline, scheduled_at)
+        )
+        """
+    )
+    conn.execute("INSERT INTO runs_new SELECT * FROM runs")
+    conn.execute("DROP TABLE runs")
+    conn.execute("ALTER TABLE runs_new RENAME TO runs")
+    conn.execute("CREATE INDEX runs_scheduled_at ON runs (scheduled_at)")
+    conn.execute("CREATE INDEX runs_status ON runs (status)")
+
+
 #: Step ``i`` brings a file from schema version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
+    _migrate_runs_waiting,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -148,6 +184,7 @@ TABLES: tuple[frozenset[str], ...] = (
     frozenset(),
     frozenset({"runs"}),
     frozenset({"runs", "leases"}),
+    frozenset({"runs", "leases", "outbox", "delivery_state"}),
     frozenset({"runs", "leases", "outbox", "delivery_state"}),
 )
 

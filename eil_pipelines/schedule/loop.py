@@ -587,6 +587,25 @@ class Scheduler:
                 self._idle.wait(remaining)
             return True
 
+    def submit(self, key: str, firing: Firing) -> bool:
+        """Hand ``firing`` of job ``key`` to the workers now, outside its schedule.
+
+        For a run that waited (for other jobs, or a condition) and may start: it
+        is queued behind a run of the same job in flight, never skipped as an
+        overlap.  False when the job is unknown or the scheduler is stopping.
+        """
+        hooks: list[_Hook] = []
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None or not self._accepting or not self._open:
+                return False
+            if job.running:
+                _wait(job, [firing])
+            else:
+                self._start(job, firing, hooks)
+        self._call_hooks(hooks)
+        return True
+
     def wakeup(self) -> None:
         """Make the loop look at the clock now (after a clock change, say)."""
         with self._lock:

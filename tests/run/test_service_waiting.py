@@ -1,0 +1,190 @@
+"""Runs that wait for upstream pipelines (``after``) and freshness gates (``require``),
+in the scheduler service with a :class:`ManualClock`: nothing sleeps; the tests step
+the loop with ``run_due`` and the waiter with ``check()``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from eil_pipelines.app.service import SchedulerService
+from eil_pipelines.schedule.testing import ManualClock
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def text(schedule: str, sql: str = "SELECT 1 AS x", extra: str = "") -> str:
+    return (
+        f'title = "T"\n{extra}[schedule]\ntimezone = "UTC"\n{schedule}\n'
+        f'[queries.q]\nsql = "{sql}"\n'
+    )
+
+
+@pytest.fixture
+def make_service(project):
+    made: list[SchedulerService] = []
+
+    def make(clock) -> SchedulerService:
+        service = SchedulerService(project.pipelines, reports_dir=project.reports, clock=clock)
+        made.append(service)
+        service.start(watch=False, loop=False)
+        return service
+
+    yield make
+    for service in made:
+        service.stop(grace=5)
+
+
+def step(service: SchedulerService, moment: datetime | None = None) -> None:
+    if moment is not None:
+        service.clock.set(moment)  # type: ignore[attr-defined]
+    service.scheduler.run_due(service.clock.now())
+    assert service.scheduler.wait_idle(300)
+    assert service.waiter is not None
+    while service.waiter.check():  # a waiting run that starts ends, and may free another
+        assert service.scheduler.wait_idle(300)
+
+
+def rows(service: SchedulerService) -> dict[tuple[str, datetime], tuple[str, str | None]]:
+    return {
+        (r.pipeline, r.scheduled_at): (r.status, r.error)
+        for r in service.ledger.history(limit=None)
+    }
+
+
+def test_a_daily_weekly_monthly_chain_over_a_month(project, make_service):
+    project.pipeline("daily", text('daily = "06:00"'))
+    project.pipeline("weekly", text('cron = "0 6 * * MON"\nafter = ["daily"]'))
+    project.pipeline("monthly", text('cron = "0 6 1 * *"\nafter = ["weekly"]\nperiod = "month"'))
+    clock = ManualClock(utc(2026, 6, 1, 0))
+    service = make_service(clock)
+    day = utc(2026, 6, 1, 6)
+    while day <= utc(2026, 7, 1, 6):
+        step(service, day)
+        day += timedelta(days=1)
+    got = rows(service)
+    assert all(status == "succeeded" for status, _ in got.values()), got
+    assert sum(1 for p, _ in got if p == "daily") == 31
+    assert sorted(t.day for p, t in got if p == "weekly") == [1, 8, 15, 22, 29]
+    assert sorted(t for p, t in got if p == "monthly") == [utc(2026, 6, 1, 6), utc(2026, 7, 1, 6)]
+
+
+def test_a_diamond_starts_when_both_sides_have_run(project, make_service):
+    project.pipeline("load", text('daily = "06:00"'))
+    project.pipeline("left", text('daily = "06:00"\nafter = ["load"]'))
+    project.pipeline("right", text('daily = "06:00"\nafter = ["load"]'))
+    project.pipeline("top", text('daily = "06:00"\nafter = ["left", "right"]'))
+    service = make_service(ManualClock(utc(2026, 6, 3, 5)))
+    step(service, utc(2026, 6, 3, 6))
+    assert {p: s for (p, _), (s, _) in rows(service).items()} == {
+        "load": "succeeded",
+        "left": "succeeded",
+        "right": "succeeded",
+        "top": "succeeded",
+    }
+
+
+def test_an_upstream_that_fails_then_succeeds_on_retry(project, make_service):
+    data = project.root / "load.sqlite"
+    with sqlite3.connect(data) as conn:
+        conn.execute("CREATE TABLE other (x INTEGER)")
+    project.pipeline(
+        "load",
+        text(
+            'daily = "06:00"\nretries = 1\nretry_delay = "10m"',
+            sql="SELECT x FROM staged",  # no such table until the test makes it
+            extra='[source]\nkind = "sqlite"\npath = "load.sqlite"\n',
+        ),
+    )
+    project.pipeline("report", text('daily = "06:00"\nafter = ["load"]\nwait_for = "2h"'))
+    service = make_service(ManualClock(utc(2026, 6, 3, 5)))
+    step(service, utc(2026, 6, 3, 6))
+    got = rows(service)
+    assert got[("load", utc(2026, 6, 3, 6))][0] == "failed"
+    assert got[("report", utc(2026, 6, 3, 6))] == (
+        "waiting",
+        "waiting for load 2026-06-03 06:00 (failed)",
+    )
+    with sqlite3.connect(data) as conn:
+        conn.execute("CREATE TABLE staged (x INTEGER)")
+    step(service, utc(2026, 6, 3, 6, 10))  # the retry
+    got = rows(service)
+    assert got[("load", utc(2026, 6, 3, 6))][0] == "succeeded"
+    assert got[("report", utc(2026, 6, 3, 6))] == ("succeeded", None)
+
+
+def gate_project(project, flag_value: int | None) -> None:
+    data = project.root / "etl.sqlite"
+    with sqlite3.connect(data) as conn:
+        conn.execute("CREATE TABLE etl_log (ready INTEGER)")
+        if flag_value is not None:
+            conn.execute("INSERT INTO etl_log VALUES (?)", (flag_value,))
+    project.pipeline(
+        "gated",
+        (
+            'title = "Gated"\n[source]\nkind = "sqlite"\npath = "etl.sqlite"\n'
+            '[schedule]\ntimezone = "UTC"\ndaily = "07:00"\nwait_for = "1h"\n'
+            '[schedule.require]\nquery = "fresh"\nevery = "5m"\n'
+            '[queries.fresh]\nsql = "SELECT max(ready) AS ready FROM etl_log"\n'
+        ),
+    )
+
+
+def test_a_gate_that_opens_after_three_checks(project, make_service):
+    gate_project(project, 0)
+    service = make_service(ManualClock(utc(2026, 6, 3, 6)))
+    step(service, utc(2026, 6, 3, 7))  # check 1: shut
+    step(service, utc(2026, 6, 3, 7, 5))  # check 2: shut
+    [(status, note)] = rows(service).values()
+    assert status == "waiting"
+    assert note == 'waiting for the gate query "fresh" returned 0'
+    summary = service.ledger.get("gated", utc(2026, 6, 3, 7)).summary
+    assert summary == {"checks": 2}
+    with sqlite3.connect(project.root / "etl.sqlite") as conn:
+        conn.execute("UPDATE etl_log SET ready = 1")
+    step(service, utc(2026, 6, 3, 7, 9))  # not due yet: still 2 checks
+    assert rows(service)[("gated", utc(2026, 6, 3, 7))][0] == "waiting"
+    step(service, utc(2026, 6, 3, 7, 10))  # check 3: open
+    assert rows(service)[("gated", utc(2026, 6, 3, 7))] == ("succeeded", None)
+    assert len(rows(service)) == 1  # one row per fire time, however many checks
+
+
+def test_a_gate_that_never_opens_fails_with_its_words(project, make_service):
+    gate_project(project, None)
+    service = make_service(ManualClock(utc(2026, 6, 3, 6)))
+    step(service, utc(2026, 6, 3, 7))
+    moment = utc(2026, 6, 3, 7)
+    while moment < utc(2026, 6, 3, 8):
+        moment += timedelta(minutes=5)
+        step(service, moment)
+    [(status, error)] = rows(service).values()
+    assert status == "failed"
+    assert error == (
+        "gave up waiting after 1h and 13 checks of the gate: "
+        'waiting for the gate query "fresh" returned None'
+    )
+
+
+def test_two_services_on_one_ledger_run_a_waiting_time_once(project, make_service):
+    project.pipeline("load", text('daily = "06:00"'))
+    project.pipeline("report", text('daily = "06:00"\nafter = ["load"]'))
+    clock = ManualClock(utc(2026, 6, 3, 5))
+    first, second = make_service(clock), make_service(clock)
+    clock.set(utc(2026, 6, 3, 6))
+    for service in (first, second):
+        service.scheduler.run_due(clock.now())
+    for service in (first, second):
+        assert service.scheduler.wait_idle(300)
+        assert service.waiter is not None
+        service.waiter.check()
+        assert service.scheduler.wait_idle(300)
+    got = rows(first)
+    assert got[("report", utc(2026, 6, 3, 6))] == ("succeeded", None)
+    assert len(got) == 2
+    report_files = sorted((project.reports / "report").glob("2026-06-03*.md"))
+    assert len(report_files) == 1
