@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..deliver import Dispatcher
-from ..errors import ConfigError, ConfigErrors, UsageError
+from ..errors import ConfigError, ConfigErrors, EilError, UsageError
 from ..ledger import DeliveryRecord, Ledger
 from ..run.batch import run_once
 from ..run.context import make_context
+from ..run.gate import check_gate
 from ..run.pipeline import RunResult, utc_now
 from ..spec.loader import Pipeline
 from ..spec.project import load_project_settings
@@ -91,13 +92,38 @@ def once(
     chart_processes: int | None = None,
     env: Any = None,
     clock: Callable[[], datetime] = utc_now,
+    ignore_require: bool = False,
 ) -> OnceOutcome:
     """Run each pipeline once, as if scheduled at ``at`` (default: now).
 
     ``chart_processes`` > 0 starts that many chart processes for these runs
     (a one-shot run does not pay to start them unasked).  ``deliver`` records
-    the runs and sends their messages (:func:`run_and_deliver`).
+    the runs and sends their messages (:func:`run_and_deliver`).  A pipeline
+    whose freshness gate (``[schedule.require]``) is shut is not run: its result
+    is ``skipped`` and says why, unless ``ignore_require``.  ``after`` is not
+    waited for: a one-shot run is the author's, not the schedule's.
     """
+    held = {} if ignore_require else _shut_gates(pipelines, at, clock)
+    if held:
+        runnable = [p for p in pipelines if p.name not in held]
+        outcome = (
+            once(
+                runnable,
+                reports_dir=reports_dir,
+                at=at,
+                workers=workers,
+                deliver=deliver,
+                chart_processes=chart_processes,
+                env=env,
+                clock=clock,
+                ignore_require=True,
+            )
+            if runnable
+            else OnceOutcome([], delivered=deliver)
+        )
+        ran = {r.pipeline: r for r in outcome.results}
+        outcome.results = [ran.get(p.name) or held[p.name] for p in pipelines]
+        return outcome
     with contextlib.ExitStack() as stack:
         charts = None
         if chart_processes:
@@ -187,3 +213,38 @@ def _refused(pipeline: Pipeline, outcome: LedgeredOutcome, now: datetime) -> Run
         error=f"not run: {pipeline.name} at {ctx.scheduled_at.isoformat()} "
         "is running in another process",
     )
+
+
+def _shut_gates(
+    pipelines: Sequence[Pipeline], at: datetime | None, clock: Callable[[], datetime]
+) -> dict[str, RunResult]:
+    """The pipelines whose freshness gate is shut at ``at``, each with its result."""
+    held: dict[str, RunResult] = {}
+    for pipeline in pipelines:
+        schedule = pipeline.spec.schedule
+        if schedule is None or schedule.require is None:
+            continue
+        ctx = make_context(pipeline, at if at is not None else clock())
+        now = clock()
+        try:
+            is_open, words = check_gate(pipeline, ctx)
+        except EilError as exc:
+            is_open, words, status = False, f"the freshness gate failed: {exc}", "failed"
+        else:
+            status = "skipped"
+        if is_open:
+            continue
+        held[pipeline.name] = RunResult(
+            pipeline=pipeline.name,
+            scheduled_at=ctx.scheduled_at,
+            stamp=ctx.stamp,
+            status=status,
+            started_at=now,
+            finished_at=now,
+            duration=0.0,
+            error=f"not run: its freshness gate is shut: {words} (--ignore-require runs it anyway)"
+            if status == "skipped"
+            else words,
+            run_id=ctx.run_id,
+        )
+    return held

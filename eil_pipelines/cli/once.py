@@ -60,6 +60,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         help="render as if scheduled at this time, read in each pipeline's zone "
         "(e.g. 2026-11-27T07:00); regenerates past reports",
     )
+    add("--ignore-require", action="store_true", help="with --once: run even if a gate is shut")
     add("--reports", metavar="DIR", help="reports folder (default: reports/ beside PATH's folder)")
     add(
         "--workers", type=int, default=4, metavar="N", help="pipelines run in parallel (default: 4)"
@@ -97,10 +98,8 @@ def cmd_main(options: argparse.Namespace) -> int:
 def cmd_once(options: argparse.Namespace) -> int:
     """``eil-run --once``: every selected pipeline once, a summary table, exit 0, 1 or 2.
 
-    A bad file never stops the good ones: the valid pipelines run, then the
-    problems of the invalid files are printed and the exit status is 2 (over
-    1 for a failed run: see docs/cli.md, "Exit status").  With ``--only``,
-    problems in other files are only counted, in one line.
+    The valid pipelines run, then the problems of invalid files are printed (exit 2,
+    docs/cli.md); with ``--only``, problems in other files are only counted.
     """
     import gc
 
@@ -136,6 +135,7 @@ def cmd_once(options: argparse.Namespace) -> int:
         workers=options.workers,
         deliver=options.deliver,
         chart_processes=options.chart_processes,
+        ignore_require=options.ignore_require,
     )
     print_summary(outcome.results, sys.stdout)
     if outcome.delivered:

@@ -188,3 +188,19 @@ def test_two_services_on_one_ledger_run_a_waiting_time_once(project, make_servic
     assert len(got) == 2
     report_files = sorted((project.reports / "report").glob("2026-06-03*.md"))
     assert len(report_files) == 1
+
+
+def test_once_checks_the_gate_once_and_says_when_it_is_shut(project):
+    import subprocess
+    import sys
+
+    gate_project(project, 0)
+    command = [sys.executable, "-m", "eil_pipelines", "--once", str(project.pipelines)]
+    shut = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert shut.returncode == 1, shut.stderr
+    assert 'its freshness gate is shut: the gate query "fresh" returned 0' in shut.stdout
+    assert "--ignore-require runs it anyway" in shut.stdout
+    assert not (project.reports / "gated").exists()
+    forced = subprocess.run([*command, "--ignore-require"], capture_output=True, text=True)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert len(list((project.reports / "gated").glob("*.md"))) >= 1
