@@ -12,6 +12,8 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .models import _did_you_mean
+
 if TYPE_CHECKING:
     from .loader import Pipeline
 
@@ -33,8 +35,6 @@ def dependency_problems(
     one is not an error here (its own file says what is wrong), and the waiting
     run will name it when it fails.
     """
-    from .models import _did_you_mean
-
     listed = list(pipelines)
     by_name = {p.name: p for p in listed}
     known = sorted(set(by_name) | set(broken))
