@@ -108,7 +108,8 @@ def cmd_explain(options: argparse.Namespace) -> int:
             f"   covers {_period(fire.period_start, fire.period_end)}"
         )
         for note in fire.notes:
-            print(f"      warning ({note.kind}): {note.message}")
+            word = "note" if note.kind == "holiday" else "warning"
+            print(f"      {word} ({note.kind}): {note.message}")
     return EXIT_OK
 
 

@@ -196,3 +196,36 @@ def test_a_day_off_that_is_not_a_date_is_explained(project):
         "calendars.acme.closed",
         '"xmas" is not a date: write days off as 2026-12-24 = "Name"',
     ) in caught.value.problems
+
+
+def test_explain_shows_a_moved_memo_with_the_holiday(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "pipelines", tmp_path / "pipelines")
+    shutil.copytree(repo / "data", tmp_path / "data")
+    shutil.copytree(repo / "templates", tmp_path / "templates")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eil_pipelines",
+            "explain",
+            str(tmp_path / "pipelines" / "weekly_executive_summary.toml"),
+            "--from",
+            "2026-05-20",
+            "--next",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "moved to the next business day on US holidays" in lines[1]
+    assert lines[-3].startswith("  Tue 2026-05-26 08:00 -04:00")
+    assert lines[-2] == "      note (holiday): moved here from Mon 2026-05-25 08:00 (Memorial Day)"
