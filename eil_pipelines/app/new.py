@@ -282,6 +282,9 @@ def _toml_values(value: Any, key: str = "") -> Any:
 _COMMENTS = {
     "[schedule]": [
         "# When it runs.  `eil-run explain` lists the next fire times and the period each covers.",
+        '# A business calendar (calendar = "DE-BE", skip_holidays, roll, business_day) and',
+        "# waiting for other pipelines or fresh data (after, wait_for, [schedule.require]):",
+        "# docs/calendars.md and docs/dependencies.md.",
     ],
     "[queries.": [
         "# Each query's result is data.<name> in the template.  $period_start and $period_end",

@@ -105,3 +105,12 @@ def test_eil_run_graph_exits_2_and_names_invalid_files(project):
     assert "no pipeline waits for another" in done.stdout
     assert "broken.toml is invalid and left out" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_new_points_to_calendars_and_dependencies(tmp_path):
+    from eil_pipelines.app.new import scaffold_spec, scaffold_toml
+
+    text = scaffold_toml(scaffold_spec("x", timezone="UTC"), "x")
+    assert 'calendar = "DE-BE"' in text
+    assert "after, wait_for, [schedule.require]" in text
+    assert "docs/calendars.md and docs/dependencies.md" in text
