@@ -36,7 +36,7 @@ def test_the_file_is_created_in_wal_mode_with_the_schema_version(db: Path):
         conn = ledger._conn()
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert ledger.schema_version() == SCHEMA_VERSION == 3
+        assert ledger.schema_version() == SCHEMA_VERSION == 4
     with raw(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -73,7 +73,7 @@ def test_a_file_from_a_newer_version_is_refused(db: Path):
         Ledger(db, display_path="reports/.eil/ledger.sqlite3")
     assert str(caught.value) == (
         "run ledger reports/.eil/ledger.sqlite3 has schema version 99, but this version of "
-        "eil-pipelines knows only up to 3: upgrade eil-pipelines"
+        "eil-pipelines knows only up to 4: upgrade eil-pipelines"
     )
 
 
@@ -189,6 +189,23 @@ def test_an_older_ledger_is_still_migrated(db: Path):
         assert ledger.schema_version() == SCHEMA_VERSION
         assert [r.status for r in ledger.history()] == ["succeeded"]
         assert ledger.acquire_lease("backfill:sales", holder="b", now=NOW) is None
+        # Version 4 allows 'waiting' rows (dependencies and freshness gates).
+        assert ledger.wait("report", T0, run_id="w1", note="waiting for sales", now=NOW)
+        assert ledger.get("report", T0).status == "waiting"
+
+
+def test_a_waiting_row_holds_its_key_and_is_abandoned_with_its_process(db: Path):
+    with Ledger(db) as ledger:
+        held = ledger.wait("report", T0, run_id="w1", note="waiting for sales", now=NOW)
+        assert held is not None and held.error == "waiting for sales"
+        assert held.summary == {"checks": 0}
+        assert ledger.claim("report", T0, run_id="r2", now=NOW) is None
+        assert ledger.wait("report", T0, run_id="w2", note="again", now=NOW) is None
+        assert ledger.note_waiting("report", T0, note="waiting for sales (failed)", checks=3)
+        assert ledger.get("report", T0).summary == {"checks": 3}
+        [abandoned] = ledger.mark_abandoned(now=NOW, pids_alive=lambda pid: False)
+        assert (abandoned.status, abandoned.pipeline) == ("abandoned", "report")
+        assert not ledger.note_waiting("report", T0, note="late", checks=4)
 
 
 # --- read-only ---------------------------------------------------------------------------
