@@ -34,7 +34,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SourceError
@@ -178,9 +178,11 @@ class PostgresSource(ServerSource):
         if self.arrow and arrow_driver() is not None:
             converted = self._convert(query, sql, "dollar")
             self._missing(query, converted.used(), params)
-            frame = self._execute_arrow(query, converted, converted.bind(params, "dollar"))
-            if frame is not None:
-                return frame
+            bound = converted.bind(params, "dollar")
+            if all(_arrow_bindable(value) for value in bound):
+                frame = self._execute_arrow(query, converted, bound)
+                if frame is not None:
+                    return frame
         return self._execute_rows(query, sql, params)
 
     def _execute_rows(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
@@ -417,6 +419,14 @@ def _duration(value: timedelta | None) -> str:
     if total < 3600:
         return f"{total / 60:g}m"
     return f"{total / 3600:g}h"
+
+
+def _arrow_bindable(value: Any) -> bool:
+    """Whether ADBC binds ``value`` as psycopg would; anything else (None, lists, Decimal,
+    an integer beyond 64 bits) runs through psycopg, which adapts every Python type."""
+    if isinstance(value, bool | float | str | date | datetime):
+        return True
+    return isinstance(value, int) and -(2**63) <= value < 2**63
 
 
 def _libpq_url(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from datetime import date, timedelta
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -289,3 +290,16 @@ def test_the_arrow_path_is_read_only_and_reports_the_line(postgres_server: Postg
         assert src.clean
     with postgres_server.admin() as conn:
         assert conn.execute("SELECT note FROM secrets").fetchall() == [("hidden",)]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), ([1, 2], [1, 2]), (Decimal("1.25"), 1.25), (2**70, float(2**70))],
+)
+def test_parameters_adbc_cannot_bind_run_through_psycopg(
+    postgres_server: PostgresServer, value: object, expected: object
+) -> None:
+    with source(postgres_server) as src:
+        frame = src.run("q", "SELECT $v AS v, 1 AS one", {"v": value})
+    got = frame["v"].tolist()[0]
+    assert (got is None or got != got) if expected is None else got == expected
