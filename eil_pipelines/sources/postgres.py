@@ -162,7 +162,8 @@ _TYPED_PARAMETER_ERRORS = frozenset({"42883", "42804", "42725"})
 
 
 class PostgresSource(ServerSource):
-    """A PostgreSQL server, read-only, through one psycopg connection."""
+    """A PostgreSQL server, read-only, through one psycopg connection (and its ADBC
+    connection for fetching results, when ADBC is installed)."""
 
     kind = "postgres"
 
@@ -173,6 +174,8 @@ class PostgresSource(ServerSource):
     #: Fetch through ADBC when it is installed (the benchmark and a test turn it off
     #: to compare the two paths).
     arrow = True
+    #: The ADBC cursor of the query running now, for :meth:`interrupt` (another thread).
+    _arrow_cursor: Any = None
 
     def _execute(self, query: str, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
         if self.arrow and arrow_driver() is not None:
@@ -357,7 +360,7 @@ class PostgresSource(ServerSource):
     def interrupt(self) -> None:
         """Send the server a cancel request for the running query (another thread)."""
         self._interrupted.set()
-        arrow = getattr(self, "_arrow_cursor", None)
+        arrow = self._arrow_cursor
         if arrow is not None:
             try:
                 arrow.adbc_cancel()
