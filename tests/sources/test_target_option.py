@@ -116,3 +116,10 @@ def test_an_unknown_target_is_named_with_the_known_ones(
     assert 'no target named "staging" (targets defined: dev, qa)' in err, err
     assert "Traceback" not in err and "internal error" not in err
     assert not (targets.reports / "orders").exists()
+
+
+def test_a_target_without_eil_toml_is_named(project, capsys: pytest.CaptureFixture[str]) -> None:
+    project.pipeline("orders", PIPELINE.replace('source = "files"\n', ""))
+    assert main(["validate", str(project.pipelines), "--target", "dev"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eil-run: --target dev: there is no ") and "eil.toml" in err, err
