@@ -78,7 +78,6 @@ import io
 import sys
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import matplotlib.dates as mdates
 import pandas as pd
@@ -87,10 +86,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 url, out = sys.argv[1], Path(sys.argv[2])
-zone = ZoneInfo("Europe/Berlin")
-start = datetime.fromisoformat({period_start!r}).replace(tzinfo=zone)
-end = datetime.fromisoformat({period_end!r}).replace(tzinfo=zone)
-prev_start = datetime.fromisoformat({prev_period_start!r}).replace(tzinfo=zone)
+# Naive, in the pipeline's zone, as eil-run binds them (bench_once.BOUND): a
+# timestamptz parameter would make Postgres convert every row's order_ts.
+start = datetime.fromisoformat({period_start!r})
+end = datetime.fromisoformat({period_end!r})
+prev_start = datetime.fromisoformat({prev_period_start!r})
 
 
 def frame(cur, sql, params):
