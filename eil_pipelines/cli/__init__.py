@@ -53,7 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         rest = args[1:] if target is not MAIN else args
         module_name, builder, handler = target.split(":")
         module = importlib.import_module(module_name)
-        return getattr(module, handler)(getattr(module, builder)().parse_args(rest))
+        options = getattr(module, builder)().parse_args(rest)
+        from .common import target_selected
+
+        with target_selected(options):  # --target NAME, for the commands that have it
+            return getattr(module, handler)(options)
     except ConfigErrors as exc:
         from .printing import print_config_errors
 

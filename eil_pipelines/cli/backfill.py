@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import UsageError
 from .common import Parser as _Parser
-from .common import load_one, parse_moment, parse_to
+from .common import add_target, load_one, parse_moment, parse_to
 from .exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .progress import Progress, local_text, print_outcome, resume_command
 from .signals import stop_on_signals
@@ -65,6 +65,7 @@ def build_backfill_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reports", metavar="DIR", help="reports folder (default: reports/ in the project root)"
     )
+    add_target(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import Parser, add_debug, add_path
+from .common import Parser, add_debug, add_path, add_target
 from .exitcodes import EXIT_CONFIG, EXIT_OK
 
 
@@ -19,9 +19,7 @@ def build_connections_parser() -> argparse.ArgumentParser:
         "version, check that writes are refused.  Exit 2 when one has a problem.",
     )
     add_path(parser)
-    parser.add_argument(
-        "--target", metavar="NAME", help="use [targets.NAME] overrides (default: $EIL_TARGET)"
-    )
+    add_target(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     add_debug(parser)
     return parser

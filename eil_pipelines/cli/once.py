@@ -6,30 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import Parser, add_path, check_counts, configure_logging, parse_at, reports_dir_for
+from .common import (
+    Parser,
+    add_path,
+    add_target,
+    check_counts,
+    configure_logging,
+    parse_at,
+    reports_dir_for,
+)
 from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_FAILED, EXIT_OK
-
-DESCRIPTION = """\
-Executive reports as code: each TOML file in PATH (default pipelines/) is a
-report; eil-run runs them on their schedules, or once with --once.
-
-commands:
-  eil-run [PATH]                 run the scheduler in the foreground
-  eil-run --once [PATH]          run every enabled pipeline once, now, and exit
-  eil-run validate [PATH]        check every pipeline file without running queries
-  eil-run list [PATH]            schedules in words, next fire times, last status
-  eil-run history [PATH]         recent runs from the run ledger
-  eil-run send FILE --to ADDR    mail a pipeline's latest report to ADDR, for testing
-  eil-run new NAME               a new pipeline file and template that run at once
-  eil-run explain FILE           a schedule's next fire times, periods, DST notes
-  eil-run backfill FILE --from DATE --to DATE   past reports, as scheduled then
-  eil-run schema                 the pipeline file's JSON Schema, for editors
-  eil-run serve [PATH]           serve the reports folder on 127.0.0.1 (--port N)
-
-PATH is a pipelines folder or a single pipeline file.  Exit status: 0 success,
-1 a run failed, 2 invalid configuration or arguments, 3 could not run (ledger
-locked, disk full or read-only, another backfill running).
-"""
+from .help_text import DESCRIPTION
 
 
 def build_main_parser() -> argparse.ArgumentParser:
@@ -80,6 +67,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
     )
+    add_target(parser)
     add("-v", "--verbose", action="store_true", help="log each step")
     add("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import Parser, add_debug
+from .common import Parser, add_debug, add_target
 from .exitcodes import EXIT_FAILED, EXIT_OK
 
 
@@ -29,6 +29,7 @@ def build_send_parser() -> argparse.ArgumentParser:
         help="recipient address (repeatable)",
     )
     parser.add_argument("--reports", metavar="DIR", help="reports folder (default: reports/)")
+    add_target(parser)
     add_debug(parser)
     return parser
 

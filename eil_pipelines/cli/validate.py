@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigErrors, EilError
-from .common import Parser, add_debug, add_path
+from .common import Parser, add_debug, add_path, add_target
 from .exitcodes import EXIT_CONFIG, EXIT_OK
 
 
@@ -33,6 +33,7 @@ def build_validate_parser() -> argparse.ArgumentParser:
         default="text",
         help="json: a list of {file, key, message} on stdout, for CI annotations",
     )
+    add_target(parser)
     add_debug(parser)
     return parser
 

@@ -85,7 +85,8 @@ def open_named(
             settings.pool_size,
             connect=lambda: module.connect(name, url, pipeline=None),
             alive=module.alive,
-            close=lambda conn: conn.close(),
+            # Postgres closes the ADBC connection that goes with a psycopg one too.
+            close=getattr(module, "close", lambda conn: conn.close()),
         )
 
     pool = pool_for((engine, name, url, settings.pool_size), make)
