@@ -414,11 +414,19 @@ class SchedulerService:
             found.extend(declared_references(file, self.root))
         return found
 
+    def check_files(self) -> list[str]:
+        """Poll the file watcher now, and reload when a watched file changed.
+
+        The watcher thread calls this every ``reload_interval`` seconds; an idle
+        poll stats only the folder and the files pipelines name
+        (:mod:`eil_pipelines.app.watch`).  Returns :meth:`reload`'s lines.
+        """
+        return self.reload() if self._files.changed() else []
+
     def _watch(self) -> None:
         while not self._stop.wait(self.reload_interval):
             try:
-                if self._files.changed():
-                    self.reload()
+                self.check_files()
             except Exception:  # the watcher must outlive any surprise
                 log.exception("reload failed")
 
