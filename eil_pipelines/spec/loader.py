@@ -88,9 +88,13 @@ def project_file(root: Path, relative: str, kind: str) -> tuple[Path, str | None
             f'the {kind} name "{printable(relative, keep_newlines=False)}" holds a control '
             "character or a line break: rename the file"
         )
-    resolved = (root / Path(relative).expanduser()).resolve()
+    # os.path rather than pathlib: this runs for every SQL file of every pipeline,
+    # and pathlib's parsing cost more than the resolving itself.
+    real = os.path.realpath(os.path.join(root, os.path.expanduser(relative)))
+    resolved = Path(real)
     project = _resolved_root(str(root))
-    if not resolved.is_relative_to(project):
+    inside = str(project)
+    if not (real == inside or real.startswith(inside.rstrip(os.sep) + os.sep)):
         return resolved, (
             f'{kind} "{relative}" is outside the project folder {project} '
             f"(it resolves to {resolved}): {kind}s must be inside the project folder"
