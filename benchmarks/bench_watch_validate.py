@@ -61,7 +61,16 @@ def idle_project(root: Path, count: int) -> Path:
     for i in range(count):
         (root / "pipelines" / f"p{i:04d}.toml").write_text(IDLE_PIPELINE.format(i=i))
         (root / "sql" / f"p{i:04d}.sql").write_text(f"SELECT {i} AS x")
+    age(root)
     return root / "pipelines"
+
+
+def age(root: Path) -> None:
+    """Date every file back an hour, as files are between edits: a file written
+    within the last two seconds is racy (compared by content, never cached)."""
+    then = time.time() - 3600
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, (then, then))
 
 
 def example_project(root: Path, count: int) -> Path:
@@ -74,11 +83,7 @@ def example_project(root: Path, count: int) -> Path:
     for i in range(count):
         source = examples[i % len(examples)]
         (root / "pipelines" / f"p{i:04d}_{source.name}").write_text(source.read_text())
-    # Dated back, as files are between edits (a file written within the last
-    # two seconds is never cached: its times are racy).
-    then = time.time() - 3600
-    for path in root.rglob("*"):
-        os.utime(path, (then, then))
+    age(root)
     return root / "pipelines"
 
 
