@@ -203,6 +203,7 @@ class SchedulerService:
                 guard.stop("shutdown")
         if self._watcher is not None:
             self._watcher.join(timeout=2)
+        self._files.close()
         with self._lock:  # no pool starts after this: _chart_pool sees _stop
             charts = self.charts
         if charts is not None:

@@ -27,15 +27,25 @@ The baseline is taken *before* the files are read (:meth:`FileWatcher.look`)
 and kept after they are (:meth:`FileWatcher.settle`): a file saved while a
 reload reads the folder differs from it, and the next poll reloads again.
 
-inotify was considered and left out: it needs a polling fallback anyway
-(network file systems, watch limits), and this poll is cheap enough (see
-``benchmarks/bench_watch_validate.py``).
+On Linux, inotify (through the C library, no extra package) watches the
+folders that hold the watched paths, so an idle poll is one ``read`` that
+finds no event: the stat pass runs only after an event, after a reload, while
+a path is racy, and every :data:`FULL_CHECK_EVERY` polls, which catches what
+inotify cannot see (a change made by another machine on a network file
+system).  Where inotify is missing or refuses (another system, the watch
+limit reached) or ``EIL_WATCH=poll`` is set, every poll is a stat pass.
+Measured in ``benchmarks/bench_watch_validate.py``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import hashlib
+import logging
 import os
+import struct
 import threading
 import time
 import tomllib
@@ -54,6 +64,77 @@ RACY_NS = 2_000_000_000
 
 #: Stands for "not known": never equal to a signature, so the next poll reloads.
 _UNKNOWN: Any = ("unknown",)
+
+#: With inotify, a full stat pass every this many polls anyway (a minute at 1 s).
+FULL_CHECK_EVERY = 60
+
+log = logging.getLogger("eil_pipelines.scheduler")
+
+# <sys/inotify.h>: what changes a folder's entries or a file's content or times.
+_IN_MODIFY, _IN_ATTRIB, _IN_CLOSE_WRITE = 0x2, 0x4, 0x8
+_IN_MOVED_FROM, _IN_MOVED_TO, _IN_CREATE, _IN_DELETE = 0x40, 0x80, 0x100, 0x200
+_IN_DELETE_SELF, _IN_MOVE_SELF = 0x400, 0x800
+_IN_ONLYDIR = 0x01000000
+_IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000
+_MASK = (
+    _IN_MODIFY
+    | _IN_ATTRIB
+    | _IN_CLOSE_WRITE
+    | _IN_MOVED_FROM
+    | _IN_MOVED_TO
+    | _IN_CREATE
+    | _IN_DELETE
+    | _IN_DELETE_SELF
+    | _IN_MOVE_SELF
+    | _IN_ONLYDIR
+)
+
+
+class _Inotify:
+    """Folder watches on one non-blocking inotify descriptor; raises OSError where unavailable."""
+
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name, use_errno=True)
+        self._add = libc.inotify_add_watch
+        self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        self._rm = libc.inotify_rm_watch
+        self._rm.argtypes = [ctypes.c_int, ctypes.c_int]
+        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self.fd: int = fd
+        self._watches: dict[str, int] = {}
+
+    def watch(self, folders: set[str]) -> None:
+        """Watch exactly ``folders`` (those that exist); raise OSError when the kernel refuses."""
+        for folder in list(self._watches):
+            if folder not in folders:
+                self._rm(self.fd, self._watches.pop(folder))
+        for folder in folders - set(self._watches):
+            wd = self._add(self.fd, os.fsencode(folder), _MASK)
+            if wd < 0:
+                code = ctypes.get_errno()
+                if code in (errno.ENOENT, errno.ENOTDIR):
+                    continue  # a missing folder: its paths' signatures say None
+                raise OSError(code, f"inotify_add_watch {folder}")
+            self._watches[folder] = wd
+
+    def events(self) -> bool:
+        """True when any event came since the last call (the queue is drained)."""
+        seen = False
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return seen
+            if not data:
+                return seen
+            seen = seen or len(data) >= struct.calcsize("iIII")
+
+    def close(self) -> None:
+        """Release the descriptor (and every watch with it)."""
+        os.close(self.fd)
 
 
 def signature(path: str) -> Signature:
@@ -142,7 +223,8 @@ class FileWatcher:
     ``path`` is what the service was given: a pipelines folder or one pipeline
     file.  ``references`` returns the SQL and template files the pipelines
     name now (valid ones and invalid ones alike); it is called at each
-    :meth:`look` and :meth:`settle`, never at a poll.
+    :meth:`look` and :meth:`settle`, never at a poll.  ``use_inotify=False``
+    polls with stats only (as ``EIL_WATCH=poll`` does).
     """
 
     def __init__(
@@ -151,6 +233,7 @@ class FileWatcher:
         *,
         references: Callable[[], Iterable[Path]],
         clock_ns: Callable[[], int] = time.time_ns,
+        use_inotify: bool = True,
     ):
         self.path = path
         self.references = references
@@ -159,6 +242,26 @@ class FileWatcher:
         self._baseline: dict[str, Signature] = {}
         self._racy: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._inotify: _Inotify | None = None
+        self._check_next = True  # the first poll after a settle is a stat pass
+        self._polls = 0
+        if use_inotify and os.environ.get("EIL_WATCH", "") != "poll":
+            try:
+                self._inotify = _Inotify()
+            except (OSError, AttributeError) as exc:  # not Linux, or no descriptor left
+                log.info("file watcher: polling (inotify unavailable: %s)", exc)
+
+    @property
+    def mode(self) -> str:
+        """``"inotify"`` or ``"poll"``: how changes are noticed."""
+        return "inotify" if self._inotify is not None else "poll"
+
+    def close(self) -> None:
+        """Release the inotify descriptor, if any (polling needs nothing)."""
+        with self._lock:
+            if self._inotify is not None:
+                self._inotify.close()
+                self._inotify = None
 
     def _paths(self) -> list[str]:
         """The pipelines folder and its ``*.toml`` files (or the one file), and the references."""
@@ -209,15 +312,40 @@ class FileWatcher:
         with self._lock:
             self._baseline = baseline
             self._racy = {p: c for p, c in racy.items() if p in baseline}
+            # Events since the look are left queued: the next poll sees them.  The
+            # next poll is a stat pass anyway, for what changed in a folder watched
+            # only from now on.
+            self._check_next = True
+            if self._inotify is not None:
+                folders = {os.path.dirname(p) for p in baseline}
+                if self._folder is not None:
+                    folders.add(self._folder)
+                # A symbolic link's target may lie in another folder: watch it too.
+                folders.update(
+                    os.path.dirname(os.path.realpath(p)) for p in baseline if os.path.islink(p)
+                )
+                try:
+                    self._inotify.watch(folders)
+                except OSError as exc:  # the watch limit (fs.inotify.max_user_watches)
+                    log.warning("file watcher: polling from now on (%s)", exc)
+                    self._inotify.close()
+                    self._inotify = None
 
     def changed(self) -> bool:
         """Poll now: True when a watched path differs from the baseline (then reload)."""
         with self._lock:
+            self._polls += 1
+            if self._inotify is not None:
+                # Drained before the stats: an event after this is left for the next poll.
+                event = self._inotify.events()
+                full = self._check_next or self._polls % FULL_CHECK_EVERY == 0
+                if not (event or full or self._racy):
+                    return False
+            # A change found keeps the stat passes going until the reload settles,
+            # so a reload that failed is tried again at the next poll.
             for path, sig in self._baseline.items():
                 if signature(path) != sig:
                     return True
-            if not self._racy:
-                return False
             now = self.clock_ns()
             for path, content in list(self._racy.items()):
                 if _content(path, path == self._folder) != content:
@@ -226,6 +354,7 @@ class FileWatcher:
                 if sig is not None and sig[1] <= now - RACY_NS:
                     # Older than a tick now: a later write gets a new time.
                     del self._racy[path]
+            self._check_next = False
             return False
 
     def watched(self) -> list[str]:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from eil_pipelines.app import watch as watch_module
 from eil_pipelines.app.service import SchedulerService
-from eil_pipelines.app.watch import RACY_NS, FileWatcher, signature
+from eil_pipelines.app.watch import FULL_CHECK_EVERY, RACY_NS, FileWatcher, signature
 from eil_pipelines.schedule.testing import ManualClock
 
 START = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
@@ -31,8 +32,10 @@ def age(path: Path, seconds: float = 3600) -> None:
     os.utime(path, (then, then))
 
 
-@pytest.fixture
-def service(project):
+@pytest.fixture(params=["inotify", "poll"])
+def service(project, request, monkeypatch):
+    """Services watching with inotify (where the system has it) and by polling."""
+    monkeypatch.setenv("EIL_WATCH", request.param)
     made: list[SchedulerService] = []
 
     def make() -> SchedulerService:
@@ -41,6 +44,8 @@ def service(project):
         )
         made.append(s)
         s.start(watch=False, loop=False)
+        if request.param == "inotify" and s._files.mode != "inotify":
+            pytest.skip("inotify is not available here")
         return s
 
     yield make
@@ -209,4 +214,79 @@ def test_a_single_file_path_is_watched(tmp_path):
     (folder / "b.toml").write_text("x = 1\n")  # another file: not watched
     assert not watcher.changed()
     path.write_text("x = 22\n")
+    assert watcher.changed()
+
+
+# -- inotify ------------------------------------------------------------------------
+
+
+def inotify_watcher(folder: Path, refs: list[Path] | None = None) -> FileWatcher:
+    watcher = FileWatcher(folder, references=lambda: refs or [])
+    if watcher.mode != "inotify":
+        watcher.close()
+        pytest.skip("inotify is not available here")
+    return watcher
+
+
+def aged_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    (folder / "a.toml").write_text("x = 1\n")
+    age(folder / "a.toml")
+    age(folder)
+    return folder
+
+
+def test_with_inotify_an_idle_poll_stats_nothing(tmp_path, monkeypatch):
+    folder = aged_folder(tmp_path)
+    sql = tmp_path / "sql" / "a.sql"
+    sql.parent.mkdir()
+    sql.write_text("SELECT 1")
+    age(sql)
+    watcher = inotify_watcher(folder, [sql])
+    try:
+        watcher.settle(watcher.look())
+        assert not watcher.changed()  # the stat pass after a settle
+        stats: list[str] = []
+        real = watch_module.signature
+
+        def counting(path: str):
+            stats.append(path)
+            return real(path)
+
+        monkeypatch.setattr(watch_module, "signature", counting)
+        for _ in range(5):
+            assert not watcher.changed()
+        assert stats == []
+        sql.write_text("SELECT 22")  # in place, in another folder
+        assert watcher.changed()
+        assert stats  # the event led to a stat pass
+    finally:
+        watcher.close()
+
+
+def test_with_inotify_a_change_it_misses_is_seen_by_the_periodic_full_check(tmp_path):
+    folder = aged_folder(tmp_path)
+    watcher = inotify_watcher(folder)
+    try:
+        watcher.settle(watcher.look())
+        assert not watcher.changed()
+        (folder / "a.toml").write_text("x = 22\n")
+        assert watcher._inotify is not None
+        assert watcher._inotify.events()  # swallowed, as a network file system would
+        seen = [watcher.changed() for _ in range(FULL_CHECK_EVERY)]
+        assert not seen[0]  # no event: no stat pass
+        assert any(seen)  # the periodic full stat pass finds it
+    finally:
+        watcher.close()
+
+
+def test_polling_when_asked(tmp_path, monkeypatch):
+    folder = aged_folder(tmp_path)
+    assert FileWatcher(folder, references=list, use_inotify=False).mode == "poll"
+    monkeypatch.setenv("EIL_WATCH", "poll")
+    watcher = FileWatcher(folder, references=list)
+    assert watcher.mode == "poll"
+    watcher.settle(watcher.look())
+    (folder / "a.toml").write_text("x = 22\n")
     assert watcher.changed()
