@@ -49,6 +49,7 @@ import struct
 import threading
 import time
 import tomllib
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,8 @@ class _Inotify:
             raise OSError(ctypes.get_errno(), "inotify_init1")
         self.fd: int = fd
         self._watches: dict[str, int] = {}
+        # A watcher dropped without close() (a service never stopped) frees its descriptor.
+        self._closer = weakref.finalize(self, os.close, fd)
 
     def watch(self, folders: set[str]) -> None:
         """Watch exactly ``folders`` (those that exist); raise OSError when the kernel refuses."""
@@ -134,7 +137,7 @@ class _Inotify:
 
     def close(self) -> None:
         """Release the descriptor (and every watch with it)."""
-        os.close(self.fd)
+        self._closer()
 
 
 def signature(path: str) -> Signature:
