@@ -33,7 +33,6 @@ Policies, documented in docs/scheduler.md:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -66,6 +65,7 @@ from .ledgered import (
     ledgered_run,
 )
 from .waiting import Waiter, needs_wait
+from .watch import FileWatcher, declared_references, pipeline_references
 
 log = logging.getLogger("eil_pipelines.scheduler")
 
@@ -121,7 +121,7 @@ class SchedulerService:
         self.scheduler = scheduler or Scheduler(clock=self.clock, workers=workers)
         self._loaded: dict[Path, _Loaded] = {}
         self._broken: dict[Path, str] = {}
-        self._snapshot: dict[Path, tuple[int, int]] = {}
+        self._files = FileWatcher(self.path, references=self._references)
         self._flights: dict[tuple[str, datetime], QueryGuard] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -150,9 +150,9 @@ class SchedulerService:
         ``watch=False`` skips the folder watcher (call :meth:`reload`);
         ``loop=False`` skips the loop thread (drive ``self.scheduler.run_due``).
         """
-        # The snapshot is taken before the files are read: an edit made while they
+        # The watcher looks before the files are read: an edit made while they
         # are read then differs from it, and the watcher reloads.
-        snapshot = self._take_snapshot()
+        look = self._files.look()
         pipelines, errors = load_pipelines_lenient(self.path, env=self.env)
         settings = load_project_settings(self.root, env=self.env)  # eil.toml, before any file
         self.ledger = Ledger(ledger_path(self.reports_dir))
@@ -181,7 +181,7 @@ class SchedulerService:
                     continue
                 self._loaded[pipeline.file] = _Loaded(pipeline, _fingerprint(pipeline))
                 self._schedule(pipeline, at_start=True)
-            self._snapshot = snapshot
+            self._files.settle(look)
         self.waiter = Waiter(
             ledger=self.ledger,
             now=self.clock.now,
@@ -226,6 +226,7 @@ class SchedulerService:
                 guard.stop("shutdown")
         if self._watcher is not None:
             self._watcher.join(timeout=2)
+        self._files.close()
         with self._lock:  # no pool starts after this: _chart_pool sees _stop
             charts = self.charts
         if charts is not None:
@@ -487,32 +488,29 @@ class SchedulerService:
 
     # -- hot reload ---------------------------------------------------------------------
 
-    def _take_snapshot(self) -> dict[Path, tuple[int, int]]:
-        files: set[Path] = set()
-        with contextlib.suppress(EilError):  # a folder emptied by the user: nothing to watch
-            files.update(pipeline_files(self.path))
+    def _references(self) -> list[Path]:
+        """The SQL and template files the watcher watches: those of every loaded
+        pipeline, and those an invalid file names (fixing them must reload it)."""
         with self._lock:
-            for loaded in self._loaded.values():
-                pipeline = loaded.pipeline
-                files.update(
-                    pipeline.resolve(q.file) for q in pipeline.spec.queries.values() if q.file
-                )
-                if pipeline.template_path is not None:
-                    files.add(pipeline.template_path)
-        snapshot = {}
-        for file in files:
-            try:
-                stat = file.stat()
-            except OSError:
-                continue
-            snapshot[file] = (stat.st_mtime_ns, stat.st_size)
-        return snapshot
+            found = [p for e in self._loaded.values() for p in pipeline_references(e.pipeline)]
+            broken = list(self._broken)
+        for file in broken:
+            found.extend(declared_references(file, self.root))
+        return found
+
+    def check_files(self) -> list[str]:
+        """Poll the file watcher now, and reload when a watched file changed.
+
+        The watcher thread calls this every ``reload_interval`` seconds; an idle
+        poll stats only the folder and the files pipelines name
+        (:mod:`eil_pipelines.app.watch`).  Returns :meth:`reload`'s lines.
+        """
+        return self.reload() if self._files.changed() else []
 
     def _watch(self) -> None:
         while not self._stop.wait(self.reload_interval):
             try:
-                if self._take_snapshot() != self._snapshot:
-                    self.reload()
+                self.check_files()
             except Exception:  # the watcher must outlive any surprise
                 log.exception("reload failed")
 
@@ -523,7 +521,7 @@ class SchedulerService:
         with self._lock:
             # Before reading anything (see start()): a file saved or deleted while
             # this reload reads the folder is seen by the watcher's next look.
-            snapshot = self._take_snapshot()
+            look = self._files.look()
             try:
                 current = set(pipeline_files(self.path))
             except EilError:
@@ -587,7 +585,7 @@ class SchedulerService:
                     else " (not scheduled: disabled or no schedule)"
                 )
                 changes.append(f"{verb} {pipeline.name}{when}")
-            self._snapshot = snapshot
+            self._files.settle(look)
         for change in changes:
             log.info("reload: %s", change)
         return changes

@@ -12,9 +12,10 @@ from typing import Any
 
 from ..errors import UsageError
 from .common import Parser as _Parser
-from .common import add_target, load_one, parse_moment, parse_to
+from .common import add_target, load_one
 from .exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from .progress import Progress, local_text, print_outcome, resume_command
+from .moments import parse_moment, parse_to
+from .progress import Progress, local_text, print_outcome, resume_command, say_stopping
 from .signals import stop_on_signals
 
 
@@ -120,7 +121,7 @@ def cmd_backfill(options: argparse.Namespace) -> int:
     progress = Progress(0, sys.stderr, shown)
     holder = f"eil-run backfill {pipeline.display_path} --from {options.start} --to {options.end}"
     with stop_on_signals(
-        threading.Event(), signals=(signal.SIGINT,), on_first=_say_stopping
+        threading.Event(), signals=(signal.SIGINT,), on_first=say_stopping
     ) as stop:
         planned, outcomes = backfill(
             pipeline,
@@ -139,11 +140,3 @@ def cmd_backfill(options: argparse.Namespace) -> int:
         print(f"  {resume_command(options, left[0].scheduled_at.astimezone(zone))}")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def _say_stopping() -> None:
-    print(
-        "\nStopping after the runs in flight (Ctrl-C again to quit at once)...",
-        file=sys.stderr,
-        flush=True,
-    )

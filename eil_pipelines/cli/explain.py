@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from ..errors import UsageError
 from .common import Parser as _Parser
-from .common import load_one, parse_moment
+from .common import load_one
 from .exitcodes import EXIT_OK
+from .moments import parse_moment
 
 PERIOD_WORDS = {
     "interval": "interval: each run covers the time since the previous fire time",

@@ -12,11 +12,11 @@ from .common import (
     add_target,
     check_counts,
     configure_logging,
-    parse_at,
     reports_dir_for,
 )
 from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_FAILED, EXIT_OK
 from .help_text import DESCRIPTION
+from .moments import parse_at
 
 
 def build_main_parser() -> argparse.ArgumentParser:

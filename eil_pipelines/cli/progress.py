@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 import time as _time
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -123,3 +124,12 @@ class Progress:
 def _clock(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def say_stopping() -> None:
+    """Say that a first Ctrl-C stops after the runs in flight."""
+    print(
+        "\nStopping after the runs in flight (Ctrl-C again to quit at once)...",
+        file=sys.stderr,
+        flush=True,
+    )

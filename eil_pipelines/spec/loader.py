@@ -8,8 +8,11 @@ names unique within a folder.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError, ConfigErrors, EilError
 from ..text import has_control_characters, printable
+from .cache import PARSED, RACY_NS, cache_folder, file_key
 from .calendars import CalendarDefinition
 from .dependencies import dependency_problems, upstream_names
 from .models import NAME_PATTERN, PipelineSpec, reference_problems
@@ -88,14 +92,24 @@ def project_file(root: Path, relative: str, kind: str) -> tuple[Path, str | None
             f'the {kind} name "{printable(relative, keep_newlines=False)}" holds a control '
             "character or a line break: rename the file"
         )
-    resolved = (root / Path(relative).expanduser()).resolve()
-    project = root.resolve()
-    if not resolved.is_relative_to(project):
+    # os.path rather than pathlib: this runs for every SQL file of every pipeline,
+    # and pathlib's parsing cost more than the resolving itself.
+    real = os.path.realpath(os.path.join(root, os.path.expanduser(relative)))
+    resolved = Path(real)
+    project = _resolved_root(str(root))
+    inside = str(project)
+    if not (real == inside or real.startswith(inside.rstrip(os.sep) + os.sep)):
         return resolved, (
             f'{kind} "{relative}" is outside the project folder {project} '
             f"(it resolves to {resolved}): {kind}s must be inside the project folder"
         )
     return resolved, None
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved_root(root: str) -> Path:
+    # Once per root, not once per SQL file: resolving walks every component.
+    return Path(root).resolve()
 
 
 def _file_name_problem(file: Path) -> tuple[str, str] | None:
@@ -128,7 +142,15 @@ def pipeline_files(path: Path) -> list[Path]:
         if path.suffix != ".toml":
             raise EilError(f"{path}: a pipeline file must end in .toml")
         return [path.resolve()]
-    files = sorted(p.resolve() for p in path.glob("*.toml") if p.is_file())
+    # The folder is resolved once, not each file: a file that is a symbolic link
+    # is still resolved (its target's stem names the pipeline).
+    folder = path.resolve()
+    with os.scandir(folder) as entries:
+        files = sorted(
+            Path(entry.path).resolve() if entry.is_symlink() else folder / entry.name
+            for entry in entries
+            if entry.name.endswith(".toml") and entry.is_file()
+        )
     if not files:
         raise EilError(f"{path}: no pipeline files (*.toml) in this folder")
     return files
@@ -172,13 +194,16 @@ def load_pipelines_lenient(
     environment = os.environ if env is None else env
     pipelines: list[Pipeline] = []
     errors: list[ConfigError] = []
+    cache = cache_folder(root)
+    PARSED.read_file(cache)
     for file in files:
         try:
             pipelines.append(
-                load_pipeline(file, root=root, env=environment, check_templates=check_templates)
+                _load_resolved(file, root=root, env=environment, check_templates=check_templates)
             )
         except ConfigError as exc:
             errors.append(exc)
+    PARSED.write_file(cache, files)
     seen: dict[str, Pipeline] = {}
     valid: list[Pipeline] = []
     for pipeline in pipelines:
@@ -231,8 +256,15 @@ def load_pipeline(
     """Load one pipeline file; raise :class:`ConfigError` listing all its problems."""
     file = Path(file).resolve()
     root = project_root_for(file) if root is None else root
-    shown = display_path(file)
-    raw = read_toml(file, shown)
+    return _load_resolved(file, root=root, env=env, check_templates=check_templates)
+
+
+def _load_resolved(
+    file: Path, *, root: Path, env: Mapping[str, str] | None, check_templates: bool
+) -> Pipeline:
+    """:func:`load_pipeline` of a path that is absolute and resolved already."""
+    shown = display_path(file, resolved=True)
+    raw = read_toml(file, shown, cache=PARSED)
     problems = expand_env(raw, os.environ if env is None else env)
     spec: PipelineSpec | None = None
     try:
@@ -313,15 +345,36 @@ def load_pipeline(
     return pipeline
 
 
+#: Template syntax checks by (path, shown name, file key): a template shared by many
+#: pipelines is compiled once per process, not once per pipeline.
+_TEMPLATE_CHECKS: dict[tuple[str, str, Any], list[tuple[str, str]]] = {}
+_TEMPLATE_CHECKS_LOCK = threading.Lock()
+
+
 def _template_problems(pipeline: Pipeline, template_path: Path) -> list[tuple[str, str]]:
     from ..errors import RenderError
     from ..render import compile_template, load_template
 
+    shown = display_path(template_path)
+    key = file_key(template_path)
+    memo = (str(template_path), shown, key)
+    with _TEMPLATE_CHECKS_LOCK:
+        known = _TEMPLATE_CHECKS.get(memo)
+    if known is not None:
+        return list(known)
+    problems: list[tuple[str, str]] = []
     try:
-        compile_template(load_template(template_path, display_name=display_path(template_path)))
+        compile_template(load_template(template_path, display_name=shown))
     except RenderError as exc:
-        return [("report.template", str(exc))]
-    return []
+        problems = [("report.template", str(exc))]
+    # Remembered only when the file is as it was before it was read (an edit
+    # meanwhile changes its key), and not changed within the last clock tick or so.
+    if key is not None and key[1] <= time.time_ns() - RACY_NS and file_key(template_path) == key:
+        with _TEMPLATE_CHECKS_LOCK:
+            if len(_TEMPLATE_CHECKS) >= 1000:
+                _TEMPLATE_CHECKS.clear()
+            _TEMPLATE_CHECKS[memo] = problems
+    return list(problems)
 
 
 def _name_problem(file: Path, raw: dict[str, Any]) -> tuple[str, str] | None:
