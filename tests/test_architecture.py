@@ -201,6 +201,8 @@ HEAVY = {
     "weasyprint",
     "markdown_it",
     "psycopg",
+    "adbc_driver_postgresql",
+    "adbc_driver_manager",
     "pymysql",
     "sqlalchemy",
     "multiprocessing",

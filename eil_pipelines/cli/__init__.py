@@ -9,13 +9,16 @@ duckdb) load only with the commands that run pipelines, so ``--help`` and
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from ..errors import ConfigErrors, UsageError
+from ..errors import ConfigError, ConfigErrors, UsageError
 from ..text import printable
 from .exitcodes import EXIT_FAILED, exit_code
 
@@ -54,9 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         module_name, builder, handler = target.split(":")
         module = importlib.import_module(module_name)
         options = getattr(module, builder)().parse_args(rest)
-        from .common import target_selected
-
-        with target_selected(options):  # --target NAME, for the commands that have it
+        with _target_selected(options):  # --target NAME, for the commands that have it
             return getattr(module, handler)(options)
     except ConfigErrors as exc:
         from .printing import print_config_errors
@@ -88,6 +89,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+
+
+def _target_selected(options: Any) -> contextlib.AbstractContextManager[None]:
+    """While a command runs, ``--target NAME`` has the effect of ``EIL_TARGET=NAME``
+    (checked first: an unknown target is exit 2 naming eil.toml and the known ones)."""
+    if not getattr(options, "target", None):
+        return contextlib.nullcontext()
+    from ..app.connections import selected_target
+
+    path = getattr(options, "path", None) or getattr(options, "file", None) or "pipelines"
+    try:
+        return selected_target(Path(path), options.target)
+    except ConfigError as exc:
+        raise ConfigErrors([exc]) from None
 
 
 def _version() -> str:

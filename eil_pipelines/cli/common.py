@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +19,9 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}\nTry '{self.prog} --help'.")
 
 
-def add_path(parser: argparse.ArgumentParser) -> None:
-    """The optional ``PATH`` argument: a pipelines folder or one pipeline file."""
+def add_path(parser: argparse.ArgumentParser, *, target: bool = False) -> None:
+    """The optional ``PATH`` argument: a pipelines folder or one pipeline file; with
+    ``target``, also ``--target NAME`` (the commands that read connections)."""
     parser.add_argument(
         "path",
         nargs="?",
@@ -31,6 +29,8 @@ def add_path(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="a pipelines folder or one pipeline file (default: pipelines/)",
     )
+    if target:
+        add_target(parser)
 
 
 def add_debug(parser: argparse.ArgumentParser) -> None:
@@ -39,50 +39,9 @@ def add_debug(parser: argparse.ArgumentParser) -> None:
 
 
 def add_target(parser: argparse.ArgumentParser) -> None:
-    """``--target NAME``: the ``[targets.NAME]`` connection overrides of ``eil.toml``, as
-    ``EIL_TARGET`` selects them (every command that reads connections has it)."""
-    parser.add_argument(
-        "--target",
-        metavar="NAME",
-        help="use the [targets.NAME] connection overrides of eil.toml (default: $EIL_TARGET)",
-    )
-
-
-@contextlib.contextmanager
-def target_selected(options: argparse.Namespace) -> Iterator[None]:
-    """While a command runs, ``--target NAME`` has the effect of ``EIL_TARGET=NAME``.
-
-    The target is checked first: an unknown one is a configuration error naming
-    ``eil.toml`` and the targets it defines.  The variable is set in this
-    process's environment, which is where every reader of ``eil.toml`` (the
-    runs, the scheduler, ``validate --deep``) looks, and restored afterwards.
-    """
-    target = getattr(options, "target", None)
-    if not target:
-        yield
-        return
-    from ..spec.loader import project_root_for
-    from ..spec.project import PROJECT_FILE, load_project_settings
-
-    path = getattr(options, "path", None) or getattr(options, "file", None) or DEFAULT_PATH
-    root = project_root_for(Path(path))
-    if not (root / PROJECT_FILE).is_file():
-        raise UsageError(
-            f"eil-run: --target {target}: there is no {root / PROJECT_FILE} to define targets in"
-        )
-    try:
-        load_project_settings(root, target=target)
-    except ConfigError as exc:
-        raise ConfigErrors([exc]) from None
-    before = os.environ.get("EIL_TARGET")
-    os.environ["EIL_TARGET"] = target
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("EIL_TARGET", None)
-        else:
-            os.environ["EIL_TARGET"] = before
+    """``--target NAME``: use ``[targets.NAME]`` of eil.toml, as ``EIL_TARGET`` does."""
+    text = "use the [targets.NAME] connection overrides of eil.toml (default: $EIL_TARGET)"
+    parser.add_argument("--target", metavar="NAME", help=text)
 
 
 def reports_dir_for(options: argparse.Namespace) -> Path:

@@ -6,14 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import (
-    Parser,
-    add_path,
-    add_target,
-    check_counts,
-    configure_logging,
-    reports_dir_for,
-)
+from .common import Parser, add_path, check_counts, configure_logging, reports_dir_for
 from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_FAILED, EXIT_OK
 from .help_text import DESCRIPTION
 from .moments import parse_at
@@ -26,7 +19,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_path(parser)
+    add_path(parser, target=True)  # --target NAME too
     add = parser.add_argument
     add("--once", action="store_true", help="run every enabled pipeline once, now, and exit")
     add(
@@ -67,7 +60,6 @@ def build_main_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
     )
-    add_target(parser)
     add("-v", "--verbose", action="store_true", help="log each step")
     add("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
