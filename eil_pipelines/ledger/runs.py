@@ -243,8 +243,8 @@ class SqliteRuns(SqliteConnections):
         running.
         """
         check_status(status)
-        if status == "running":
-            raise ValueError("finish() needs a final status, not 'running'")
+        if status in ("running", "waiting"):
+            raise ValueError(f"finish() needs a final status, not {status!r}")
         key = to_text(scheduled_at, "scheduled_at")
         end = self.now() if now is None else now
         finished = to_text(end, "now")

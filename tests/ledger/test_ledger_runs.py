@@ -214,10 +214,12 @@ def test_without_now_the_ledger_reads_its_own_clock(db: Path):
         assert ledger.now() == NOW + timedelta(seconds=4)
 
 
-def test_finish_rejects_running_and_unknown_statuses(ledger: Ledger):
+def test_finish_rejects_running_waiting_and_unknown_statuses(ledger: Ledger):
     ledger.claim("sales", T0, run_id="r1", now=NOW)
     with pytest.raises(ValueError, match="final status"):
         ledger.finish("sales", T0, status="running", now=NOW)
+    with pytest.raises(ValueError, match="final status, not 'waiting'"):
+        ledger.finish("sales", T0, status="waiting", now=NOW)
     with pytest.raises(ValueError, match="status must be one of"):
         ledger.finish("sales", T0, status="done", now=NOW)
 
@@ -561,7 +563,7 @@ def test_naive_datetimes_are_refused(ledger: Ledger):
 # --- a model of the rules ---------------------------------------------------------
 
 KEYS = [("sales", T0), ("sales", T0 + timedelta(days=1)), ("ops", T0)]
-FINAL = [s for s in STATUSES if s != "running"]
+FINAL = [s for s in STATUSES if s not in ("running", "waiting")]
 
 operation = st.one_of(
     st.tuples(st.just("claim"), st.sampled_from(KEYS)),
