@@ -102,6 +102,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from ..errors import EilError
+
 log = logging.getLogger("eil_pipelines.schedule")
 #: Clock jumps are told on their own logger, so an operator can keep them visible.
 clock_log = logging.getLogger("eil_pipelines.scheduler")
@@ -1164,6 +1166,9 @@ class Scheduler:
             result = job.func(firing)
             ok = result is not False
             error = None if ok else "the run failed"
+        except EilError as exc:  # says what went wrong for a user: no traceback
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("job %s failed: %s", job.key, exc)
         except Exception as exc:  # a job's error must never kill a worker or the loop
             error = f"{type(exc).__name__}: {exc}"
             log.error("job %s raised %s", job.key, error, exc_info=True)
@@ -1288,6 +1293,8 @@ class Scheduler:
         for hook, args in hooks:
             try:
                 hook(*args)
+            except EilError as exc:  # says what went wrong for a user: no traceback
+                log.error("a scheduler hook failed: %s", exc)
             except Exception:
                 log.exception("a scheduler hook failed")
 
