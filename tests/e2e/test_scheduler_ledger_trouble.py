@@ -97,7 +97,9 @@ def seconds(rows_: list[tuple[str, str, str]]) -> list[datetime]:
 def test_a_ledger_held_past_the_busy_timeout_delays_rows_but_loses_no_fire_time(project, daemons):
     project.pipeline("ticker", TICKER)
     daemon = daemons(project.root)
-    assert wait_for(lambda: any(r[1] == "succeeded" for r in rows(project.reports))), daemon.stderr
+    assert wait_for(lambda: any(r[1] == "succeeded" for r in rows(project.reports)), timeout=240), (
+        daemon.stderr
+    )
     ready = project.root / "locked"
     locker = subprocess.Popen(
         [sys.executable, "-c", LOCKER, str(ledger_path(project.reports)), str(ready), str(HOLD)]
@@ -133,7 +135,9 @@ def test_a_run_whose_finish_waits_for_the_lock_at_a_sigterm_is_recorded_not_aban
 ):
     project.pipeline("ticker", TICKER)
     daemon = daemons(project.root)
-    assert wait_for(lambda: any(r[1] == "succeeded" for r in rows(project.reports))), daemon.stderr
+    assert wait_for(lambda: any(r[1] == "succeeded" for r in rows(project.reports)), timeout=240), (
+        daemon.stderr
+    )
     ready = project.root / "locked"
     locker = subprocess.Popen(
         [sys.executable, "-c", LOCKER, str(ledger_path(project.reports)), str(ready), str(HOLD)]
@@ -180,7 +184,9 @@ def ignore_sigxfsz() -> None:  # a write past a file-size limit then fails with 
 def test_a_full_disk_under_the_scheduler_is_one_clear_line_per_fire_time(project, daemons):
     project.pipeline("ticker", TICKER)
     daemon = daemons(project.root, preexec=ignore_sigxfsz)
-    assert wait_for(lambda: any(r[1] == "succeeded" for r in rows(project.reports))), daemon.stderr
+    assert wait_for(lambda: any(r[1] == "succeeded" for r in rows(project.reports)), timeout=240), (
+        daemon.stderr
+    )
     # The disk fills under the running scheduler: no file of it may grow any
     # more, except its log, which gets some room to say so.
     log = project.reports / ".eil" / "scheduler.log"
