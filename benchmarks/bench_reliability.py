@@ -377,6 +377,8 @@ def bench_burst_once(reports: int, chart_processes: int, keep: bool) -> None:
             f" {nearest_rank(late, 99):>10.3f} s {max(late, default=float('nan')):>8.3f} s"
             f" {len(ticks):>6} {skipped:>8}  {dict(statuses)}"
         )
+        for reason, count in skip_reasons(ticks).most_common():
+            print(f"  {'':>16}   1 s pipeline skipped {count}x: {reason}")
     finally:
         project.cleanup()
 
