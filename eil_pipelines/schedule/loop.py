@@ -647,7 +647,10 @@ class Scheduler:
                 self._skip(_latest(run.job), [run.firing], _SHUTDOWN_SKIP, hooks)
         self._call_hooks(hooks)
         if self._thread is not None:
-            self._thread.join(timeout=1)
+            # The loop may be handing skipped times to their hooks (ledger rows):
+            # let it finish them within the grace, or they get no row.
+            left = None if deadline is None else max(1.0, deadline - _time.monotonic())
+            self._thread.join(timeout=left)
         if self._switch_saved is not None:
             ours, theirs = self._switch_saved
             self._switch_saved = None
