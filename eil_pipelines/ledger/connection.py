@@ -359,7 +359,8 @@ class SqliteConnections:
                 ) from exc
             if code == sqlite3.SQLITE_FULL or _error_code(exc) in _SQLITE_IOERR_WRITES:
                 raise LedgerFullError(
-                    f"run ledger {shown} cannot be written: {self._why_full()} "
+                    f"run ledger {shown} cannot be written: "
+                    f"{self._why_full(code == sqlite3.SQLITE_FULL)} "
                     f"(SQLite: {detail}); nothing was written: make room and it carries on"
                 ) from exc
             if code == sqlite3.SQLITE_CANTOPEN:
@@ -368,8 +369,9 @@ class SqliteConnections:
                 raise LedgerError(f"run ledger {shown} is read-only: {detail}") from exc
             raise LedgerError(f"run ledger {shown}: {detail}") from exc
 
-    def _why_full(self) -> str:
-        """Which limit refused a write, as far as this process can tell."""
+    def _why_full(self, no_space: bool) -> str:
+        """Which limit refused a write, as far as this process can tell; ``no_space``:
+        SQLite said the disk is full (ENOSPC), not that a write failed (EFBIG, EDQUOT)."""
         try:
             import resource  # POSIX only
 
@@ -377,7 +379,7 @@ class SqliteConnections:
             unlimited = limit == resource.RLIM_INFINITY
         except (ImportError, OSError, ValueError):
             limit, unlimited = -1, True
-        if not unlimited:
+        if not unlimited and not no_space:
             return (
                 f"the disk is full for this process: it may not write a file past {limit:,} "
                 "bytes (a file-size limit, `ulimit -f`)"
@@ -387,8 +389,10 @@ class SqliteConnections:
             free: int | None = stats.f_bavail * stats.f_frsize
         except (AttributeError, OSError):
             free = None
-        if free is not None and free < _NEARLY_FULL:
+        if free is not None and (no_space or free < _NEARLY_FULL):
             return f"the disk is full ({free:,} bytes free in {self._file.parent})"
+        if no_space:
+            return "the disk is full"
         return "the disk is full, or a disk quota or file-size limit was reached"
 
     def _begin(self, conn: sqlite3.Connection, patience: float | None) -> None:
