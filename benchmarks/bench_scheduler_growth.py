@@ -21,7 +21,10 @@ Sections (each prints a table; all together take well under a minute):
   time minus that fire time) for a job every 0.05 s, beside 200 idle jobs,
   first with the workers idle, then with every worker but the reserved one
   busy at 100% CPU in pure Python (the worst case for a thread that needs the
-  interpreter lock).  Target: p99 < 10 ms with every worker busy.
+  interpreter lock).  Target: p99 < 10 ms with every worker busy.  A last
+  ``floor`` row is no scheduler at all: a bare thread in ``Condition.wait``
+  to the same grid beside as many busy Python threads, which is what the
+  machine allows any thread; the loop's own cost is its gap to the floor.
 
 ``--loop PATH`` loads the scheduler from another ``loop.py`` (an older
 version, say ``git show a653a16:eil_pipelines/schedule/loop.py > /tmp/loop.py``)
@@ -275,13 +278,51 @@ def lateness_once(
     )
 
 
+def floor_once(threads: int, fires: int) -> str:
+    """One row: no scheduler, a bare thread in ``Condition.wait`` to the same 0.05 s
+    grid, beside ``threads`` threads busy in Python, at the loop's switch interval.
+
+    What any thread of this process that sleeps until a moment can do on this
+    machine: the loop cannot beat it, and the gap to it is the loop's own cost.
+    """
+    stop = threading.Event()
+    busy = [threading.Thread(target=burn(stop), args=(None,), daemon=True) for _ in range(threads)]
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(min(saved, 0.001))
+    for thread in busy:
+        thread.start()
+    lateness: list[float] = []
+    condition = threading.Condition()
+    step = 0.05
+    try:
+        with condition:
+            due = (time.time() // step + 2) * step
+            while len(lateness) < fires:
+                while (left := due - time.time()) > 0:
+                    condition.wait(left)
+                lateness.append((time.time() - due) * 1000)
+                due += step
+    finally:
+        stop.set()
+        for thread in busy:
+            thread.join(5)
+        sys.setswitchinterval(saved)
+    label = f"floor: {threads} threads 100% Python"
+    return (
+        f"{label:>28} {len(lateness):>5} {statistics.median(lateness):>7.2f}ms "
+        f"{nearest_rank(lateness, 90):>7.2f}ms {nearest_rank(lateness, 99):>7.2f}ms "
+        f"{max(lateness):>7.2f}ms"
+    )
+
+
 def bench_lateness(loop: ModuleType, workers: int, fires: int) -> None:
-    """The loop's dispatch lateness, quiet and with every worker busy."""
+    """The loop's dispatch lateness, quiet and with every worker busy, and the floor."""
     print(f"loop lateness (dispatch minus fire time), a job every 0.05 s, {workers} workers")
     print(f"{'load':>28} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
     print(lateness_once(loop, workers, fires, False))
     print(lateness_once(loop, workers, fires, True, native=True))
     print(lateness_once(loop, workers, fires, True))
+    print(floor_once(max(1, workers - 1), fires))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import CouldNotRun, environment_problem
-from ..ledger import LedgerLockedError
+from ..ledger import LedgerFullError, LedgerLockedError
 
 
 def could_not_run(exc: BaseException) -> CouldNotRun | None:
@@ -12,6 +12,6 @@ def could_not_run(exc: BaseException) -> CouldNotRun | None:
     lease held by another process; ``None`` otherwise."""
     if isinstance(exc, CouldNotRun):
         return exc
-    if isinstance(exc, LedgerLockedError):
+    if isinstance(exc, LedgerLockedError | LedgerFullError):
         return CouldNotRun(str(exc))
     return environment_problem(exc)

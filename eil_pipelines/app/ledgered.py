@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..ledger import LedgerStateError
+from ..ledger import LedgerFullError, LedgerStateError
 from ..run.context import RunContext
 from ..run.pipeline import RunResult, publish_status, run_pipeline
 from ..schedule.durations import format_duration
@@ -153,7 +153,14 @@ def ledgered_run(
     """
     name = pipeline.name
     at = ctx.scheduled_at
-    record = claim(ledger, name, at, ctx.run_id, clock())
+    try:
+        record = claim(ledger, name, at, ctx.run_id, clock())
+    except LedgerFullError as exc:
+        if log is None:
+            raise  # a command: it says so and exits 3
+        # The scheduler goes on: once there is room, the next fire times run.
+        log.error("not run: %s at %s: %s", name, at.isoformat(), exc)
+        return LedgeredOutcome(ctx)
     if record is None:
         if log is not None:
             log.info(
@@ -194,6 +201,15 @@ def ledgered_run(
             attempt=ctx.attempt,
             summary=result.summary(),
         )
+    except LedgerFullError as exc:
+        # The report is written; its row stays running, and the next start
+        # marks it abandoned (and catch_up decides whether it runs again).
+        logging.getLogger("eil_pipelines.scheduler").error(
+            "not recorded: %s at %s (its report was written): %s", name, at.isoformat(), exc
+        )
+        if log is None:
+            raise
+        return LedgeredOutcome(ctx, result, status, error, recorded=False)
     except LedgerStateError as exc:
         # Abandoned at shutdown (or by another process's recovery) meanwhile:
         # the row is no longer this run's, and its new state stands.

@@ -155,7 +155,9 @@ class SchedulerService:
         look = self._files.look()
         pipelines, errors = load_pipelines_lenient(self.path, env=self.env)
         settings = load_project_settings(self.root, env=self.env)  # eil.toml, before any file
-        self.ledger = Ledger(ledger_path(self.reports_dir))
+        # Claims and skips wait out another process's lock: a fire time's row
+        # comes late rather than never (docs/scheduler.md, "Exactly once").
+        self.ledger = Ledger(ledger_path(self.reports_dir), lock_patience=None)
         self.deliveries = Dispatcher(
             self.ledger, settings, pipelines=self.pipelines, clock=self.clock.now
         )

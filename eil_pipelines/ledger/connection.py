@@ -14,6 +14,27 @@ Creating the file
     the ledger's path is always a complete ledger, and one that is empty (0
     bytes) or not ours is refused rather than silently taken for a new one.
 
+Waiting for the lock
+    A write that meets another process's write lock waits the busy timeout
+    (SQLite's own handler); after that, what happens depends on the write.
+    Claims and skips (the rows that record fire times) keep trying for
+    ``lock_patience`` seconds (``None``: as long as the process lives; the
+    scheduler's setting), so a ledger held by another process for longer
+    than the busy timeout delays a fire time's row but never loses it.
+    :meth:`~eil_pipelines.ledger.runs.SqliteRuns.finish` keeps trying as long
+    as the process lives, whatever ``lock_patience`` says: a run that wrote
+    its report must be recorded as such, not found ``running`` and marked
+    abandoned later.  Other writes give up after the busy timeout
+    (:class:`LedgerLockedError`).  One warning is logged when a write starts
+    waiting, one when it gets through.
+
+A full disk
+    SQLite reports a full disk as "database or disk is full" (ENOSPC) and a
+    write refused by a file-size limit or a quota (EFBIG, EDQUOT) as "disk
+    I/O error".  Both become :class:`LedgerFullError`, whose message says
+    which limit was met as far as the process can tell (the free space of
+    the folder, the process's file-size limit); the CLI exits 3 for it.
+
 Read-only
     ``read_only=True`` opens the file with ``mode=ro``: nothing is created,
     migrated or written, so ``history`` works on a folder the process can't
@@ -25,6 +46,7 @@ Read-only
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -37,18 +59,42 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .process import host_name
-from .records import LedgerCorruptError, LedgerError, LedgerLockedError
+from .records import LedgerCorruptError, LedgerError, LedgerFullError, LedgerLockedError
 from .schema import SCHEMA_VERSION, check_schema, migrate, to_text
 
 __all__ = ["BUSY_TIMEOUT_S", "SqliteConnections"]
 
-#: How long a write waits for another process's write lock before giving up.
+#: How long a write waits for another process's write lock before giving up
+#: (or, for claims, skips and finishes, before it says so and keeps waiting).
 BUSY_TIMEOUT_S = 5.0
+
+#: ``_write(patience=FOREVER)``: keep waiting for the write lock while the process lives.
+FOREVER = float("inf")
+
+#: Between two tries of a write whose busy timeout ran out (SQLite's handler
+#: sleeps inside each try; this only keeps a lock that fails fast from spinning).
+_LOCK_RETRY_PAUSE = 0.05
+
+#: Free space below which a failed write is put down to a full disk.
+_NEARLY_FULL = 1 << 20
+
+log = logging.getLogger("eil_pipelines.ledger")
 
 # Extended result codes: the WAL index (-shm) can't be created next to a
 # read-only file, in a folder we can't write.
 _SQLITE_READONLY_CANTINIT = 1288
 _SQLITE_READONLY_DIRECTORY = 1544
+# "disk I/O error" while writing, syncing, growing or truncating: what a
+# write refused by a file-size limit or a quota (EFBIG, EDQUOT) comes out as.
+_SQLITE_IOERR_WRITES = frozenset(
+    {
+        778,  # SQLITE_IOERR_WRITE
+        1034,  # SQLITE_IOERR_FSYNC
+        1290,  # SQLITE_IOERR_DIR_FSYNC
+        1546,  # SQLITE_IOERR_TRUNCATE
+        4874,  # SQLITE_IOERR_SHMSIZE
+    }
+)
 
 
 def _system_now() -> datetime:
@@ -92,8 +138,12 @@ class SqliteConnections:
         display_path: str | None = None,
         read_only: bool = False,
         clock: Callable[[], datetime] | None = None,
+        lock_patience: float | None = 0.0,
     ):
         self.path = Path(path)
+        #: Seconds a claim or skip keeps trying, after the busy timeout, to get
+        #: a write lock another process holds (None: while the process lives).
+        self.lock_patience = lock_patience
         # Resolved once: a relative path must not follow a later chdir, since
         # each thread opens its own connection when it first needs one.
         self._file = self.path.absolute()
@@ -307,20 +357,84 @@ class SqliteConnections:
                     f"run ledger {shown} is locked: another process held it for more than "
                     f"{BUSY_TIMEOUT_S:g} s ({detail})"
                 ) from exc
+            if code == sqlite3.SQLITE_FULL or _error_code(exc) in _SQLITE_IOERR_WRITES:
+                raise LedgerFullError(
+                    f"run ledger {shown} cannot be written: "
+                    f"{self._why_full(code == sqlite3.SQLITE_FULL)} "
+                    f"(SQLite: {detail}); nothing was written: make room and it carries on"
+                ) from exc
             if code == sqlite3.SQLITE_CANTOPEN:
                 raise LedgerError(f"run ledger {shown} cannot be opened: {detail}") from exc
             if code == sqlite3.SQLITE_READONLY:
                 raise LedgerError(f"run ledger {shown} is read-only: {detail}") from exc
             raise LedgerError(f"run ledger {shown}: {detail}") from exc
 
+    def _why_full(self, no_space: bool) -> str:
+        """Which limit refused a write, as far as this process can tell; ``no_space``:
+        SQLite said the disk is full (ENOSPC), not that a write failed (EFBIG, EDQUOT)."""
+        try:
+            import resource  # POSIX only
+
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            unlimited = limit == resource.RLIM_INFINITY
+        except (ImportError, OSError, ValueError):
+            limit, unlimited = -1, True
+        if not unlimited and not no_space:
+            return (
+                f"the disk is full for this process: it may not write a file past {limit:,} "
+                "bytes (a file-size limit, `ulimit -f`)"
+            )
+        try:
+            stats = os.statvfs(self._file.parent)
+            free: int | None = stats.f_bavail * stats.f_frsize
+        except (AttributeError, OSError):
+            free = None
+        if free is not None and (no_space or free < _NEARLY_FULL):
+            return f"the disk is full ({free:,} bytes free in {self._file.parent})"
+        if no_space:
+            return "the disk is full"
+        return "the disk is full, or a disk quota or file-size limit was reached"
+
+    def _begin(self, conn: sqlite3.Connection, patience: float | None) -> None:
+        """``BEGIN IMMEDIATE``, tried again for ``patience`` seconds (None: forever)
+        after each busy timeout while another process holds the write lock."""
+        if patience is None:
+            patience = FOREVER
+        deadline = time.monotonic() + patience
+        waited: float | None = None
+        while True:
+            try:
+                with self._translate():
+                    conn.execute("BEGIN IMMEDIATE")
+            except LedgerLockedError as exc:
+                now = time.monotonic()
+                if now >= deadline or self._closed:
+                    raise
+                if waited is None:
+                    waited = now - BUSY_TIMEOUT_S
+                    log.warning("%s; this write keeps waiting for it", exc)
+                time.sleep(_LOCK_RETRY_PAUSE)
+                continue
+            if waited is not None:
+                log.warning(
+                    "%s: written after waiting %.1f s for another process's lock",
+                    self._name,
+                    time.monotonic() - waited,
+                )
+            return
+
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken before any read."""
+    def _write(self, patience: float | None = 0.0) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken before any read.
+
+        ``patience``: seconds to keep trying, after the busy timeout, to get
+        the write lock (None or :data:`FOREVER`: while the process lives).
+        """
         if self.read_only:
             raise LedgerError(f"{self._name} was opened read-only: it cannot be written")
         conn = self._conn()
+        self._begin(conn, patience)
         with self._translate():
-            conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
                 conn.execute("COMMIT")

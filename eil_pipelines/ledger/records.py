@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from eil_pipelines.errors import EilError
+from eil_pipelines.errors import CouldNotRun, EilError
 
 __all__ = [
     "DELIVERY_STATUSES",
@@ -24,6 +24,7 @@ __all__ = [
     "DeliveryState",
     "LedgerCorruptError",
     "LedgerError",
+    "LedgerFullError",
     "LedgerLockedError",
     "LedgerStateError",
     "NewDelivery",
@@ -60,6 +61,16 @@ class LedgerCorruptError(LedgerError):
 
 class LedgerLockedError(LedgerError):
     """Another connection held the ledger's write lock beyond the busy timeout."""
+
+
+class LedgerFullError(LedgerError, CouldNotRun):
+    """The ledger could not be written because the disk is full for this process.
+
+    SQLite says "database or disk is full" (ENOSPC) or "disk I/O error" (a
+    write refused by a file-size limit or a quota: EFBIG, EDQUOT).  Nothing
+    was written; the same write succeeds once there is room.  A
+    :class:`~eil_pipelines.errors.CouldNotRun`: the CLI exits 3.
+    """
 
 
 class LedgerStateError(LedgerError):

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .base import DEFAULT_RECLAIMABLE, SKIP_BATCH_SIZE
-from .connection import SqliteConnections
+from .connection import FOREVER, SqliteConnections
 from .process import default_alive, process_token
 from .records import FAILED_STATUSES, LedgerStateError, NewSkip, RunRecord, check_status
 from .schema import from_text, to_text
@@ -89,7 +89,7 @@ class SqliteRuns(SqliteConnections):
         """
         key = to_text(scheduled_at, "scheduled_at")
         started = self._stamp(now)
-        with self._write() as conn:
+        with self._write(self.lock_patience) as conn:
             cursor = conn.execute(
                 "INSERT INTO runs (pipeline, scheduled_at, run_id, status, attempt, started_at,"
                 " files, pid, host, owner_token)"
@@ -194,7 +194,7 @@ class SqliteRuns(SqliteConnections):
         key = to_text(scheduled_at, "scheduled_at")
         started = self._stamp(now)
         marks = ", ".join("?" * len(allowed_from))
-        with self._write() as conn:
+        with self._write(self.lock_patience) as conn:
             cursor = conn.execute(
                 "UPDATE runs SET status = 'running', run_id = ?, attempt = ?, started_at = ?,"
                 " finished_at = NULL, duration_s = NULL, error = NULL, files = '[]',"
@@ -249,7 +249,7 @@ class SqliteRuns(SqliteConnections):
         end = self.now() if now is None else now
         finished = to_text(end, "now")
         paths = json.dumps([os.fspath(f) for f in files])
-        with self._write() as conn:
+        with self._write(FOREVER) as conn:
             row = _fetch(conn, pipeline, key)
             what = f'cannot finish the run of pipeline "{pipeline}" scheduled at {key}'
             if row is None:
@@ -303,7 +303,7 @@ class SqliteRuns(SqliteConnections):
         """
         key = to_text(scheduled_at, "scheduled_at")
         finished = self._stamp(now)
-        with self._write() as conn:
+        with self._write(self.lock_patience) as conn:
             cursor = conn.execute(
                 _INSERT_SKIP,
                 (pipeline, key, run_id, finished, reason, os.getpid(), self._host),
@@ -334,7 +334,7 @@ class SqliteRuns(SqliteConnections):
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             ids: list[int] = []
-            with self._write() as conn:
+            with self._write(self.lock_patience) as conn:
                 for pipeline, key, skip in batch:
                     cursor = conn.execute(
                         _INSERT_SKIP,

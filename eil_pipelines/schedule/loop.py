@@ -38,9 +38,12 @@ Every policy that concerns *time* lives here, generic over jobs:
 * **Fairness**: runs start oldest first, but at most ``workers -
   reserved_workers`` runs that may be long go at once.  A run is short when
   the job's ``expected_duration``, or the moving average of its own runs, is
-  at most ``short_run`` (1 s); a job never run counts as long.  So a burst of
-  long reports holds all workers but one (by default), and a short, frequent
-  job runs beside them.  A job's own backlog (``catch_up = "all"``, retries,
+  at most ``short_run`` (1 s), or, while long runs hold every worker they
+  may use, at most a :data:`SHORT_RATIO`-th (a quarter) of the shortest of
+  them (one of a job never run counts as endless); a job never run counts as
+  long.  So a burst of long reports holds all workers but one (by default),
+  and a short, frequent job runs beside them, even on a loaded machine where
+  its runs take longer than ``short_run``.  A job's own backlog (``catch_up = "all"``, retries,
   ``overlap = "queue"``) waits behind its run in flight, so one job never
   holds more than one worker.
 * **Retries**: a failed run is tried again after ``retry_delay``, doubled at
@@ -102,6 +105,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from ..errors import EilError
+
 log = logging.getLogger("eil_pipelines.schedule")
 #: Clock jumps are told on their own logger, so an operator can keep them visible.
 clock_log = logging.getLogger("eil_pipelines.scheduler")
@@ -125,6 +130,11 @@ SKIP_BATCH = 1000
 #: Jobs whose next fire is recomputed after the wall clock went back, per turn
 #: of the lock: the lock is released between two chunks.
 _RECOMPUTE_CHUNK = 500
+
+#: A run counts as short, beside long runs that hold every worker they may
+#: use, when it is expected to take at most 1/SHORT_RATIO of the shortest of them.
+SHORT_RATIO = 4.0
+_INF = float("inf")
 
 #: A trigger without ``previous_fire`` is walked forwards to find its missed
 #: times; the walk checks for a shutdown this often.
@@ -349,6 +359,8 @@ class _Run:
     short: bool
     waits: bool = False
     """Whether it had to wait for a run to end before a worker could take it."""
+    expected: float | None = None
+    """Seconds it is expected to take (None: unknown, as for a job never run)."""
 
 
 # Heap entry kinds, ordered so that at the same instant a timeout is handled
@@ -436,6 +448,8 @@ class Scheduler:
         self._threads: list[threading.Thread] = []
         self._idle_workers = 0
         self._long_running = 0  # runs started from the long queue, not finished
+        # What those long runs are expected to take, by token (inf: unknown).
+        self._long_expected: dict[int, float] = {}
         self._taken = 0  # runs started by a worker, not finished
         # Catch-ups found by a dispatch, planned once the lock is released.
         self._catch_ups: list[tuple[Job, datetime, datetime]] = []
@@ -652,7 +666,10 @@ class Scheduler:
                 self._skip(_latest(run.job), [run.firing], _SHUTDOWN_SKIP, hooks)
         self._call_hooks(hooks)
         if self._thread is not None:
-            self._thread.join(timeout=1)
+            # The loop may be handing skipped times to their hooks (ledger rows):
+            # let it finish them within the grace, or they get no row.
+            left = None if deadline is None else max(1.0, deadline - _time.monotonic())
+            self._thread.join(timeout=left)
         if self._switch_saved is not None:
             ours, theirs = self._switch_saved
             self._switch_saved = None
@@ -1099,7 +1116,16 @@ class Scheduler:
             raise RuntimeError("the scheduler is not started")
         expected = job.options.expected_duration
         seconds = expected.total_seconds() if expected is not None else job.average
-        short = seconds is not None and seconds <= self.short_run.total_seconds()
+        short = seconds is not None and (
+            seconds <= self.short_run.total_seconds()
+            # Short beside what holds the long workers: on a loaded machine a
+            # one-second pipeline may take 1.5 s, and must still not wait
+            # behind a burst of reports that take 30 s each (or never ran).
+            or (
+                self._long_running >= self.workers - self.reserved_workers
+                and seconds * SHORT_RATIO <= min(self._long_expected.values(), default=0.0)
+            )
+        )
         # It waits when no worker can take it before some run ends (a worker
         # about to pick it up is not waiting: the run has as good as started).
         queued = len(self._ready_short) + len(self._ready_long)
@@ -1112,7 +1138,7 @@ class Scheduler:
         self._in_flight += 1
         token = next(self._seq)
         self._active.add(token)
-        run = _Run(job, firing, token, short, waits=waits)
+        run = _Run(job, firing, token, short, waits=waits, expected=seconds)
         (self._ready_short if short else self._ready_long).append(run)
         if self._idle_workers:
             self._work.notify_all()
@@ -1142,7 +1168,9 @@ class Scheduler:
         if long_ is None or (short is not None and short.token < long_.token):
             return self._ready_short.popleft()
         self._long_running += 1
-        return self._ready_long.popleft()
+        run = self._ready_long.popleft()
+        self._long_expected[run.token] = _INF if run.expected is None else run.expected
+        return run
 
     def _worker(self) -> None:
         while True:
@@ -1183,6 +1211,9 @@ class Scheduler:
             result = job.func(firing)
             ok = result is not False
             error = None if ok else "the run failed"
+        except EilError as exc:  # says what went wrong for a user: no traceback
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("job %s failed: %s", job.key, exc)
         except Exception as exc:  # a job's error must never kill a worker or the loop
             error = f"{type(exc).__name__}: {exc}"
             log.error("job %s raised %s", job.key, error, exc_info=True)
@@ -1203,6 +1234,7 @@ class Scheduler:
             self._taken -= 1
             if not run.short:
                 self._long_running -= 1
+                self._long_expected.pop(token, None)
             live = _latest(job)  # the job now holding the key, if this one was replaced
             live.running -= 1
             live.run_count += 1
@@ -1307,6 +1339,8 @@ class Scheduler:
         for hook, args in hooks:
             try:
                 hook(*args)
+            except EilError as exc:  # says what went wrong for a user: no traceback
+                log.error("a scheduler hook failed: %s", exc)
             except Exception:
                 log.exception("a scheduler hook failed")
 

@@ -178,3 +178,76 @@ def test_a_job_is_known_to_be_short_after_its_first_run(clock: ManualClock) -> N
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0)
+
+
+def test_a_job_slower_than_short_run_is_short_beside_much_longer_runs(clock: ManualClock) -> None:
+    # On a loaded machine a one-second pipeline took 1.5 s a run: above
+    # short_run, but a small fraction of the reports holding the long workers
+    # (expected to take an hour, or never run yet).  It must take the reserved
+    # worker, not wait behind the burst (issue 12, case 7, on the real daemon).
+    scheduler = Scheduler(clock=clock, workers=4)
+    scheduler.start(loop=False)
+    release = threading.Event()
+    started: list[tuple[str, datetime]] = []
+    ticks: list[datetime] = []
+    skips = Skips()
+    try:
+        for index in range(6):
+            options = LONG if index % 2 else JobOptions()  # an hour, or never ran
+            scheduler.add(
+                f"report-{index}",
+                EveryTrigger(HOUR, ZONE),
+                Gated(release, started),
+                options=options,
+                on_skip=skips,
+            )
+        scheduler.add(
+            "ticker",
+            EveryTrigger(MINUTE, ZONE),
+            lambda firing: ticks.append(firing.scheduled_at),
+            options=JobOptions(expected_duration=timedelta(seconds=1.5)),
+            on_skip=skips,
+            first_after=at(1),
+        )
+        clock.set(at(1))
+        scheduler.run_due()
+        assert wait_for(lambda: len(started) == 3)
+        for minute in (1, 2, 3):
+            clock.set(at(1, minute))
+            scheduler.run_due()
+            assert wait_for(lambda minute=minute: ticks[-1:] == [at(1, minute)])
+        assert skips.seen == []
+        assert len(started) == 3  # the reports still hold three workers, no more
+    finally:
+        release.set()
+        scheduler.shutdown(5)
+
+
+def test_a_job_slower_than_short_run_is_long_when_the_long_workers_are_free(
+    clock: ManualClock,
+) -> None:
+    scheduler = Scheduler(clock=clock, workers=2)  # one long worker, one reserved
+    scheduler.start(loop=False)
+    release = threading.Event()
+    started: list[tuple[str, datetime]] = []
+    skips = Skips()
+    try:
+        for name in ("a", "b"):  # two 1.5 s jobs, nothing long beside them
+            scheduler.add(
+                name,
+                EveryTrigger(HOUR, ZONE),
+                Gated(release, started),
+                options=JobOptions(expected_duration=timedelta(seconds=1.5)),
+                on_skip=skips,
+            )
+        clock.set(at(1))
+        scheduler.run_due()
+        assert wait_for(lambda: len(started) == 1)
+        # The reserved worker stays free for a short run: the second waits.
+        assert not wait_for(lambda: len(started) == 2, limit=0.3)
+        release.set()
+        assert scheduler.wait_idle(5)
+        assert len(started) == 2
+    finally:
+        release.set()
+        scheduler.shutdown(5)
