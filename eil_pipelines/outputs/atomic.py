@@ -72,11 +72,14 @@ def owner_is_alive(token: str) -> bool:
     return current == start
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
-    The temp file is flushed to disk before the rename, so a crash leaves the
-    previous file whole; on any error the temp file is removed.
+    A reader sees the old file or the new one, whole, either way.  With
+    ``durable`` the temp file is flushed to disk before the rename, so a crash
+    of the machine also leaves the previous file whole; files made again from
+    others (the site's pages and index) skip that ``fsync``.  On any error the
+    temp file is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     # The owner in the name lets the next start remove a temp file a killed process left.
@@ -85,8 +88,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             write_all(handle, data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
