@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup
 
-from ..render.environment import render_page
+from ..render.environment import page_environment, render_page
 from ..render.markdown import CONTENT_SECURITY_POLICY  # the reports' policy: nothing fetched or run
 from .atomic import atomic_write_bytes
 from .site_index import CHUNK, Entry, IndexInvalid, PipelineIndex, open_index, scan_pipeline
@@ -139,11 +139,21 @@ class Report:
     """Export files, as paths relative to the pipeline folder."""
     headline: list[dict[str, Any]] = field(default_factory=list)
     """The first three figures of its manifest."""
+    key: tuple[Any, ...] = ()
+    """What its rendered rows depend on, to reuse them (``()``: not reused)."""
 
     @classmethod
     def from_entry(cls, entry: Entry) -> Report:
         """A report from its index entry."""
-        return cls(entry["s"], dict(entry["d"]), list(entry["x"]), list(entry["h"]))
+        # The manifest's (inode, mtime, size) stands for its figures.
+        key = (
+            entry["s"],
+            tuple(entry["m"]) if entry["m"] else None,
+            tuple(sorted(entry["d"].items())),
+            tuple(entry["x"]),
+            len(entry["h"]) if not entry["m"] else -1,
+        )
+        return cls(entry["s"], dict(entry["d"]), list(entry["x"]), list(entry["h"]), key)
 
 
 @dataclass
@@ -274,6 +284,9 @@ def _update(
                 index, rebuilt = open_index(reports_dir, name)
                 for stamp in sorted(touched.get(name, ())):
                     index.touch(stamp)
+                if not rebuilt and not index.spot_check():
+                    log.info("the site index of %s is out of date: scanning its folder", name)
+                    index, rebuilt = scan_pipeline(reports_dir, name, index), True
             if index.changed:
                 index.save()
             if index.count == 0 and read_status(reports_dir, name) is None:
@@ -532,6 +545,45 @@ def _report_view(report: Report) -> dict[str, Any]:
     }
 
 
+# Rendered rows by Report.key: a report's row is the same on every page and every
+# update, so a daemon renders each once instead of a hundred rows per run.
+_ROWS: dict[tuple[Any, ...], dict[str, Any]] = {}
+_ROWS_LIMIT = 20_000
+
+
+def _row_slot(report: Report) -> dict[str, Any]:
+    if not report.key:
+        return {"view": _report_view(report)}
+    slot = _ROWS.get(report.key)
+    if slot is None:
+        if len(_ROWS) >= _ROWS_LIMIT:
+            _ROWS.clear()
+        slot = _ROWS[report.key] = {"view": _report_view(report)}
+    return slot
+
+
+@cache
+def _macros() -> Any:
+    return page_environment().get_template("site_macros.html.j2").module
+
+
+def history_row(report: Report) -> Markup:
+    """The report's row in a pipeline's history table."""
+    slot = _row_slot(report)
+    if "row" not in slot:
+        slot["row"] = _macros().history_row(slot["view"])
+    return Markup(slot["row"])
+
+
+def index_item(report: Report, prefix: str) -> Markup:
+    """The report's item in the site index, its links under ``prefix``."""
+    slot = _row_slot(report)
+    items = slot.setdefault("items", {})
+    if prefix not in items:
+        items[prefix] = _macros().report_item(slot["view"], prefix)
+    return Markup(items[prefix])
+
+
 def _pipeline_view(state: PipelineState) -> dict[str, Any]:
     """What the index and the pipeline's own page show of ``state``."""
     zone = state.info("timezone")
@@ -546,7 +598,7 @@ def _pipeline_view(state: PipelineState) -> dict[str, Any]:
         "last_run": None,
         "failure": None,
         "latest": None,
-        "reports": [_report_view(report) for report in state.reports],
+        "reports": [_row_slot(report)["view"] for report in state.reports],
         "count": state.count,
     }
     if last is not None:
@@ -586,10 +638,14 @@ def _render(template: str, values: dict[str, Any]) -> str:
 def render_index(states: list[PipelineState]) -> str:
     """``reports/index.html``: every pipeline, its last run, latest figures and newest reports."""
     ordered = sorted(states, key=lambda s: (s.title.casefold(), s.name))
+    views = []
+    for state in ordered:
+        prefix = state.view["href"] + "/"
+        views.append({**state.view, "items": [index_item(r, prefix) for r in state.reports]})
     return _render(
         "site_index.html.j2",
         {
-            "pipelines": [state.view for state in ordered],
+            "pipelines": views,
             "report_count": sum(s.count for s in ordered),
             "recent": INDEX_RECENT,
         },
@@ -601,7 +657,7 @@ def render_pipeline_page(
 ) -> str:
     """``reports/<pipeline>/index.html``: the pipeline's newest ``reports`` (default: those of
     ``state``), newest first, and a link to the ``older`` archive page when there is one."""
-    rows = state.view["reports"] if reports is None else [_report_view(r) for r in reports]
+    rows = [history_row(r) for r in (state.reports if reports is None else reports)]
     return _render("site_pipeline.html.j2", {"state": state.view, "rows": rows, "older": older})
 
 
@@ -617,7 +673,7 @@ def render_archive_page(
         "site_archive.html.j2",
         {
             "state": {"name": state.name, "title": state.title},
-            "rows": [_report_view(r) for r in reports],
+            "rows": [history_row(r) for r in reports],
             "newer": newer,
             "older": older,
             "number": number,

@@ -301,6 +301,22 @@ class PipelineIndex:
             out.extend(self.entries(chunk))
         return out
 
+    def spot_check(self) -> bool:
+        """Whether the oldest and the newest report the index knows are still on disk.
+
+        Two looks, not a scan: they catch a folder deleted and made again (whose
+        new inode may be the old one's) and reports removed by hand at either
+        end.  Reports removed by hand in the middle show after a full rebuild.
+        """
+        order = self.order
+        if not order:
+            return True
+        for entry in (self.entries(order[0])[0], self.entries(order[-1])[-1]):
+            name = next(iter(entry["d"].values()))
+            if not os.path.lexists(self.folder / name):
+                return False
+        return True
+
     # -- changing --
 
     def touch(self, stamp: str) -> None:
@@ -525,6 +541,16 @@ def scan_pipeline(reports_dir: Path, name: str, old: PipelineIndex | None = None
         index._refresh_latest(latest)
     index.changed = True
     return index
+
+
+def newest_indexed_stamp(reports_dir: Path, name: str) -> str | None:
+    """The newest report the pipeline's index knows, without the site lock (the head is
+    written atomically); ``None`` when there is no index to trust or it knows none."""
+    try:
+        index = PipelineIndex.load(reports_dir, name)
+    except IndexInvalid:
+        return None
+    return index.newest_stamp if index.count else None
 
 
 def open_index(reports_dir: Path, name: str) -> tuple[PipelineIndex, bool]:
