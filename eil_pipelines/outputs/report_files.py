@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CouldNotRun, OutputError
-from .atomic import OWNER, atomic_write_bytes, owner_is_alive
+from .atomic import OWNER, atomic_link, owner_is_alive, write_new_file
 from .exports import data_dir_name
 from .manifest import manifest_bytes, sha256_bytes
 from .stamps import is_stamp
@@ -148,17 +148,21 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
     try:
         staging.mkdir()
         records = []
+        # The staging folder is this run's alone: each file is written once, in
+        # place, and flushed; the renames below publish them.
         for folder, contents in folders:
+            if contents:
+                (staging / folder).mkdir()
             for name, data in sorted(contents.items()):
-                atomic_write_bytes(staging / folder / name, data)
+                write_new_file(staging / folder / name, data)
                 records.append(_record(f"{folder}/{name}", data))
         for fmt, data in documents.items():
-            atomic_write_bytes(staging / f"{files.stamp}.{fmt}", data)
+            write_new_file(staging / f"{files.stamp}.{fmt}", data)
             records.append(_record(f"{files.stamp}.{fmt}", data))
         manifest_name = f"{files.stamp}.json"
         if files.manifest is not None:
             manifest = {**files.manifest, "files": records}
-            atomic_write_bytes(staging / manifest_name, manifest_bytes(manifest))
+            write_new_file(staging / manifest_name, manifest_bytes(manifest))
 
         # Commit: everything is complete on disk; from here on only renames.
         for folder, contents in folders:
@@ -177,7 +181,9 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
         for fmt, data in documents.items():
             # A backfilled or re-rendered past report must not replace a newer "latest".
             if files.stamp >= newest.get(fmt, ""):
-                written.append(atomic_write_bytes(pipeline_dir / f"latest.{fmt}", data))
+                # Another name for the dated report: no second copy to write and flush.
+                dated = pipeline_dir / f"{files.stamp}.{fmt}"
+                written.append(atomic_link(dated, pipeline_dir / f"latest.{fmt}", data))
         _remove_stale(pipeline_dir, files.stamp, set(written))
     except OSError as exc:
         raise _refused(f"cannot write the report into {pipeline_dir}", exc) from None

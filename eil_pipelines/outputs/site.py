@@ -95,7 +95,11 @@ def write_status(reports_dir: Path, record: Mapping[str, Any]) -> Path:
     ``finished_at`` and ``error``.
     """
     data = json.dumps(dict(record), indent=2, ensure_ascii=False, default=str) + "\n"
-    return atomic_write_bytes(status_path(reports_dir, record["pipeline"]), data.encode("utf-8"))
+    # Not flushed to disk: the run ledger is the durable record of the run; a status
+    # file torn by a power cut reads as none, and the site then shows the newest manifest.
+    return atomic_write_bytes(
+        status_path(reports_dir, record["pipeline"]), data.encode("utf-8"), durable=False
+    )
 
 
 # Status records by (inode, mtime, size): a site update reads every pipeline's, and a

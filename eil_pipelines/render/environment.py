@@ -234,6 +234,12 @@ class TemplateSource:
     """The file it was read from; ``None`` for the built-in template."""
 
 
+@cache
+def _builtin_report_text() -> str:
+    # A package file: it does not change while the process runs.
+    return resources.files(__package__).joinpath("builtin/executive.md.j2").read_text("utf-8")
+
+
 def load_template(path: Path | None = None, display_name: str | None = None) -> TemplateSource:
     """Read a template file, or the built-in executive template when ``path`` is None.
 
@@ -242,11 +248,7 @@ def load_template(path: Path | None = None, display_name: str | None = None) -> 
     when the file cannot be read.
     """
     if path is None:
-        text = (
-            resources.files(__package__)
-            .joinpath("builtin/executive.md.j2")
-            .read_text(encoding="utf-8")
-        )
+        text = _builtin_report_text()
         return TemplateSource(display_name or BUILTIN_NAME, text, None)
     path = Path(path)
     name = display_name or path.as_posix()
