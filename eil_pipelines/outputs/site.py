@@ -576,7 +576,8 @@ def history_row(report: Report) -> Markup:
     slot = _row_slot(report)
     if "row" not in slot:
         slot["row"] = _macros().history_row(slot["view"])
-    return Markup(slot["row"])
+    row: Markup = slot["row"]  # a macro's output is Markup already
+    return row
 
 
 def index_item(report: Report, prefix: str) -> Markup:
@@ -585,7 +586,8 @@ def index_item(report: Report, prefix: str) -> Markup:
     items = slot.setdefault("items", {})
     if prefix not in items:
         items[prefix] = _macros().report_item(slot["view"], prefix)
-    return Markup(items[prefix])
+    item: Markup = items[prefix]
+    return item
 
 
 def _pipeline_view(state: PipelineState) -> dict[str, Any]:
