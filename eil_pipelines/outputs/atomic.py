@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 
@@ -72,11 +73,14 @@ def owner_is_alive(token: str) -> bool:
     return current == start
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
-    The temp file is flushed to disk before the rename, so a crash leaves the
-    previous file whole; on any error the temp file is removed.
+    A reader sees the old file or the new one, whole, either way.  With
+    ``durable`` the temp file is flushed to disk before the rename, so a crash
+    of the machine also leaves the previous file whole; files made again from
+    others (the site's pages and index) skip that ``fsync``.  On any error the
+    temp file is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     # The owner in the name lets the next start remove a temp file a killed process left.
@@ -85,8 +89,48 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             write_all(handle, data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_new_file(path: Path, data: bytes) -> Path:
+    """Create ``path`` with ``data``, flushed to disk; it must not exist yet.
+
+    For files in a private staging folder, which are renamed into place once
+    all are complete: they need no temp file and rename of their own.  On any
+    error the partial file is removed.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write_all(handle, data)
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    return path
+
+
+def atomic_link(source: Path, path: Path, data: bytes) -> Path:
+    """Make ``path`` hold the bytes of ``source`` (which are ``data``) atomically: a hard
+    link to ``source`` renamed over ``path``, so nothing is written or flushed again;
+    where links cannot be made, :func:`atomic_write_bytes` of ``data``."""
+    tmp = path.with_name(f".{path.name}.{OWNER}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        os.link(source, tmp)
+    except OSError:
+        return atomic_write_bytes(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -24,6 +24,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CouldNotRun, OutputError
-from .atomic import OWNER, atomic_write_bytes, owner_is_alive
+from .atomic import OWNER, atomic_link, owner_is_alive, write_new_file
 from .exports import data_dir_name
 from .manifest import manifest_bytes, sha256_bytes
 from .stamps import is_stamp
@@ -147,17 +148,21 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
     try:
         staging.mkdir()
         records = []
+        # The staging folder is this run's alone: each file is written once, in
+        # place, and flushed; the renames below publish them.
         for folder, contents in folders:
+            if contents:
+                (staging / folder).mkdir()
             for name, data in sorted(contents.items()):
-                atomic_write_bytes(staging / folder / name, data)
+                write_new_file(staging / folder / name, data)
                 records.append(_record(f"{folder}/{name}", data))
         for fmt, data in documents.items():
-            atomic_write_bytes(staging / f"{files.stamp}.{fmt}", data)
+            write_new_file(staging / f"{files.stamp}.{fmt}", data)
             records.append(_record(f"{files.stamp}.{fmt}", data))
         manifest_name = f"{files.stamp}.json"
         if files.manifest is not None:
             manifest = {**files.manifest, "files": records}
-            atomic_write_bytes(staging / manifest_name, manifest_bytes(manifest))
+            write_new_file(staging / manifest_name, manifest_bytes(manifest))
 
         # Commit: everything is complete on disk; from here on only renames.
         for folder, contents in folders:
@@ -172,11 +177,13 @@ def write_report(pipeline_dir: Path, files: ReportFiles) -> list[Path]:
         if files.manifest is not None:
             os.replace(staging / manifest_name, pipeline_dir / manifest_name)
             written.append(pipeline_dir / manifest_name)
-        newest = _newest_stamps(pipeline_dir)
+        newest = _newest_stamps(pipeline_dir, files.stamp)
         for fmt, data in documents.items():
             # A backfilled or re-rendered past report must not replace a newer "latest".
             if files.stamp >= newest.get(fmt, ""):
-                written.append(atomic_write_bytes(pipeline_dir / f"latest.{fmt}", data))
+                # Another name for the dated report: no second copy to write and flush.
+                dated = pipeline_dir / f"{files.stamp}.{fmt}"
+                written.append(atomic_link(dated, pipeline_dir / f"latest.{fmt}", data))
         _remove_stale(pipeline_dir, files.stamp, set(written))
     except OSError as exc:
         raise _refused(f"cannot write the report into {pipeline_dir}", exc) from None
@@ -269,8 +276,18 @@ def _restore(trash: Path, target: Path) -> bool:
     return True
 
 
-def _newest_stamps(pipeline_dir: Path) -> dict[str, str]:
-    """The newest stamp of each dated document format in the folder (stamps sort by time)."""
+def _newest_stamps(pipeline_dir: Path, stamp: str) -> dict[str, str]:
+    """The newest stamp of each dated document format in the folder (stamps sort by time).
+
+    When the report site's index (:mod:`.site_index`) knows no report newer than
+    ``stamp``, the run's own report is the newest and the folder is not listed:
+    listing a folder of 20,000 reports would cost more than the rest of the run.
+    """
+    from .site_index import newest_indexed_stamp  # the index imports this module's names
+
+    indexed = newest_indexed_stamp(pipeline_dir.parent, pipeline_dir.name)
+    if indexed is not None and indexed <= stamp:
+        return {}
     newest: dict[str, str] = {}
     for path in pipeline_dir.iterdir():
         stamp, dot, ext = path.name.rpartition(".")
@@ -289,13 +306,59 @@ def _record(path: str, data: bytes) -> dict[str, Any]:
 
 def _remove_stale(pipeline_dir: Path, stamp: str, written: set[Path]) -> None:
     """Delete this stamp's files from an earlier run that this run did not write."""
-    for path in owned_files(pipeline_dir).get(stamp, []):
+    for path in stamp_files(pipeline_dir, stamp):
         if path not in written:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
     for kind in _FOLDER_FILES:
         with contextlib.suppress(OSError):  # not there, or holds a file we did not write
             (pipeline_dir / f"{stamp}_{kind}").rmdir()
+
+
+def stamp_files(pipeline_dir: Path, stamp: str) -> list[Path]:
+    """The files of ``pipeline_dir`` that the report ``stamp`` owns (what
+    :func:`owned_files` lists for it), found without listing the folder."""
+    found = []
+    for suffix in sorted(_DOCUMENT_SUFFIXES):
+        path = pipeline_dir / f"{stamp}.{suffix}"
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.stat(path, follow_symlinks=False).st_mode):
+                found.append(path)
+    for kind, suffixes in _FOLDER_FILES.items():
+        folder = pipeline_dir / f"{stamp}_{kind}"
+        with contextlib.suppress(OSError):
+            if not stat.S_ISDIR(os.stat(folder, follow_symlinks=False).st_mode):
+                continue
+            for inner in sorted(os.scandir(folder), key=lambda e: e.name):
+                if inner.name.endswith(suffixes) and inner.is_file(follow_symlinks=False):
+                    found.append(Path(inner.path))
+    return found
+
+
+def report_stamps(pipeline_dir: Path) -> list[str]:
+    """The stamps that own files in ``pipeline_dir`` (the keys of :func:`owned_files`),
+    sorted, from one listing of the folder: a report's own folders are looked into
+    only when it has no document."""
+    try:
+        with os.scandir(pipeline_dir) as entries:
+            names = [(e.name, e) for e in entries]
+    except OSError:
+        return []
+    stamps: set[str] = set()
+    folders: set[str] = set()
+    for name, entry in names:
+        stamp, dot, ext = name.rpartition(".")
+        if dot and ext in _DOCUMENT_SUFFIXES and is_stamp(stamp):
+            if entry.is_file(follow_symlinks=False):
+                stamps.add(stamp)
+            continue
+        stamp, underscore, kind = name.rpartition("_")
+        if underscore and kind in _FOLDER_FILES and is_stamp(stamp):
+            folders.add(stamp)
+    for stamp in folders - stamps:
+        if stamp_files(pipeline_dir, stamp):
+            stamps.add(stamp)
+    return sorted(stamps)
 
 
 def owned_files(pipeline_dir: Path) -> dict[str, list[Path]]:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from .report_files import owned_files
+from .report_files import report_stamps, stamp_files
 
 log = logging.getLogger("eil_pipelines.outputs")
 
@@ -28,12 +28,12 @@ def apply_retention(pipeline_dir: Path, keep: int, *, protect: str | None = None
     """
     if keep < 1:
         raise ValueError("keep must be at least 1")
-    reports = owned_files(pipeline_dir)
-    newest_first = sorted(reports, reverse=True)
+    # One listing of the folder; only the reports that go are looked into.
+    newest_first = report_stamps(pipeline_dir)[::-1]
     doomed = [stamp for stamp in newest_first[keep:] if stamp != protect]
     deleted: list[Path] = []
     for stamp in doomed:
-        for path in reports[stamp]:
+        for path in stamp_files(pipeline_dir, stamp):
             try:
                 path.unlink()
             except FileNotFoundError:

@@ -4,15 +4,24 @@ Static, self-contained pages (inline CSS, no script, no outside request, a
 Content-Security-Policy that forbids both) that work opened from disk and
 from any static web server, with relative links only.
 
-The site is rebuilt from what is on disk, never from memory: each pipeline's
-dated reports (by file name), their manifests (title, schedule in words,
-headline metrics) and the small status file every run leaves in
-``reports/.eil/status/<pipeline>.json`` (the only place a failed run is
-recorded, since a failed run never touches the reports).  So any run, in any
-thread or process, can rebuild it, and two rebuilds of the same disk state
-give the same bytes.  A lock file (``reports/.eil/site.lock``, ``flock``)
-serialises rebuilds, so a rebuild that read the disk before another run
-finished can never overwrite a newer page; each page is written atomically.
+The site shows what is on disk: each pipeline's dated reports (by file name),
+their manifests (title, schedule in words, headline metrics) and the small
+status file every run leaves in ``reports/.eil/status/<pipeline>.json`` (the
+only place a failed run is recorded, since a failed run never touches the
+reports).  What it read of the reports is kept in an index on disk
+(:mod:`.site_index`), so a run updates the site by looking at the stamps it
+touched, not at the whole history: its cost does not grow with the number of
+reports.  :func:`build_site` scans the folders again (``eil-run serve`` does at
+start); a damaged or foreign index is rebuilt the same way.  Two updates of
+the same disk state give the same bytes as a full rebuild.  A lock file
+(``reports/.eil/site.lock``, ``flock``) serialises updates, so one that read
+the disk before another run finished can never overwrite a newer page; each
+page and index file is written atomically.
+
+A pipeline's page shows its newest reports (the last two chunks of
+:data:`~.site_index.CHUNK`, so 101 to 200 once there are more than 200); older
+ones are on archive pages ``page-<n>.html``, one per chunk, numbered from the
+oldest, so a page's address and content stay the same as new reports arrive.
 
 The pages show scheduled times, not wall-clock times, so re-rendering a
 report gives the same pages (the wall-clock times are in the manifests).
@@ -38,11 +47,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup
 
-from ..render.environment import render_page
+from ..render.environment import page_environment, render_page
 from ..render.markdown import CONTENT_SECURITY_POLICY  # the reports' policy: nothing fetched or run
 from .atomic import atomic_write_bytes
-from .manifest import read_manifest
-from .report_files import owned_files
+from .site_index import CHUNK, Entry, IndexInvalid, PipelineIndex, open_index, scan_pipeline
 from .stamps import format_stamp, parse_stamp
 
 log = logging.getLogger("eil_pipelines.outputs")
@@ -51,6 +59,10 @@ log = logging.getLogger("eil_pipelines.outputs")
 STATE_DIR = ".eil"
 #: On the index, each pipeline lists this many reports; older ones fold into a <details>.
 INDEX_RECENT = 10
+#: On the index, each pipeline lists at most this many reports; the rest are on its pages.
+INDEX_LIMIT = CHUNK
+
+_PAGE_NAME = re.compile(r"^page-[1-9][0-9]*\.html$")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -83,16 +95,38 @@ def write_status(reports_dir: Path, record: Mapping[str, Any]) -> Path:
     ``finished_at`` and ``error``.
     """
     data = json.dumps(dict(record), indent=2, ensure_ascii=False, default=str) + "\n"
-    return atomic_write_bytes(status_path(reports_dir, record["pipeline"]), data.encode("utf-8"))
+    # Not flushed to disk: the run ledger is the durable record of the run; a status
+    # file torn by a power cut reads as none, and the site then shows the newest manifest.
+    return atomic_write_bytes(
+        status_path(reports_dir, record["pipeline"]), data.encode("utf-8"), durable=False
+    )
+
+
+# Status records by (inode, mtime, size): a site update reads every pipeline's, and a
+# daemon's are mostly unchanged since its last update.
+_STATUS_CACHE: dict[Path, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
 
 
 def read_status(reports_dir: Path, pipeline: str) -> dict[str, Any] | None:
     """The pipeline's last-run record, or ``None``."""
+    path = status_path(reports_dir, pipeline)
     try:
-        data = json.loads(status_path(reports_dir, pipeline).read_text(encoding="utf-8"))
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (st.st_ino, st.st_mtime_ns, st.st_size)
+    cached = _STATUS_CACHE.get(path)
+    if cached is not None and cached[0] == key:
+        return dict(cached[1]) if cached[1] is not None else None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    record = data if isinstance(data, dict) else None
+    if len(_STATUS_CACHE) > 4096:
+        _STATUS_CACHE.clear()
+    _STATUS_CACHE[path] = (key, record)
+    return dict(record) if record is not None else None
 
 
 # --- what is on disk -------------------------------------------------------------------
@@ -100,14 +134,30 @@ def read_status(reports_dir: Path, pipeline: str) -> dict[str, Any] | None:
 
 @dataclass
 class Report:
-    """One dated report and its files, as found on disk."""
+    """One dated report and its files, as the index knows them."""
 
     stamp: str
     documents: dict[str, str] = field(default_factory=dict)
     """Format (``html``, ``md``, ``pdf``, ``json``) → file name."""
     data: list[str] = field(default_factory=list)
     """Export files, as paths relative to the pipeline folder."""
-    manifest: dict[str, Any] | None = None
+    headline: list[dict[str, Any]] = field(default_factory=list)
+    """The first three figures of its manifest."""
+    key: tuple[Any, ...] = ()
+    """What its rendered rows depend on, to reuse them (``()``: not reused)."""
+
+    @classmethod
+    def from_entry(cls, entry: Entry) -> Report:
+        """A report from its index entry."""
+        # The manifest's (inode, mtime, size) stands for its figures.
+        key = (
+            entry["s"],
+            tuple(entry["m"]) if entry["m"] else None,
+            tuple(sorted(entry["d"].items())),
+            tuple(entry["x"]),
+            len(entry["h"]) if not entry["m"] else -1,
+        )
+        return cls(entry["s"], dict(entry["d"]), list(entry["x"]), list(entry["h"]), key)
 
 
 @dataclass
@@ -117,11 +167,17 @@ class PipelineState:
     name: str
     has_folder: bool
     reports: list[Report]
-    """Newest first."""
+    """The newest reports, newest first (not every one: see :attr:`count`)."""
     latest: dict[str, Any] | None
-    """The newest report's manifest."""
+    """The newest report's manifest (the fields the site shows)."""
     status: dict[str, Any] | None
     """The last run's status record."""
+    count: int = -1
+    """How many reports it has (``-1``: ``len(reports)``)."""
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            self.count = len(self.reports)
 
     def info(self, key: str, default: Any = None) -> Any:
         """A descriptive field (title, schedule …) from the newest source that has it."""
@@ -132,6 +188,7 @@ class PipelineState:
 
     @property
     def title(self) -> str:
+        """The pipeline's title, else its name."""
         return str(self.info("title", self.name))
 
     @property
@@ -153,47 +210,30 @@ class PipelineState:
         return _pipeline_view(self)
 
 
-def read_pipeline(reports_dir: Path, name: str, *, all_manifests: bool) -> PipelineState:
-    """Everything the site shows about one pipeline, read from disk.
-
-    ``all_manifests`` reads every report's manifest (the pipeline's own page
-    shows each report's figures); otherwise only the newest one (the index).
-    """
-    folder = reports_dir / name
-    owned = owned_files(folder)
-    reports = []
-    for stamp in sorted(owned, reverse=True):
-        report = Report(stamp)
-        for path in owned[stamp]:
-            if path.parent == folder:
-                report.documents[path.suffix.lstrip(".")] = path.name
-            elif path.parent.name.endswith("_data"):
-                report.data.append(f"{path.parent.name}/{path.name}")
-        if report.documents:  # charts or data left without a report are not a report
-            reports.append(report)
-    for report in reports if all_manifests else reports[:1]:
-        if "json" in report.documents:
-            report.manifest = read_manifest(folder / report.documents["json"])
-    # The figures shown are the newest report's; one written without a manifest has none.
-    latest = reports[0].manifest if reports else None
+def pipeline_state(reports_dir: Path, index: PipelineIndex, *, newest: int) -> PipelineState:
+    """What the site shows of the pipeline ``index`` describes, with its ``newest`` reports."""
     return PipelineState(
-        name=name,
-        has_folder=folder.is_dir(),
-        reports=reports,
-        latest=latest,
-        status=read_status(reports_dir, name),
+        name=index.name,
+        has_folder=index.folder.is_dir(),
+        reports=[Report.from_entry(e) for e in index.newest(newest)],
+        latest=index.latest,
+        status=read_status(reports_dir, index.name),
+        count=index.count,
     )
 
 
 def pipeline_names(reports_dir: Path) -> list[str]:
-    """Pipelines with reports or a status record in ``reports_dir``, sorted by name."""
+    """Pipeline folders and pipelines with a status record in ``reports_dir``, sorted by name.
+
+    A folder that holds no report is dropped later, when its index says so.
+    """
     names = set()
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(reports_dir):
-            if _NAME.match(entry.name) and entry.is_dir() and owned_files(Path(entry.path)):
+    with contextlib.suppress(OSError), os.scandir(reports_dir) as entries:
+        for entry in entries:
+            if _NAME.match(entry.name) and entry.is_dir():
                 names.add(entry.name)
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(reports_dir / STATE_DIR / "status"):
+    with contextlib.suppress(OSError), os.scandir(reports_dir / STATE_DIR / "status") as entries:
+        for entry in entries:
             stem = entry.name.removesuffix(".json")
             if entry.name.endswith(".json") and _NAME.match(stem):
                 names.add(stem)
@@ -222,38 +262,150 @@ def site_lock(reports_dir: Path) -> Iterator[None]:
 
 
 def build_site(reports_dir: Path, pipelines: Iterable[str] | None = None) -> list[Path]:
-    """Rebuild ``reports/index.html`` and the pages of ``pipelines`` (default: every one).
+    """Rebuild ``reports/index.html`` and the pages of ``pipelines`` (default: every one)
+    from a full scan of their folders.
 
     Returns the pages written (a page whose content did not change is not
     rewritten).  Safe to call from many threads and processes at once.
     """
-    reports_dir = Path(reports_dir)
-    written = []
+    return _update(Path(reports_dir), None if pipelines is None else set(pipelines), {})
+
+
+def _update(
+    reports_dir: Path, rescan: set[str] | None, touched: Mapping[str, set[str]]
+) -> list[Path]:
+    """Scan the folders of ``rescan`` (``None``: every pipeline) again, look at the
+    ``touched`` stamps of the others, then write their pages and the site index."""
+    written: list[Path] = []
     with site_lock(reports_dir):
         names = pipeline_names(reports_dir)
-        wanted = set(names) if pipelines is None else set(pipelines) & set(names)
+        scan = set(names) if rescan is None else rescan & set(names)
         states = []
         for name in names:
-            state = read_pipeline(reports_dir, name, all_manifests=name in wanted)
+            if name in scan:
+                index, rebuilt = _rescan(reports_dir, name), True
+            else:
+                index, rebuilt = open_index(reports_dir, name)
+                for stamp in sorted(touched.get(name, ())):
+                    index.touch(stamp)
+                if not rebuilt and not index.spot_check():
+                    log.info("the site index of %s is out of date: scanning its folder", name)
+                    index, rebuilt = scan_pipeline(reports_dir, name, index), True
+            if index.changed:
+                index.save()
+            if index.count == 0 and read_status(reports_dir, name) is None:
+                continue  # a folder without reports (notes, a removed pipeline's leftovers)
+            state = pipeline_state(reports_dir, index, newest=INDEX_LIMIT)
             states.append(state)
-            if name in wanted and state.has_folder:
-                page = render_pipeline_page(state)
-                if _write_if_changed(reports_dir / name / "index.html", page):
-                    written.append(reports_dir / name / "index.html")
+            if (rebuilt or name in touched) and state.has_folder:
+                written.extend(_write_pipeline_pages(reports_dir, index, state, rebuilt=rebuilt))
         if _write_if_changed(reports_dir / "index.html", render_index(states)):
             written.append(reports_dir / "index.html")
     return written
 
 
+def _rescan(reports_dir: Path, name: str) -> PipelineIndex:
+    """A full scan of the pipeline's folder, parsing only the manifests that changed."""
+    try:
+        old = PipelineIndex.load(reports_dir, name)
+    except IndexInvalid:  # only a missed shortcut here
+        old = None
+    return scan_pipeline(reports_dir, name, old)
+
+
+def _write_pipeline_pages(
+    reports_dir: Path, index: PipelineIndex, state: PipelineState, *, rebuilt: bool
+) -> list[Path]:
+    """The pipeline's page (its newest reports) and the archive pages that changed."""
+    folder = reports_dir / index.name
+    written = []
+    order = index.order
+    window = order[-2:]  # the newest two chunks are on index.html
+    archive = order[:-2]
+    head = [Report.from_entry(e) for c in reversed(window) for e in reversed(index.entries(c))]
+    older = _page_name(archive[-1]) if archive else None
+    page = render_pipeline_page(state, head, older=older)
+    if _write_if_changed(folder / "index.html", page):
+        written.append(folder / "index.html")
+    pages: dict[str, str] = {}
+    for i, chunk in enumerate(archive):
+        newer = _page_name(archive[i + 1]) if i + 1 < len(archive) else "index.html"
+        prev = _page_name(archive[i - 1]) if i > 0 else None
+        name = _page_name(chunk)
+        key = json.dumps([index.chunks[chunk][3], newer, prev, state.title])
+        pages[name] = key
+        if index.pages.get(name) == key and not rebuilt:
+            continue
+        rows = [Report.from_entry(e) for e in reversed(index.entries(chunk))]
+        html = render_archive_page(state, rows, newer=newer, older=prev, number=chunk + 1)
+        if _write_if_changed(folder / name, html):
+            written.append(folder / name)
+    gone = set(index.pages) - set(pages)
+    if rebuilt:  # what the lost index knew is gone: look at the folder
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            gone |= {e.name for e in entries if _PAGE_NAME.match(e.name)} - set(pages)
+    for name in gone:
+        if _PAGE_NAME.match(name):
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
+    if pages != index.pages:
+        index.pages = pages
+        index.save()
+    return written
+
+
+def _page_name(chunk: int) -> str:
+    return f"page-{chunk + 1}.html"
+
+
 # Coalescing rebuilds within a process: with many pipelines finishing at once, one
 # thread rebuilds for all of them instead of each run rebuilding in turn under the lock.
 _STATE_LOCK = threading.Lock()
-_PENDING: dict[Path, set[str] | None] = {}  # None: every pipeline's page
+
+
+@dataclass
+class _Request:
+    """What the runs of one reports folder asked for since its last update."""
+
+    everything: bool = False
+    """Some caller asked for a full rebuild of every pipeline."""
+    rescan: set[str] = field(default_factory=set)
+    """Pipelines to scan again in full (named without stamps)."""
+    touched: dict[str, set[str]] = field(default_factory=dict)
+    """Stamps written or deleted, by pipeline."""
+
+    def add(
+        self, pipelines: Iterable[str] | None, touched: Mapping[str, Iterable[str]] | None
+    ) -> None:
+        """Add a caller's request."""
+        if pipelines is None and touched is None:
+            self.everything = True
+        self.rescan.update(pipelines or ())
+        for name, stamps in (touched or {}).items():
+            self.touched.setdefault(name, set()).update(stamps)
+
+    def merge(self, other: _Request) -> None:
+        """Add a request that failed, to be tried again."""
+        self.everything = self.everything or other.everything
+        self.add(other.rescan, other.touched)
+
+
+_PENDING: dict[Path, _Request] = {}
 _BUILDING: set[Path] = set()
 
 
-def update_site(reports_dir: Path, pipelines: Iterable[str] | None = None) -> bool:
+def update_site(
+    reports_dir: Path,
+    pipelines: Iterable[str] | None = None,
+    *,
+    touched: Mapping[str, Iterable[str]] | None = None,
+) -> bool:
     """Bring the site up to date after runs of ``pipelines``; the entry point for runs.
+
+    ``touched`` names, by pipeline, the stamps whose files a run wrote or
+    deleted: only those are looked at on disk (a run's cost does not grow with
+    the history).  The folders of ``pipelines`` are scanned again in full; with
+    neither, every pipeline is (:func:`build_site`).
 
     When another thread of this process is rebuilding the same site, the
     request is handed to it (it rebuilds once more before it stops) and this
@@ -264,7 +416,7 @@ def update_site(reports_dir: Path, pipelines: Iterable[str] | None = None) -> bo
     """
     key = Path(reports_dir).resolve()
     with _STATE_LOCK:
-        _add_pending(key, pipelines)
+        _PENDING.setdefault(key, _Request()).add(pipelines, touched)
         if key in _BUILDING:
             return False
         _BUILDING.add(key)
@@ -275,25 +427,20 @@ def update_site(reports_dir: Path, pipelines: Iterable[str] | None = None) -> bo
                     # Decided under the lock: a request arriving after this builds itself.
                     _BUILDING.discard(key)
                     return True
-                wanted = _PENDING.pop(key)
+                request = _PENDING.pop(key)
             try:
-                build_site(reports_dir, wanted)
+                _update(
+                    Path(reports_dir),
+                    None if request.everything else request.rescan,
+                    request.touched,
+                )
             except BaseException:
                 with _STATE_LOCK:
-                    _add_pending(key, wanted)
+                    _PENDING.setdefault(key, _Request()).merge(request)
                 raise
     finally:
         with _STATE_LOCK:
             _BUILDING.discard(key)
-
-
-def _add_pending(key: Path, pipelines: Iterable[str] | None) -> None:
-    if pipelines is None or (key in _PENDING and _PENDING[key] is None):
-        _PENDING[key] = None
-        return
-    current = _PENDING.setdefault(key, set())
-    assert current is not None
-    current.update(pipelines)
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
@@ -301,7 +448,9 @@ def _write_if_changed(path: Path, text: str) -> bool:
     with contextlib.suppress(OSError):
         if path.read_bytes() == data:
             return False
-    atomic_write_bytes(path, data)
+    # Pages are made again from the index by the next update: a torn page after a
+    # power cut heals then, so no fsync (the rename alone keeps readers whole).
+    atomic_write_bytes(path, data, durable=False)
     return True
 
 
@@ -386,7 +535,6 @@ def _metric(metric: Mapping[str, Any]) -> dict[str, Any]:
 def _report_view(report: Report) -> dict[str, Any]:
     """One report's row: its date, links (the first is the main one), data, figures."""
     machine, words = stamp_label(report.stamp)
-    metrics = (report.manifest or {}).get("metrics") or []
     return {
         "machine": machine,
         "words": words,
@@ -397,8 +545,49 @@ def _report_view(report: Report) -> dict[str, Any]:
         ],
         "data": [(_href(*path.split("/")), path.split("/")[-1]) for path in report.data],
         "json": _href(report.documents["json"]) if "json" in report.documents else None,
-        "headline": [_metric(m) for m in metrics[:3] if isinstance(m, Mapping)],
+        "headline": [_metric(m) for m in report.headline],
     }
+
+
+# Rendered rows by Report.key: a report's row is the same on every page and every
+# update, so a daemon renders each once instead of a hundred rows per run.
+_ROWS: dict[tuple[Any, ...], dict[str, Any]] = {}
+_ROWS_LIMIT = 20_000
+
+
+def _row_slot(report: Report) -> dict[str, Any]:
+    if not report.key:
+        return {"view": _report_view(report)}
+    slot = _ROWS.get(report.key)
+    if slot is None:
+        if len(_ROWS) >= _ROWS_LIMIT:
+            _ROWS.clear()
+        slot = _ROWS[report.key] = {"view": _report_view(report)}
+    return slot
+
+
+@cache
+def _macros() -> Any:
+    return page_environment().get_template("site_macros.html.j2").module
+
+
+def history_row(report: Report) -> Markup:
+    """The report's row in a pipeline's history table."""
+    slot = _row_slot(report)
+    if "row" not in slot:
+        slot["row"] = _macros().history_row(slot["view"])
+    row: Markup = slot["row"]  # a macro's output is Markup already
+    return row
+
+
+def index_item(report: Report, prefix: str) -> Markup:
+    """The report's item in the site index, its links under ``prefix``."""
+    slot = _row_slot(report)
+    items = slot.setdefault("items", {})
+    if prefix not in items:
+        items[prefix] = _macros().report_item(slot["view"], prefix)
+    item: Markup = items[prefix]
+    return item
 
 
 def _pipeline_view(state: PipelineState) -> dict[str, Any]:
@@ -415,7 +604,8 @@ def _pipeline_view(state: PipelineState) -> dict[str, Any]:
         "last_run": None,
         "failure": None,
         "latest": None,
-        "reports": [_report_view(report) for report in state.reports],
+        "reports": [_row_slot(report)["view"] for report in state.reports],
+        "count": state.count,
     }
     if last is not None:
         status = last.get("status")
@@ -452,18 +642,46 @@ def _render(template: str, values: dict[str, Any]) -> str:
 
 
 def render_index(states: list[PipelineState]) -> str:
-    """``reports/index.html``: every pipeline, its last run, latest figures and reports."""
+    """``reports/index.html``: every pipeline, its last run, latest figures and newest reports."""
     ordered = sorted(states, key=lambda s: (s.title.casefold(), s.name))
+    views = []
+    for state in ordered:
+        prefix = state.view["href"] + "/"
+        views.append({**state.view, "items": [index_item(r, prefix) for r in state.reports]})
     return _render(
         "site_index.html.j2",
         {
-            "pipelines": [state.view for state in ordered],
-            "report_count": sum(len(s.reports) for s in ordered),
+            "pipelines": views,
+            "report_count": sum(s.count for s in ordered),
             "recent": INDEX_RECENT,
         },
     )
 
 
-def render_pipeline_page(state: PipelineState) -> str:
-    """``reports/<pipeline>/index.html``: one pipeline's history, newest first."""
-    return _render("site_pipeline.html.j2", {"state": state.view})
+def render_pipeline_page(
+    state: PipelineState, reports: list[Report] | None = None, *, older: str | None = None
+) -> str:
+    """``reports/<pipeline>/index.html``: the pipeline's newest ``reports`` (default: those of
+    ``state``), newest first, and a link to the ``older`` archive page when there is one."""
+    rows = [history_row(r) for r in (state.reports if reports is None else reports)]
+    return _render("site_pipeline.html.j2", {"state": state.view, "rows": rows, "older": older})
+
+
+def render_archive_page(
+    state: PipelineState, reports: list[Report], *, newer: str, older: str | None, number: int
+) -> str:
+    """``reports/<pipeline>/page-<number>.html``: one chunk of older reports, newest first.
+
+    It shows nothing that changes with each run (no last run, no count), so it
+    is written once, and again only when its reports or its neighbours change.
+    """
+    return _render(
+        "site_archive.html.j2",
+        {
+            "state": {"name": state.name, "title": state.title},
+            "rows": [history_row(r) for r in reports],
+            "newer": newer,
+            "older": older,
+            "number": number,
+        },
+    )

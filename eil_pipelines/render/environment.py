@@ -132,6 +132,10 @@ class ReportEnvironment(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
 
+    code_key: tuple[Any, ...] | None = None
+    """The settings compiled code depends on (format, max_rows, currency), set by
+    :func:`create_environment`; ``None`` compiles every time."""
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """Refuse a repetition longer than :data:`MAX_REPEAT_LENGTH` or a power
         above :data:`MAX_EXPONENT` before computing it."""
@@ -211,6 +215,8 @@ def create_environment(
         auto_reload=False,
     )
     env.filters.update(make_filters(fmt, max_rows=max_rows, currency=currency))
+    # What shapes compiled code: Jinja folds filters over constants at compile time.
+    env.code_key = (fmt, max_rows, currency)
     return env
 
 
@@ -228,6 +234,12 @@ class TemplateSource:
     """The file it was read from; ``None`` for the built-in template."""
 
 
+@cache
+def _builtin_report_text() -> str:
+    # A package file: it does not change while the process runs.
+    return resources.files(__package__).joinpath("builtin/executive.md.j2").read_text("utf-8")
+
+
 def load_template(path: Path | None = None, display_name: str | None = None) -> TemplateSource:
     """Read a template file, or the built-in executive template when ``path`` is None.
 
@@ -236,11 +248,7 @@ def load_template(path: Path | None = None, display_name: str | None = None) -> 
     when the file cannot be read.
     """
     if path is None:
-        text = (
-            resources.files(__package__)
-            .joinpath("builtin/executive.md.j2")
-            .read_text(encoding="utf-8")
-        )
+        text = _builtin_report_text()
         return TemplateSource(display_name or BUILTIN_NAME, text, None)
     path = Path(path)
     name = display_name or path.as_posix()
@@ -259,10 +267,32 @@ def load_template(path: Path | None = None, display_name: str | None = None) -> 
 
 def _compile(env: ReportEnvironment, source: TemplateSource) -> Template:
     try:
-        code = env.compile(source.text, name=source.name, filename=source.name)
+        code = _compiled(env, source.text, source.name)
     except TemplateSyntaxError as exc:
         raise RenderError(source.name, f"template syntax error: {exc.message}", exc.lineno) from exc
     return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+# Compiled code by what shapes it: the template's text and name and the settings of
+# its environment (format, max_rows and currency: Jinja folds filters over constants
+# while compiling).  A scheduler running the same template every few seconds compiles
+# it once.
+_CODE_CACHE: dict[tuple[Any, ...], Any] = {}
+_CODE_CACHE_LIMIT = 256
+
+
+def _compiled(env: ReportEnvironment, text: str, name: str) -> Any:
+    options = getattr(env, "code_key", None)
+    if options is None:
+        return env.compile(text, name=name, filename=name)
+    key = (options, name, text)
+    code = _CODE_CACHE.get(key)
+    if code is None:
+        code = env.compile(text, name=name, filename=name)
+        if len(_CODE_CACHE) >= _CODE_CACHE_LIMIT:
+            _CODE_CACHE.clear()
+        _CODE_CACHE[key] = code
+    return code
 
 
 def compile_template(source: TemplateSource) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -28,15 +29,26 @@ def markdown_to_html(text: str) -> str:
     https or mailto (``javascript:``) stays text, and such an ``href`` or
     ``src`` in raw HTML is removed (:mod:`.links`).
     """
-    # One parser per call: cheap (about a millisecond) and safe under the worker pool.
-    from markdown_it import MarkdownIt  # here, not at the top: `validate` never converts
-
-    md = MarkdownIt("commonmark", {"html": True}).enable("table")
-    # Only http, https, mailto and relative links: any other becomes text (see links.py).
-    md.validateLink = lambda url: is_safe_url(url, image=True)  # type: ignore[method-assign]
     # Raw HTML in the template (<a href="{{ row.url }}">) is checked too; the
     # e-mail body is made from this fragment as well, and it has no CSP.
-    return neutralize_unsafe_links(md.render(text))
+    return neutralize_unsafe_links(_parser().render(text))
+
+
+# One parser per thread, made at its first report: building one costs more than
+# converting a small report, and a thread of the worker pool never shares its own.
+_PARSERS = threading.local()
+
+
+def _parser() -> Any:
+    md = getattr(_PARSERS, "md", None)
+    if md is None:
+        from markdown_it import MarkdownIt  # here, not at the top: `validate` never converts
+
+        md = MarkdownIt("commonmark", {"html": True}).enable("table")
+        # Only http, https, mailto and relative links: any other becomes text (see links.py).
+        md.validateLink = lambda url: is_safe_url(url, image=True)  # type: ignore[method-assign]
+        _PARSERS.md = md
+    return md
 
 
 @cache

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,7 +177,9 @@ def run_pipeline(
         status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
     t = _time.perf_counter()
     finished = clock()
-    publish_status(pipeline, ctx, reports_dir, status, error, finished)
+    publish_status(
+        pipeline, ctx, reports_dir, status, error, finished, touched=_stamps_of(written.deleted)
+    )
     stages.write += _time.perf_counter() - t
     return RunResult(
         pipeline=pipeline.name,
@@ -330,6 +332,17 @@ def _template_name(pipeline: Pipeline, template: TemplateSource) -> str:
         return str(template.path)
 
 
+def _stamps_of(deleted: list[Path]) -> set[str]:
+    """The stamps whose files retention deleted (``<stamp>.md``, ``<stamp>_data/x.csv``)."""
+    stamps = set()
+    for path in deleted:
+        if path.parent.name.endswith(("_charts", "_data")):
+            stamps.add(path.parent.name.rpartition("_")[0])
+        else:
+            stamps.add(path.name.rpartition(".")[0])
+    return stamps
+
+
 def publish_status(
     pipeline: Pipeline,
     ctx: RunContext,
@@ -337,8 +350,13 @@ def publish_status(
     status: str,
     error: str | None,
     finished: datetime,
+    *,
+    touched: Iterable[str] = (),
 ) -> None:
-    """Record the run's status and rebuild the site; never fails the run.
+    """Record the run's status and update the site; never fails the run.
+
+    The site looks again at the run's own stamp and at ``touched`` (the
+    stamps retention deleted), and at nothing else of the pipeline's folder.
 
     :func:`run_pipeline` calls it as a run ends; a supervisor calls it again
     when it judges the run otherwise (the scheduler's ``timed_out``).
@@ -364,7 +382,7 @@ def publish_status(
                 "error": error,
             },
         )
-        update_site(reports_dir, [pipeline.name])
+        update_site(reports_dir, touched={pipeline.name: {ctx.stamp, *touched}})
     except (OSError, EilError) as exc:
         # The report itself is written (or the run failed anyway): a stale site
         # is logged, not turned into a failed run.

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 import toolchain
+
+from eil_pipelines.outputs.site import build_site
 
 INVALID = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>x</title></head>
@@ -27,8 +30,28 @@ def reports() -> Path:
     return toolchain.example_reports()
 
 
+#: The pages of a site whose pipeline has archive pages (more than 200 reports).
+PAGINATED = ("index.html", "long/index.html", "long/page-1.html")
+
+
 @pytest.fixture(scope="module")
-def vnu(reports, tmp_path_factory) -> dict[Path, list[dict]]:
+def paginated(tmp_path_factory) -> Path:
+    """A reports folder with 250 reports of one pipeline, and its site."""
+    root = tmp_path_factory.mktemp("paginated")
+    folder = root / "long"
+    folder.mkdir()
+    for i in range(250):
+        stamp = (date(2026, 1, 1) + timedelta(days=i)).isoformat()
+        (folder / f"{stamp}.html").write_text("<p>report</p>")
+        manifest = {"manifest_version": 1, "title": "Long <history>", "stamp": stamp}
+        manifest["metrics"] = [{"label": "Revenue", "text": "$1", "direction": ""}]
+        (folder / f"{stamp}.json").write_text(json.dumps(manifest))
+    build_site(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def vnu(reports, paginated, tmp_path_factory) -> dict[Path, list[dict]]:
     """Every checked file and the error messages the checker gave for it."""
     java = toolchain.java()
     jar = toolchain.vnu_jar()
@@ -37,6 +60,7 @@ def vnu(reports, tmp_path_factory) -> dict[Path, list[dict]]:
     files = [
         p for p in toolchain.report_html(reports) + toolchain.site_pages(reports) if p.exists()
     ]
+    files += [paginated / page for page in PAGINATED]
     files.append(canary)
     result = subprocess.run(
         [java, "-jar", str(jar), "--errors-only", "--format", "json", *map(str, files)],
@@ -91,4 +115,11 @@ def test_site_page_has_no_html_errors(reports, vnu, page):
         f"{page} was not written by eil-run --once: the report site "
         "(reports/index.html and reports/<pipeline>/index.html) is missing"
     )
+    assert vnu[path] == [], f"{page}:\n{describe(vnu[path])}"
+
+
+@pytest.mark.parametrize("page", PAGINATED)
+def test_paginated_site_page_has_no_html_errors(paginated, vnu, page):
+    path = (paginated / page).resolve()
+    assert path in vnu, f"{page} was not written"
     assert vnu[path] == [], f"{page}:\n{describe(vnu[path])}"

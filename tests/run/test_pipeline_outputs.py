@@ -350,10 +350,10 @@ def test_a_failure_writing_the_site_keeps_the_previous_pages(project, monkeypatc
     real_write, real_atomic = atomic_module.write_all, site_module.atomic_write_bytes
     writing_page = {"now": False}
 
-    def page_write(path, data):
+    def page_write(path, data, **kwargs):
         writing_page["now"] = path.name == "index.html"
         try:
-            return real_atomic(path, data)
+            return real_atomic(path, data, **kwargs)
         finally:
             writing_page["now"] = False
 
