@@ -36,6 +36,7 @@ from ..errors import CouldNotRun, OutputError
 from .atomic import OWNER, atomic_link, owner_is_alive, write_new_file
 from .exports import data_dir_name
 from .manifest import manifest_bytes, sha256_bytes
+from .site_index import newest_indexed_stamp
 from .stamps import is_stamp
 
 #: Report formats, in the order they are written (the PDF is made from the HTML).
@@ -283,8 +284,6 @@ def _newest_stamps(pipeline_dir: Path, stamp: str) -> dict[str, str]:
     ``stamp``, the run's own report is the newest and the folder is not listed:
     listing a folder of 20,000 reports would cost more than the rest of the run.
     """
-    from .site_index import newest_indexed_stamp  # the index imports this module's names
-
     indexed = newest_indexed_stamp(pipeline_dir.parent, pipeline_dir.name)
     if indexed is not None and indexed <= stamp:
         return {}
