@@ -63,6 +63,13 @@ def build_backfill_parser() -> argparse.ArgumentParser:
         help="runs at once (default: 1); they still start oldest first",
     )
     parser.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a [params] value for these runs (repeatable), checked against the type in "
+        "the file and recorded in each manifest",
+    )
+    parser.add_argument(
         "--reports", metavar="DIR", help="reports folder (default: reports/ in the project root)"
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -77,6 +84,14 @@ def cmd_backfill(options: argparse.Namespace) -> int:
     if options.workers < 1:
         raise UsageError("eil-run backfill: --workers must be at least 1")
     pipeline = load_one(options.file, "backfill")
+    if options.param:
+        from ..spec.overrides import parse_param_options, with_params
+
+        try:
+            overrides = parse_param_options(options.param)
+        except ValueError as exc:
+            raise UsageError(f"eil-run backfill: {exc}") from None
+        pipeline = with_params(pipeline, overrides)  # a ConfigError names the file and key
     trigger = backfill_trigger(pipeline)
     zone = pipeline_zone(pipeline)
     start = parse_moment(options.start, "--from", "backfill", zone)

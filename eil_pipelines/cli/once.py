@@ -60,6 +60,13 @@ def build_main_parser() -> argparse.ArgumentParser:
         help="render as if scheduled at this time, read in each pipeline's zone "
         "(e.g. 2026-11-27T07:00); regenerates past reports",
     )
+    add(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="with --once: set a [params] value for this run only (repeatable), checked "
+        "against the type in the file and recorded in the manifest",
+    )
     add("--reports", metavar="DIR", help="reports folder (default: reports/ beside PATH's folder)")
     add(
         "--workers", type=int, default=4, metavar="N", help="pipelines run in parallel (default: 4)"
@@ -94,6 +101,19 @@ def cmd_main(options: argparse.Namespace) -> int:
     return cmd_schedule(options)
 
 
+def _with_param_options(pipelines: list, param_options: list[str] | None) -> list:
+    """The pipelines with ``--param`` values; a bad option is a usage error (exit 2)."""
+    if not param_options:
+        return pipelines
+    from ..errors import UsageError
+    from ..spec.overrides import parse_param_options, with_params_each
+
+    try:
+        return with_params_each(pipelines, parse_param_options(param_options))
+    except ValueError as exc:
+        raise UsageError(f"eil-run: {exc}") from None
+
+
 def cmd_once(options: argparse.Namespace) -> int:
     """``eil-run --once``: every selected pipeline once, a summary table, exit 0, 1 or 2.
 
@@ -126,6 +146,7 @@ def cmd_once(options: argparse.Namespace) -> int:
             raise ConfigErrors(errors)
         print("No enabled pipelines to run.")
         return EXIT_OK
+    pipelines = _with_param_options(pipelines, options.param)
     # A one-shot run allocates many short-lived objects (DataFrames, artists) and
     # ends soon: frequent young-generation collections cost ~0.1 s for nothing.
     gc.set_threshold(50_000, 20, 20)

@@ -408,7 +408,12 @@ def _produce(
 
     metrics = [compute_metric(m, data[m.query], currency=currency) for m in spec.metrics]
     insights = build_insights(
-        metrics, spec.charts, data, period_word(ctx.period_kind), currency=currency
+        metrics,
+        spec.charts,
+        data,
+        period_word(ctx.period_kind),
+        currency=currency,
+        sql=pipeline.sql,
     )
 
     t = _time.perf_counter()
@@ -432,11 +437,13 @@ def _produce(
     template = load_template(
         template_path, display_name=display_path(template_path) if template_path else None
     )
+    shown_data = template_frames(pipeline, data, ctx.stamp)
     context = {
         "pipeline": {"name": pipeline.name, "title": spec.title, "description": spec.description},
         "run": ctx.template_run(),
         "params": dict(spec.params),
-        "data": data,
+        "data": shown_data,
+        "tables": data_tables(pipeline, shown_data),
         "charts": assets,
         "metrics": metrics,
         "insights": insights,
@@ -458,6 +465,72 @@ def _produce(
         files.documents["pdf"] = _render_pdf(pipeline, ctx, rendered["html"])
         stages.pdf = _time.perf_counter() - t
     return _Produced(data=data, metrics=metrics, files=files, template=template)
+
+
+SUMMARY_ROWS = 10
+"""Rows of each query the built-in template's ``summary`` data section shows."""
+
+
+def template_frames(
+    pipeline: Pipeline, data: dict[str, pd.DataFrame], stamp: str
+) -> dict[str, pd.DataFrame]:
+    """The results as the template sees them: each carries its ``[queries.x.columns]``
+    and the link to its full-data export, for the ``table`` filter.
+
+    Shallow copies: the run's own frames (exports, hashes) stay untouched.
+    """
+    from ..outputs.exports import data_dir_name
+    from ..render.filters import COLUMNS_ATTR, EXPORT_ATTR
+
+    exports = pipeline.spec.report.exports
+    preferred = next((f for f in ("csv", "xlsx", "parquet") if f in exports), None)
+    out: dict[str, pd.DataFrame] = {}
+    for name, frame in data.items():
+        query = pipeline.spec.queries.get(name)
+        columns = query.columns if query is not None else {}
+        if not columns and preferred is None:
+            out[name] = frame
+            continue
+        view = frame.copy(deep=False)
+        if columns:
+            view.attrs[COLUMNS_ATTR] = {
+                column: spec.model_dump(exclude_none=True) for column, spec in columns.items()
+            }
+        if preferred is not None:
+            view.attrs[EXPORT_ATTR] = (
+                f"{data_dir_name(stamp)}/{name}.{preferred}",
+                preferred.upper(),
+            )
+        out[name] = view
+    return out
+
+
+def data_tables(pipeline: Pipeline, data: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """The template's ``tables``: the results the data section shows, by ``report.data``.
+
+    ``none``: none.  ``full``: every query with ``show`` left on, up to
+    ``max_rows`` rows.  ``summary`` (the default): the first
+    :data:`SUMMARY_ROWS` rows of each such query that no metric and no chart
+    already shows.  Each entry has ``name``, ``title``, ``frame`` and ``rows``
+    (the row limit to pass to ``table``).
+    """
+    from ..charts.style import words
+
+    spec = pipeline.spec
+    mode = spec.report.data
+    if mode == "none":
+        return []
+    covered = {m.query for m in spec.metrics} | {c.query for c in spec.charts}
+    rows = spec.report.max_rows if mode == "full" else min(SUMMARY_ROWS, spec.report.max_rows)
+    tables = []
+    for name, frame in data.items():
+        query = spec.queries.get(name)
+        if query is not None and not query.show:
+            continue
+        if mode == "summary" and name in covered:
+            continue
+        tables.append({"name": name, "title": words(name), "frame": frame, "rows": rows})
+    return tables
 
 
 def _render_pdf(pipeline: Pipeline, ctx: RunContext, html: str) -> bytes:

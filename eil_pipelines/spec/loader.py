@@ -46,6 +46,9 @@ class Pipeline:
     """The validated contents."""
     sql: dict[str, str] = field(default_factory=dict)
     """Each query's SQL text, read from ``file`` where the query names one."""
+    overridden: tuple[str, ...] = ()
+    """Parameters set for this run only (``--param``), recorded in the manifest;
+    see :func:`eil_pipelines.spec.overrides.with_params`."""
 
     @property
     def display_path(self) -> str:
