@@ -90,6 +90,11 @@ EXAMPLES: dict[str, list[Any]] = {
         "WHERE order_ts >= $period_start AND order_ts < $period_end GROUP BY region"
     ],
     "queries.<name>.file": ["sql/daily_by_region.sql"],
+    "queries.<name>.show": [False],
+    "queries.<name>.columns": [{"change_pct": {"label": "Change", "format": "change"}}],
+    "queries.<name>.columns.<name>.label": ["Change"],
+    "queries.<name>.columns.<name>.format": ["change", "currency", "id"],
+    "queries.<name>.columns.<name>.decimals": [1],
     "metrics": [
         [
             {
@@ -138,6 +143,7 @@ EXAMPLES: dict[str, list[Any]] = {
     "report.exports": [["csv", "xlsx"]],
     "report.keep": [30],
     "report.max_rows": [20],
+    "report.data": ["summary", "none", "full"],
     "report.currency": ["€", "$"],
     "owner": ["data-team@example.com"],
     "deliver": [[{"to": ["ceo@example.com"], "attach": ["html"], "when": "not_empty"}]],
@@ -145,7 +151,7 @@ EXAMPLES: dict[str, list[Any]] = {
     "deliver.webhook": ["${SLACK_WEBHOOK_URL}"],
     "deliver.subject": ["{{ pipeline.title }} – {{ run.date }}"],
     "deliver.attach": [["html", "csv"]],
-    "deliver.when": ["always", "not_empty", "changed"],
+    "deliver.when": ["always", "not_empty", "changed", "changed_text"],
     "deliver.format": ["slack", "json"],
     "alert": [{"query": "kpis", "notify": "ops@example.com", "mode": "on_change"}],
     "alert.query": ["late_orders"],
