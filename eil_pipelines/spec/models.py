@@ -418,6 +418,11 @@ class ChartSpec(StrictModel):
     limit: Annotated[int, Field(ge=1)] | None = None
     """Bar and pie charts: show the top N categories and fold the rest into "Other"."""
 
+    y_zero: bool = False
+    """Line charts: start the value axis at zero.  Without it the axis fits the
+    data, and when it does not reach zero the chart says so in its corner
+    ("Axis does not start at 0").  Bar and area charts always start at zero."""
+
     @model_validator(mode="after")
     def _shape(self) -> ChartSpec:
         ys = [self.y] if isinstance(self.y, str) else self.y
@@ -433,6 +438,8 @@ class ChartSpec(StrictModel):
             raise ValueError(f'"target" is for line, bar, barh and area charts, not "{self.type}"')
         if self.sort is not None and self.type not in ("bar", "barh"):
             raise ValueError(f'"sort" is for bar and barh charts, not "{self.type}"')
+        if self.y_zero and self.type != "line":
+            raise ValueError(f'"y_zero" is for line charts, not "{self.type}"')
         if self.limit is not None and self.type not in ("bar", "barh", "pie"):
             raise ValueError(f'"limit" is for bar, barh and pie charts, not "{self.type}"')
         return self

@@ -137,6 +137,7 @@ EXAMPLES: dict[str, list[Any]] = {
     "charts.target_label": ["Plan"],
     "charts.sort": ["desc"],
     "charts.limit": [10],
+    "charts.y_zero": [True],
     "report": [{"template": "templates/daily_sales.md.j2", "formats": ["md", "html"]}],
     "report.template": ["templates/daily_sales.md.j2"],
     "report.formats": [["md", "html"], ["md", "html", "pdf"]],
