@@ -190,7 +190,12 @@ def is_id_name(name: Any) -> bool:
     """True for a column named like an identifier, code or year (``customer_key``, ``c_custkey``, ``userId``)."""
     text = str(name)
     words = name_words(text)
-    return bool(words) and (words[-1] in _ID_WORDS or bool(_ID_GLUED.search(text)))
+    if not words:
+        return False
+    if words[-1] in ("id", "key") or _ID_GLUED.search(text):
+        return True
+    # "order_year" is a label, but "revenue_last_year" is money of a year.
+    return words[-1] in _ID_WORDS and not set(words) & (_MONEY_WORDS | _PERCENT_WORDS)
 
 
 def infer_column_format(name: Any, values: Sequence[float] | None = None) -> str:

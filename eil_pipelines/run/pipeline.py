@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from ..charts.processes import ChartProcesses
     from ..sources.guard import QueryGuard
+    from ..spec.models import ChartSpec
 
 log = logging.getLogger("eil_pipelines.run")
 
@@ -546,6 +547,24 @@ def _render_pdf(pipeline: Pipeline, ctx: RunContext, html: str) -> bytes:
         ) from exc
 
 
+def money_chart(chart: ChartSpec) -> ChartSpec:
+    """A chart of money columns in the currency format, so every axis of a report that
+    shows money shows its symbol ("$489K", not "489K" beside "$287K").
+
+    Applies when the chart's format is unset or ``compact`` and every ``y``
+    column is named as money (revenue, sales, cost …: see
+    :func:`~eil_pipelines.formatting.infer_column_format`); large values still
+    print compactly, the currency format does that from 10,000 up.
+    """
+    from ..formatting import infer_column_format
+
+    if chart.format not in (None, "compact") or chart.type == "hist":
+        return chart
+    if all(infer_column_format(y) == "currency" for y in chart.y_columns):
+        return chart.model_copy(update={"format": "currency"})
+    return chart
+
+
 def draw_charts(
     pipeline: Pipeline,
     data: dict[str, pd.DataFrame],
@@ -567,7 +586,9 @@ def draw_charts(
 
     currency = pipeline.spec.report.currency
     jobs = [
-        ChartJob(chart, data[chart.query], currency=currency, svg=want_svg, png=want_png)
+        ChartJob(
+            money_chart(chart), data[chart.query], currency=currency, svg=want_svg, png=want_png
+        )
         for chart in pipeline.spec.charts
     ]
     try:

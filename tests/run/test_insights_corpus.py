@@ -162,3 +162,15 @@ def test_insights_say_top_n_when_the_query_keeps_only_some_rows():
     [whole] = build_insights([], [chart], {"q": df}, "day", sql={"q": "SELECT …"})
     assert limited == "b led c with $2M (79% of the top 3)."
     assert whole == "b led c with $2M (79% of the total)."
+
+
+def test_a_change_that_prints_as_zero_is_neutral():
+    margin = MetricSpec(label="Gross margin", query="q", column="v", compare="p", format="percent")
+    tiny = compute_metric(margin, pd.DataFrame({"v": [0.38001], "p": [0.38]}))
+    assert (tiny.direction, tiny.sentiment, tiny.change_text) == ("flat", "neutral", "■ 0.0 pts")
+    assert metric_sentence(tiny, "week") == (
+        "Gross margin was unchanged at 38.0% against the previous week."
+    )
+    revenue = MetricSpec(label="Revenue", query="q", column="v", compare="p", format="currency")
+    still = compute_metric(revenue, pd.DataFrame({"v": [100_040.0], "p": [100_000.0]}))
+    assert (still.direction, still.sentiment, still.change_text) == ("flat", "neutral", "■ 0.0%")
