@@ -50,3 +50,47 @@ def test_number_currency_percent_and_change():
     assert format_change(-0.05) == "▼ −5.0%"
     assert format_change(0) == "■ 0.0%"
     assert format_change(None) == "–"
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "expected"),
+    [
+        ("c_custkey", None, "id"),
+        ("customer_id", None, "id"),
+        ("userId", None, "id"),
+        ("order_year", None, "id"),
+        ("revenue_last_year", None, "currency"),
+        ("net_revenue", None, "currency"),
+        ("change_pct", [0.04, -0.6], "change"),
+        ("share", [0.25], "percent"),
+        ("conversion_rate", [12.5], "number"),  # already in percent: left alone
+        ("Revenue ($)", None, "number"),
+        ("units", None, "number"),
+    ],
+)
+def test_infer_column_format(name, values, expected):
+    from eil_pipelines.formatting import infer_column_format
+
+    assert infer_column_format(name, values) == expected
+
+
+def test_money_charts_keep_their_symbol_on_every_axis():
+    from eil_pipelines.run.pipeline import money_chart
+    from eil_pipelines.spec.models import ChartSpec
+
+    compact = ChartSpec(
+        name="r", query="q", x="w", y=["revenue", "revenue_last_year"], format="compact"
+    )
+    assert money_chart(compact).format == "currency"
+    orders = ChartSpec(name="o", query="q", x="w", y="orders", format="compact")
+    assert money_chart(orders).format == "compact"
+    share = ChartSpec(name="s", query="q", x="w", y="revenue", format="percent")
+    assert money_chart(share).format == "percent"  # the author's explicit choice wins
+
+
+def test_currency_is_compact_from_a_million_and_zero_change_is_flat():
+    assert format_currency(630_016_305) == "$630M"
+    assert format_currency(2_920_000_000) == "$2.92B"
+    assert format_currency(999_999) == "$999,999"
+    assert format_currency(630_016_305, decimals=0) == "$630,016,305"
+    assert format_change(0.0004) == "■ 0.0%"

@@ -47,7 +47,7 @@ def test_build_executive_report_with_chart(tmp_path):
     assert "SELECT day, revenue FROM sales" in md
     assert "- Revenue grew 50% over the month." in md
     assert "](charts/revenue_day.png)" in md
-    assert "| 2026-11-05 | 15 |" in md or "| 2026-11-05 | 15.00 |" in md
+    assert "| 2026-11-05 | $15 |" in md  # a revenue column reads as money
     html = paths[1].read_text()
     assert "Sales &lt;Trend&gt;" in html and "<Trend>" not in html
     assert "data:image/png;base64," in html

@@ -418,9 +418,38 @@ def _line(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:
         ax.set_ylim(min(0.0, v * 1.15), max(0.0, v * 1.15))
     target = _target_line(ax, spec, currency, large=large)
     _value_axis(ax.yaxis, spec, currency)
+    _zero_or_note(ax, spec)
     _zero_line(ax)
     _end_labels(ax, ends + ([target] if target else []))
     _legend(ax, handles, labels)
+
+
+AXIS_NOTE = "Axis does not start at 0"
+"""Written in a line chart's corner when its value axis does not reach zero."""
+
+
+def _zero_or_note(ax: Axes, spec: ChartSpec) -> None:
+    """``y_zero``: stretch the axis to zero.  Otherwise, when the axis fits the data
+    away from zero (115M to 125M), say so: ±5% of noise must not look dramatic
+    without the reader being told."""
+    lo, hi = ax.get_ylim()
+    if spec.y_zero:
+        ax.set_ylim(min(lo, 0.0), max(hi, 0.0))
+        return
+    if lo > 0 or hi < 0:
+        # Bottom-left, inside the plot: the y margin keeps data off this band.
+        ax.text(
+            0.005,
+            0.012 if lo > 0 else 0.988,
+            AXIS_NOTE,
+            transform=ax.transAxes,
+            ha="left",
+            va="bottom" if lo > 0 else "top",
+            zorder=6,
+            parse_math=False,
+            bbox={"facecolor": style.BACKGROUND, "edgecolor": "none", "pad": 1.0},
+            **text_props(style.NOTE_SIZE, MUTED_COLOR),
+        )
 
 
 def _area(fig: Figure, spec: ChartSpec, data: ChartData, currency: str) -> None:

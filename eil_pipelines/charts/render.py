@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .figure import ChartFigure
-from .style import BACKGROUND, PNG_DPI
+from .style import BACKGROUND, PNG_DPI, PNG_SCALE
 
 ImageFormat = Literal["svg", "png"]
 
@@ -34,7 +34,8 @@ def render_chart(fig: Figure, fmt: ImageFormat, *, close: bool = True) -> bytes:
     DOCTYPE, no metadata) ready to inline in HTML5: it carries ``role="img"``,
     an ``aria-label`` with the chart's summary (for figures from
     ``draw_chart``), and ids prefixed by the chart name so several charts can
-    share a page.  PNG is rendered at 100 dpi without a "Software" stamp.
+    share a page.  PNG is rendered at 200 dpi (2× the layout's 100) without a
+    "Software" stamp.
 
     The figure is released afterwards (``close=False`` keeps it, to render a
     second format); rendering a released figure raises ``ValueError``.
@@ -59,7 +60,7 @@ def render_chart(fig: Figure, fmt: ImageFormat, *, close: bool = True) -> bytes:
             fig.savefig(
                 buffer,
                 format="png",
-                dpi=PNG_DPI,
+                dpi=PNG_DPI * PNG_SCALE,
                 facecolor=BACKGROUND,
                 metadata={"Software": None},
                 # zlib level 3 instead of 6: encodes in 60% of the time for 9% more bytes.

@@ -51,6 +51,9 @@ NOTE_SIZE = 8.5
 
 FIGSIZE = (8.0, 3.6)
 PNG_DPI = 100
+PNG_SCALE = 2
+"""PNGs are drawn at twice ``PNG_DPI`` (1600 × 720 for 8 × 3.6 in): sharp on high-density
+screens and in print; mail and Markdown viewers show them at their width in inches."""
 LINE_WIDTH = 2.0
 
 #: More series than this and the smallest are folded into "Other".

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .common import Parser as _Parser
-from .common import add_target, load_one
+from .common import Parser, add_debug, add_target, load_one, with_param_options
 from .exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .moments import parse_moment, parse_to
 from .progress import Progress, local_text, print_outcome, resume_command, say_stopping
@@ -21,7 +20,7 @@ from .signals import stop_on_signals
 
 def build_backfill_parser() -> argparse.ArgumentParser:
     """The parser for ``eil-run backfill``."""
-    parser = _Parser(
+    parser = Parser(
         prog="eil-run backfill",
         description="Run a pipeline for every fire time of its schedule from --from to --to, "
         "oldest first, each as if the scheduler had fired it then (its period, its dates in "
@@ -64,10 +63,17 @@ def build_backfill_parser() -> argparse.ArgumentParser:
         help="runs at once (default: 1); they still start oldest first",
     )
     parser.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a [params] value for these runs (repeatable), checked against the type in "
+        "the file and recorded in each manifest",
+    )
+    parser.add_argument(
         "--reports", metavar="DIR", help="reports folder (default: reports/ in the project root)"
     )
     add_target(parser)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    add_debug(parser)
     return parser
 
 
@@ -79,6 +85,7 @@ def cmd_backfill(options: argparse.Namespace) -> int:
     if options.workers < 1:
         raise UsageError("eil-run backfill: --workers must be at least 1")
     pipeline = load_one(options.file, "backfill")
+    (pipeline,) = with_param_options([pipeline], options.param, "eil-run backfill")
     trigger = backfill_trigger(pipeline)
     zone = pipeline_zone(pipeline)
     start = parse_moment(options.start, "--from", "backfill", zone)

@@ -91,3 +91,16 @@ def configure_logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def with_param_options(pipelines: list, param_options: list[str] | None, command: str) -> list:
+    """The pipelines with ``--param NAME=VALUE`` values; a malformed option or a name no
+    pipeline declares is a usage error (exit 2), a value of the wrong type a ConfigError."""
+    if not param_options:
+        return pipelines
+    from ..spec.overrides import parse_param_options, with_params_each
+
+    try:
+        return with_params_each(pipelines, parse_param_options(param_options))
+    except ValueError as exc:
+        raise UsageError(f"{command}: {exc}") from None

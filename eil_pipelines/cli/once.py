@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import Parser, add_path, check_counts, configure_logging, reports_dir_for
+from .common import (
+    Parser,
+    add_path,
+    check_counts,
+    configure_logging,
+    reports_dir_for,
+    with_param_options,
+)
 from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_FAILED, EXIT_OK
 from .help_text import DESCRIPTION
 from .moments import parse_at
@@ -41,6 +48,13 @@ def build_main_parser() -> argparse.ArgumentParser:
         "(e.g. 2026-11-27T07:00); regenerates past reports",
     )
     add("--ignore-require", action="store_true", help="with --once: run even if a gate is shut")
+    add(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="with --once: set a [params] value for this run only (repeatable), checked "
+        "against the type in the file and recorded in the manifest",
+    )
     add("--reports", metavar="DIR", help="reports folder (default: reports/ beside PATH's folder)")
     add(
         "--workers", type=int, default=4, metavar="N", help="pipelines run in parallel (default: 4)"
@@ -105,6 +119,7 @@ def cmd_once(options: argparse.Namespace) -> int:
             raise ConfigErrors(errors)
         print("No enabled pipelines to run.")
         return EXIT_OK
+    pipelines = with_param_options(pipelines, options.param, "eil-run")
     # A one-shot run allocates many short-lived objects (DataFrames, artists) and
     # ends soon: frequent young-generation collections cost ~0.1 s for nothing.
     gc.set_threshold(50_000, 20, 20)

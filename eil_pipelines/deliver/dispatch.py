@@ -123,13 +123,16 @@ class Dispatcher:
         with self.ledger.delivery_batch(now=now) as batch:
             for when, row in reports:
                 if (
-                    when == "changed"
+                    when in ("changed", "changed_text")
                     and row.status == "pending"
                     and row.content_hash is not None
                     and batch.last_content_hash(name, "report", row.target) == row.content_hash
                 ):
                     row = _skipped(
-                        row, 'not sent: the report equals the last one sent (when = "changed")'
+                        row,
+                        'not sent: the data equal the last report sent (when = "changed")'
+                        if when == "changed"
+                        else 'not sent: the report equals the last one sent (when = "changed_text")',
                     )
                 added += batch.add(name, scheduled_at, row)
             state = batch.state(name)

@@ -9,6 +9,7 @@ read from the clock: the time comes in as ``now``.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -202,8 +203,35 @@ def render_subject(text: str, context: dict[str, Any], *, name: str) -> str:
     return " ".join(rendered.split())
 
 
-def content_hash(facts: RunFacts) -> str | None:
-    """SHA-256 of the report (the Markdown, else the HTML), for ``when = "changed"``."""
+def data_hash(facts: RunFacts) -> str | None:
+    """SHA-256 of what the run computed, for ``when = "changed"``: each query's result
+    hash and the parameters, from the run's manifest; ``None`` without a manifest.
+
+    Dates printed in the report do not enter it, so a report whose data did not
+    change counts as unchanged even though its text did.
+    """
+    name = f"{facts.stamp}.json"
+    path = next((Path(f) for f in facts.files if Path(f).name == name), None)
+    if path is None or not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        queries = {q: r.get("result_sha256") for q, r in manifest["queries"].items()}
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    basis = {"queries": queries, "params": manifest.get("params", {})}
+    text = json.dumps(basis, sort_keys=True, separators=(",", ":"))
+    # "data:" keeps a data hash from ever equalling a text hash stored before.
+    return "data:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def content_hash(facts: RunFacts, when: str = "changed_text") -> str | None:
+    """The hash ``when = "changed"`` compares: of the data (:func:`data_hash`) for
+    ``changed``, else SHA-256 of the report (the Markdown, else the HTML)."""
+    if when == "changed":
+        digest = data_hash(facts)
+        if digest is not None:
+            return digest
     for fmt in ("md", "html"):
         path = facts.document(fmt)
         if path is not None and Path(path).exists():
@@ -271,7 +299,7 @@ class Composer:
                 )
                 for channel, target, shown, _ in targets
             ]
-        digest = content_hash(facts)
+        digest = content_hash(facts, spec.when)
         if spec.webhook is not None:
             (channel, target, shown, _url) = targets[0]
             body = self._webhook_body(facts, spec, subject, target)

@@ -243,10 +243,18 @@ def build_manifest(
         "formats": formats,
         "exports": list(exports),
         "source": source_record(pipeline),
+        # The values the queries were bound with, and which of them --param set for this run.
+        "params": {name: _param_value(value) for name, value in spec.params.items()},
+        "params_overridden": list(getattr(pipeline, "overridden", ())),
         "queries": {name: dict(record) for name, record in queries.items()},
         "metrics": [metric_record(m) for m in metrics],
         "files": [],
     }
+
+
+def _param_value(value: Any) -> Any:
+    """A ``[params]`` value as JSON: dates as ISO text, the rest as they are."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def source_record(pipeline: Any) -> dict[str, Any]:

@@ -67,7 +67,7 @@ from markupsafe import Markup, escape
 from .._lazy import LazyModule
 from ..errors import RenderError
 from .assets import NamedResults, chart_set
-from .filters import TemplateDataError, make_filters
+from .filters import DOCUMENT_MAX_ROWS, TemplateDataError, make_filters
 from .markdown import escape_markdown, html_document, markdown_to_html, tidy_markdown
 
 # pandas loads only when a report renders: `eil-run validate` compiles templates without it.
@@ -108,6 +108,9 @@ SAFE_DATA_ATTRIBUTES = frozenset(
 )  # fmt: skip
 
 _DATA_LIBRARIES = ("pandas", "numpy")
+
+# DataFrame methods that loop over rows in a template: capped at DOCUMENT_MAX_ROWS.
+_ROW_LOOPS = frozenset({"iterrows", "itertuples"})
 
 # Characters that would make an escaped value act as Markdown (see the module docstring).
 _MARKDOWN_ACTIVE = str.maketrans(
@@ -158,6 +161,19 @@ class ReportEnvironment(ImmutableSandboxedEnvironment):
         ):
             raise TemplateDataError(f"an exponent above {MAX_EXPONENT:,} is not allowed in **")
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call as the sandbox does, but a row loop (``iterrows``, ``itertuples``)
+        reads at most :data:`DOCUMENT_MAX_ROWS` rows: a document is not a data
+        file, and a loop over 100,000 rows took 22 s and 1 GB."""
+        owner = getattr(__obj, "__self__", None)
+        if (
+            getattr(__obj, "__name__", None) in _ROW_LOOPS
+            and isinstance(owner, pd.DataFrame)
+            and len(owner) > DOCUMENT_MAX_ROWS
+        ):
+            __obj = getattr(owner.head(DOCUMENT_MAX_ROWS), __obj.__name__)
+        return super().call(__context, __obj, *args, **kwargs)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         """Refuse private attributes, mutators, and anything on a DataFrame,
@@ -354,6 +370,12 @@ def _template_values(context: Mapping[str, Any], fmt: Format) -> dict[str, Any]:
         if values.get(key) is None:
             values[key] = empty
     values["data"] = NamedResults("query", "queries", dict(context.get("data") or {}))
+    if values.get("tables") is None:
+        # Without the run's choice (report.data, show = false), every result, as before.
+        values["tables"] = [
+            {"name": name, "title": name, "frame": frame, "rows": None}
+            for name, frame in values["data"].items()
+        ]
     values["charts"] = chart_set(context.get("charts"), fmt)
     values["format"] = fmt
     return values
@@ -373,7 +395,9 @@ def render_report(
     object with attributes; its ``title`` is also the HTML ``<title>``),
     ``run``, ``params`` and ``sql`` (dicts), ``data`` (query name →
     DataFrame), ``charts`` (name → :class:`ChartAsset`), ``metrics`` (metric
-    objects) and ``insights`` (strings).  Missing ones are empty.  The
+    objects), ``insights`` (strings) and ``tables`` (the results the data
+    section shows: dicts of ``name``, ``title``, ``frame`` and ``rows``; by
+    default every result).  Missing ones are empty.  The
     template also gets ``format`` (``"md"`` or ``"html"``).
 
     For ``md`` the result is the Markdown report, tidied for linting; for

@@ -11,7 +11,6 @@ the format are built per rendering by :func:`make_filters`.
 
 from __future__ import annotations
 
-import math
 import re
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
@@ -25,12 +24,16 @@ from markupsafe import Markup, escape
 
 from .._lazy import LazyModule
 from ..formatting import (
+    COMPACT_MONEY_FROM,
     MISSING,
     format_change,
     format_compact,
     format_currency,
+    format_id,
     format_number,
     format_percent,
+    format_signed_percent,
+    infer_column_format,
     is_missing,
 )
 from .markdown import escape_markdown
@@ -42,9 +45,6 @@ else:
     pd = LazyModule("pandas")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-# Integer columns that are labels, not quantities: "2,026" would be wrong for a year.
-_LABEL_COLUMN = re.compile(r"(^|[_\s])(year|yr|id|code|zip|postcode)$", re.IGNORECASE)
 
 
 class TemplateDataError(TemplateRuntimeError):
@@ -192,11 +192,18 @@ def format_datetime(value: Any) -> str:
 
 
 def date_filter(value: Any, fmt: str | None = None) -> str:
-    """A date or date-time as ISO text (``2026-11-27``, ``2026-11-27 08:30``), or
-    formatted with ``strftime`` codes such as ``"%d %b %Y"``."""
-    if fmt is None:
-        return format_datetime(value)
+    """A date as people read it (``27 Nov 2026``; ``27 Nov 2026 08:30`` with a time),
+    or formatted with ``strftime`` codes such as ``"%Y-%m-%d"``."""
     moment = _as_datetime(value)
+    if fmt is None:
+        if moment is None:
+            return MISSING if is_missing(value) else str(value)
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return _day(value)
+        if _is_midnight(moment):
+            return _day(moment)
+        # Minutes, not seconds: "08:30", never "07:49:50" for an ad-hoc run.
+        return f"{_day(moment)} {moment:%H:%M}"
     return MISSING if moment is None else moment.strftime(fmt)
 
 
@@ -235,26 +242,33 @@ def format_period(start: Any, end: Any = None) -> str:
 
 # -- tables ------
 
+DOCUMENT_MAX_ROWS = 1000
+"""No table in a document holds more rows than this, whatever ``max_rows`` says:
+a report is read, not searched, and 100,000 rows took 16 s and made a page
+nobody opens.  Every row is in the exports."""
 
-def _float_decimals(values: pd.Series) -> int:
-    """One number of decimals per column, so the figures line up."""
-    finite = [float(v) for v in values if not is_missing(v) and math.isfinite(float(v))]
-    if not finite or all(v.is_integer() for v in finite):
-        return 0
-    largest = max(abs(v) for v in finite)
-    return 4 if 0 < largest < 0.1 else 2
+COLUMNS_ATTR = "eil_columns"
+"""``DataFrame.attrs`` key under which a run passes a query's ``[queries.x.columns]``
+(column name → ``{"label", "format", "decimals"}``) to the ``table`` filter."""
+
+EXPORT_ATTR = "eil_export"
+"""``DataFrame.attrs`` key holding ``(relative href, label)`` of the query's full-data export."""
+
+_NUMERIC_FORMATS = {"number", "currency", "percent", "compact", "compact_currency", "change"}
 
 
 def _datetime_column(values: pd.Series) -> list[str]:
-    """Dates when every value is a midnight; otherwise every value with its time."""
-    present = [v for v in values if not is_missing(v)]
-    if all(_is_midnight(v) for v in present):
+    """Dates when every value is a midnight; otherwise every value with its time (vectorised)."""
+    present = values.dropna()
+    if present.empty:
+        return [MISSING] * len(values)
+    if bool((present == present.dt.normalize()).all()):
         pattern = "%Y-%m-%d"
-    elif any(v.second or v.microsecond for v in present):
+    elif bool(((present.dt.second != 0) | (present.dt.microsecond != 0)).any()):
         pattern = "%Y-%m-%d %H:%M:%S"
     else:
         pattern = "%Y-%m-%d %H:%M"
-    return [MISSING if is_missing(v) else v.strftime(pattern) for v in values]
+    return values.dt.strftime(pattern).fillna(MISSING).tolist()
 
 
 def _cell_text(value: Any) -> str:
@@ -270,25 +284,106 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _format_column(name: Any, values: pd.Series) -> tuple[list[str], bool]:
-    """The column's cells as text, and whether it is numeric (right-aligned)."""
+def _numbers(values: pd.Series) -> pd.Series | None:
+    """The column as floats when every present value is a number (DuckDB DECIMALs arrive as
+    objects), else ``None``."""
     dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype):
-        return [_cell_text(v if is_missing(v) else bool(v)) for v in values], False
-    if pd.api.types.is_integer_dtype(dtype):
-        if _LABEL_COLUMN.search(str(name)):
-            return [MISSING if is_missing(v) else str(v) for v in values], False
-        return [format_number(v) for v in values], True
-    if pd.api.types.is_float_dtype(dtype):
-        places = _float_decimals(values)
-        return [format_number(v, places) for v in values], True
+        return None
+    if pd.api.types.is_numeric_dtype(dtype):
+        return values.astype("float64")
+    if not pd.api.types.is_object_dtype(dtype):
+        return None
+    present = values.dropna()
+    if present.empty or not all(
+        isinstance(v, Real | Decimal) and not isinstance(v, bool) for v in present
+    ):
+        return None
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def _column_decimals(finite: Any) -> int:
+    """One number of decimals per column, so the figures line up."""
+    if finite.size == 0 or bool((finite == finite.round()).all()):
+        return 0
+    largest = float(abs(finite).max())
+    return 4 if 0 < largest < 0.1 else 2
+
+
+def _number_cells(
+    name: Any,
+    values: pd.Series,
+    floats: pd.Series,
+    fmt: str | None,
+    decimals: int | None,
+    currency: str,
+) -> list[str]:
+    """A numeric column formatted as a whole: one format and one precision per column.
+
+    Only the final ``str.format`` runs per cell; the decisions (format,
+    decimals, compactness) are made once from the column's values.
+    """
+    import numpy as np
+
+    arr = floats.to_numpy(dtype="float64", na_value=np.nan)
+    missing = np.isnan(arr)
+    finite = arr[~missing & np.isfinite(arr)]
+    if fmt is None:
+        fmt = infer_column_format(name, finite.tolist())
+    if fmt == "id" or fmt == "text":
+        if pd.api.types.is_integer_dtype(values.dtype):
+            texts = values.astype(str).tolist()  # exact, even above 2**53
+        else:
+            texts = [format_id(_plain(v)) for v in values.tolist()]
+        return [MISSING if m else t for t, m in zip(texts, missing.tolist(), strict=True)]
+    if fmt == "currency":
+        largest = float(abs(finite).max()) if finite.size else 0.0
+        if decimals is None and largest >= COMPACT_MONEY_FROM:
+            cells = [format_compact(v, symbol=currency) for v in arr.tolist()]
+        else:
+            places = decimals
+            if places is None:
+                whole = finite.size == 0 or bool((finite == finite.round()).all())
+                places = 0 if whole or largest >= 10_000 else 2
+            pattern = f"{{sign}}{currency}{{:,.{places}f}}"
+            cells = [pattern.format(abs(v), sign="-" if v < 0 else "") for v in arr.tolist()]
+    elif fmt == "percent":
+        pattern = f"{{:,.{1 if decimals is None else decimals}f}}%"
+        cells = [pattern.format(v * 100) for v in arr.tolist()]
+    elif fmt == "change":
+        cells = [format_signed_percent(v, decimals) for v in arr.tolist()]
+    elif fmt == "compact":
+        cells = [format_compact(v, decimals) for v in arr.tolist()]
+    elif fmt == "compact_currency":
+        cells = [format_compact(v, decimals, symbol=currency) for v in arr.tolist()]
+    else:
+        places = _column_decimals(finite) if decimals is None else decimals
+        pattern = f"{{:,.{places}f}}"
+        cells = [pattern.format(v) for v in arr.tolist()]
+    return [MISSING if m else c for c, m in zip(cells, missing.tolist(), strict=True)]
+
+
+def _format_column(
+    name: Any, values: pd.Series, spec: Mapping[str, Any] | None = None, currency: str = "$"
+) -> tuple[list[str], bool]:
+    """The column's cells as text, and whether it is numeric (right-aligned)."""
+    fmt = spec.get("format") if spec else None
+    decimals = spec.get("decimals") if spec else None
+    dtype = values.dtype
+    if fmt == "text":
+        return [_cell_text(v) for v in values.tolist()], False
+    if pd.api.types.is_bool_dtype(dtype):
+        return [_cell_text(v if is_missing(v) else bool(v)) for v in values.tolist()], False
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return _datetime_column(values), False
-    present = [v for v in values if not is_missing(v)]
-    numeric = bool(present) and all(
-        isinstance(v, Real | Decimal) and not isinstance(v, bool) for v in present
-    )
-    return [_cell_text(v) for v in values], numeric
+    floats = _numbers(values)
+    if floats is not None and fmt != "date":
+        cells = _number_cells(name, values, floats, fmt, decimals, currency)
+        shown = fmt or infer_column_format(name, [])
+        return cells, shown in _NUMERIC_FORMATS
+    if fmt == "date":
+        return [format_datetime(v) for v in values.tolist()], False
+    return [_cell_text(v) for v in values.tolist()], False
 
 
 def _md_cell(text: str) -> str:
@@ -297,9 +392,11 @@ def _md_cell(text: str) -> str:
     return escape_markdown(" ".join(text.splitlines()))
 
 
-def _html_cell(text: str) -> Markup:
+def _html_cell(text: str) -> str:
     # A line break inside a raw HTML block would let a blank line end the block early.
-    return Markup("<br>").join(escape(line) for line in text.splitlines() or [""])
+    if "\n" in text or "\r" in text:
+        return "<br>".join(str(escape(line)) for line in text.splitlines())
+    return str(escape(text))
 
 
 def _as_frame(value: Any) -> pd.DataFrame:
@@ -340,44 +437,67 @@ def render_table(
     max_rows: int,
     columns: Any = None,
     caption: str | None = None,
+    *,
+    currency: str = "$",
 ) -> Any:
     """A query result as a Markdown pipe table or an HTML ``<table>``.
 
-    Shows the first ``max_rows`` rows and then says how many there were.
-    Numeric columns are right-aligned; dates at midnight print as dates.
+    Shows the first ``max_rows`` rows (never more than
+    :data:`DOCUMENT_MAX_ROWS`) and then says how many there were, with a
+    link to the full data when the run exported it.  Each column is
+    formatted as a whole, by its ``[queries.x.columns]`` entry or else by its
+    type and name: money, rates, counts, IDs and dates each look right.
+    Numeric columns are right-aligned.
     """
     if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 1:
         raise TemplateDataError(f'filter "table": max_rows must be 1 or more, not {max_rows!r}')
-    frame = _select(_as_frame(value), columns)
+    source = _as_frame(value)
+    specs: Mapping[str, Any] = source.attrs.get(COLUMNS_ATTR) or {}
+    export = source.attrs.get(EXPORT_ATTR)
+    frame = _select(source, columns)
     total = len(frame)
     if total == 0 or len(frame.columns) == 0:
         return Markup("_No rows._" if fmt == "md" else '<p class="empty">No rows.</p>')
-    shown = frame.head(max_rows)
-    headers = [str(c) for c in shown.columns]
+    # Cut before formatting: the cost is the rows shown, not the rows fetched.
+    shown = frame.head(min(max_rows, DOCUMENT_MAX_ROWS))
+    headers: list[str] = []
     cells: list[list[str]] = []
     numeric: list[bool] = []
     for position, name in enumerate(shown.columns):
-        texts, is_number = _format_column(name, shown.iloc[:, position])
+        spec = specs.get(str(name))
+        texts, is_number = _format_column(name, shown.iloc[:, position], spec, currency)
+        headers.append(str(spec.get("label") or name) if spec else str(name))
         cells.append(texts)
         numeric.append(is_number)
     rows = list(zip(*cells, strict=True))
     note = None
     if total > len(shown):
         note = f"Showing {format_number(len(shown))} of {format_number(total)} rows."
+        if max_rows > DOCUMENT_MAX_ROWS:
+            note += f" A report holds at most {format_number(DOCUMENT_MAX_ROWS)} rows per table."
+    link = tuple(export) if isinstance(export, list | tuple) and len(export) == 2 else None
     if fmt == "md":
         # Markup in Markdown too: the cells are escaped, the table must not be again.
-        return Markup(_markdown_table(headers, rows, numeric, note))
-    return _html_table(headers, rows, numeric, note, caption)
+        return Markup(_markdown_table(headers, rows, numeric, note, link))
+    return _html_table(headers, rows, numeric, note, caption, link)
 
 
 def _markdown_table(
-    headers: list[str], rows: list[tuple[str, ...]], numeric: list[bool], note: str | None
+    headers: list[str],
+    rows: list[tuple[str, ...]],
+    numeric: list[bool],
+    note: str | None,
+    link: tuple[str, str] | None = None,
 ) -> str:
     lines = [
         "| " + " | ".join(_md_cell(h) for h in headers) + " |",
         "| " + " | ".join("---:" if n else "---" for n in numeric) + " |",
     ]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    if link:
+        href, label = link
+        more = f"[Full data ({escape_markdown(label)})](<{href}>)"
+        note = f"{note} {more}" if note else more
     if note:
         lines += ["", note]
     return "\n".join(lines)
@@ -389,35 +509,35 @@ def _html_table(
     numeric: list[bool],
     note: str | None,
     caption: str | None,
+    link: tuple[str, str] | None = None,
 ) -> Markup:
-    def cls(is_number: bool) -> Markup:
-        return Markup(' class="num"') if is_number else Markup("")
-
+    opens = [' class="num"' if n else "" for n in numeric]
     # A wide table scrolls inside its wrapper; tabindex lets keyboard users scroll it.
     if caption:
         wrap = Markup('<div class="table-wrap" tabindex="0" role="region" aria-label="{}">')
-        parts = [wrap.format(caption)]
+        parts = [str(wrap.format(caption))]
     else:
-        parts = [Markup('<div class="table-wrap" tabindex="0">')]
-    parts.append(Markup('<table class="data">'))
+        parts = ['<div class="table-wrap" tabindex="0">']
+    parts.append('<table class="data">')
     if caption:
-        parts.append(Markup("<caption>{}</caption>").format(caption))
-    head = Markup("").join(
-        Markup('<th scope="col"{}>{}</th>').format(cls(n), h)
-        for h, n in zip(headers, numeric, strict=True)
+        parts.append(str(Markup("<caption>{}</caption>").format(caption)))
+    head = "".join(
+        f'<th scope="col"{o}>{escape(h)}</th>' for h, o in zip(headers, opens, strict=True)
     )
-    parts += [Markup("<thead>"), Markup("<tr>{}</tr>").format(head), Markup("</thead>")]
-    parts.append(Markup("<tbody>"))
+    parts += ["<thead>", f"<tr>{head}</tr>", "</thead>", "<tbody>"]
+    # Strings, not Markup.format per cell: every cell is escaped once by _html_cell,
+    # and this loop is the whole cost of a large table.
     for row in rows:
-        tds = Markup("").join(
-            Markup("<td{}>{}</td>").format(cls(n), _html_cell(c))
-            for c, n in zip(row, numeric, strict=True)
-        )
-        parts.append(Markup("<tr>{}</tr>").format(tds))
-    parts += [Markup("</tbody>"), Markup("</table>"), Markup("</div>")]
-    if note:
-        parts.append(Markup('<p class="table-note">{}</p>').format(note))
-    return Markup("\n").join(parts)
+        tds = "".join(f"<td{o}>{_html_cell(c)}</td>" for c, o in zip(row, opens, strict=True))
+        parts.append(f"<tr>{tds}</tr>")
+    parts += ["</tbody>", "</table>", "</div>"]
+    if note or link:
+        text = str(escape(note)) if note else ""
+        if link:
+            more = str(Markup('<a href="{}">Full data ({})</a>').format(link[0], link[1]))
+            text = f"{text} {more}" if text else more
+        parts.append(f'<p class="table-note">{text}</p>')
+    return Markup("\n".join(parts))
 
 
 # -- code ------
@@ -455,7 +575,12 @@ def make_filters(fmt: str, *, max_rows: int, currency: str) -> dict[str, Callabl
     ) -> Any:
         """A query result as a table, cut to ``max_rows`` (default: the report's)."""
         return render_table(
-            value, fmt, default_rows if max_rows is None else max_rows, columns, caption
+            value,
+            fmt,
+            default_rows if max_rows is None else max_rows,
+            columns,
+            caption,
+            currency=currency,
         )
 
     def code(text: Any, lang: str = "") -> Any:

@@ -47,8 +47,21 @@ def _parser() -> Any:
         md = MarkdownIt("commonmark", {"html": True}).enable("table")
         # Only http, https, mailto and relative links: any other becomes text (see links.py).
         md.validateLink = lambda url: is_safe_url(url, image=True)  # type: ignore[method-assign]
+        # A pipe table gets the same scrolling wrapper as the table filter's: on a
+        # phone a wide one scrolls inside it (with the edge shades) instead of
+        # widening the page.
+        md.add_render_rule("table_open", _table_open)
+        md.add_render_rule("table_close", _table_close)
         _PARSERS.md = md
     return md
+
+
+def _table_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    return '<div class="table-wrap" tabindex="0">\n' + self.renderToken(tokens, idx, options, env)
+
+
+def _table_close(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    return self.renderToken(tokens, idx, options, env) + "</div>\n"
 
 
 @cache

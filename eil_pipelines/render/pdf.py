@@ -13,12 +13,17 @@ information are fixed, which :func:`html_to_pdf` does from the scheduled time.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from ..errors import EilError
+
+log = logging.getLogger("eil_pipelines.render.pdf")
 
 #: The install hint every "PDF is not available" message ends with.
 PDF_EXTRA_HINT = "pip install 'eil-pipelines[pdf]'"
@@ -103,7 +108,7 @@ def html_to_pdf(html: str, *, created: datetime | None = None, title: str | None
         raise PdfUnavailableError(f'the "pdf" format {reason}')
     import weasyprint
 
-    with _LOCK:
+    with _LOCK, _quiet_weasyprint():
         document = weasyprint.HTML(string=html, url_fetcher=_url_fetcher()).render(
             stylesheets=[weasyprint.CSS(string=PDF_CSS)]
         )
@@ -116,6 +121,59 @@ def html_to_pdf(html: str, *, created: datetime | None = None, title: str | None
         # Tags (structure for screen readers, as the HTML has) where this WeasyPrint has them.
         options = {"pdf_tags": True} if "pdf_tags" in weasyprint.DEFAULT_OPTIONS else {}
         return document.write_pdf(**options)
+
+
+class _Collect(logging.Handler):
+    """Keeps WeasyPrint's records of one layout, for :func:`_quiet_weasyprint`."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.ignored = 0
+        self.others: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        # "Ignored `x: y` at 3:5, unknown property.": about the report's own style
+        # sheet (written for browsers too), nothing a pipeline author can change.
+        if message.startswith(("Ignored", "Invalid or unsupported")):
+            self.ignored += 1
+        else:
+            self.others.append(message)
+
+
+@contextmanager
+def _quiet_weasyprint() -> Iterator[None]:
+    """WeasyPrint's warnings as one summary line, or each of them with ``-v``.
+
+    A PDF run printed 208 ``WARNING weasyprint: Ignored …`` lines about CSS
+    meant for browsers.  Without ``-v`` (the ``eil_pipelines`` logger below
+    INFO) those are counted and logged at INFO; any other warning (a font or
+    an image WeasyPrint could not use) is summed up in one WARNING line.
+    Called under :data:`_LOCK`, so one layout at a time changes the logger.
+    """
+    if log.isEnabledFor(logging.INFO) and logging.getLogger().isEnabledFor(logging.INFO):
+        yield  # -v: every record as WeasyPrint writes it
+        return
+    logger = logging.getLogger("weasyprint")
+    collect = _Collect()
+    propagate = logger.propagate
+    logger.addHandler(collect)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = propagate
+    if collect.ignored:
+        log.info("PDF: WeasyPrint ignored %d style rules meant for browsers", collect.ignored)
+    if collect.others:
+        count = len(collect.others)
+        log.warning(
+            "PDF: WeasyPrint reported %d problem%s (first: %s); -v shows each",
+            count,
+            "" if count == 1 else "s",
+            collect.others[0],
+        )
 
 
 def _url_fetcher() -> Any:

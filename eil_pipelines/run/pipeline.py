@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ChartError, CouldNotRun, EilError, RenderError
+from ..formatting import infer_column_format
 from ..outputs import ReportFiles, write_report
-from ..outputs.exports import csv_bytes, export_results, result_sha256
+from ..outputs.exports import csv_bytes, data_dir_name, export_results, result_sha256
 from ..outputs.manifest import build_manifest, query_record, sha256_file
 from ..outputs.report_files import charts_dir_name
 from ..outputs.retention import apply_retention
 from ..outputs.site import update_site, write_status
 from ..render import ChartAsset, TemplateSource, load_template, render_report
+from ..render.filters import COLUMNS_ATTR, EXPORT_ATTR
 from ..render.pdf import PdfUnavailableError, html_to_pdf, pdf_problem
 from ..sources import open_source
 from ..spec.loader import Pipeline, display_path
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
     from ..charts.processes import ChartProcesses
     from ..sources.guard import QueryGuard
+    from ..spec.models import ChartSpec
 
 log = logging.getLogger("eil_pipelines.run")
 
@@ -426,7 +429,12 @@ def _produce(
 
     metrics = [compute_metric(m, data[m.query], currency=currency) for m in spec.metrics]
     insights = build_insights(
-        metrics, spec.charts, data, period_word(ctx.period_kind), currency=currency
+        metrics,
+        spec.charts,
+        data,
+        period_word(ctx.period_kind),
+        currency=currency,
+        sql=pipeline.sql,
     )
 
     t = _time.perf_counter()
@@ -450,11 +458,13 @@ def _produce(
     template = load_template(
         template_path, display_name=display_path(template_path) if template_path else None
     )
+    shown_data = template_frames(pipeline, data, ctx.stamp)
     context = {
         "pipeline": {"name": pipeline.name, "title": spec.title, "description": spec.description},
         "run": ctx.template_run(),
         "params": dict(spec.params),
-        "data": data,
+        "data": shown_data,
+        "tables": data_tables(pipeline, shown_data),
         "charts": assets,
         "metrics": metrics,
         "insights": insights,
@@ -478,6 +488,69 @@ def _produce(
     return _Produced(data=data, metrics=metrics, files=files, template=template)
 
 
+SUMMARY_ROWS = 10
+"""Rows of each query the built-in template's ``summary`` data section shows."""
+
+
+def template_frames(
+    pipeline: Pipeline, data: dict[str, pd.DataFrame], stamp: str
+) -> dict[str, pd.DataFrame]:
+    """The results as the template sees them: each carries its ``[queries.x.columns]``
+    and the link to its full-data export, for the ``table`` filter.
+
+    Shallow copies: the run's own frames (exports, hashes) stay untouched.
+    """
+    exports = pipeline.spec.report.exports
+    preferred = next((f for f in ("csv", "xlsx", "parquet") if f in exports), None)
+    out: dict[str, pd.DataFrame] = {}
+    for name, frame in data.items():
+        query = pipeline.spec.queries.get(name)
+        columns = query.columns if query is not None else {}
+        if not columns and preferred is None:
+            out[name] = frame
+            continue
+        view = frame.copy(deep=False)
+        if columns:
+            view.attrs[COLUMNS_ATTR] = {
+                column: spec.model_dump(exclude_none=True) for column, spec in columns.items()
+            }
+        if preferred is not None:
+            view.attrs[EXPORT_ATTR] = (
+                f"{data_dir_name(stamp)}/{name}.{preferred}",
+                preferred.upper(),
+            )
+        out[name] = view
+    return out
+
+
+def data_tables(pipeline: Pipeline, data: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """The template's ``tables``: the results the data section shows, by ``report.data``.
+
+    ``none``: none.  ``full``: every query with ``show`` left on, up to
+    ``max_rows`` rows.  ``summary`` (the default): the first
+    :data:`SUMMARY_ROWS` rows of each such query that no metric and no chart
+    already shows.  Each entry has ``name``, ``title``, ``frame`` and ``rows``
+    (the row limit to pass to ``table``).
+    """
+    from ..charts.style import words
+
+    spec = pipeline.spec
+    mode = spec.report.data
+    if mode == "none":
+        return []
+    covered = {m.query for m in spec.metrics} | {c.query for c in spec.charts}
+    rows = spec.report.max_rows if mode == "full" else min(SUMMARY_ROWS, spec.report.max_rows)
+    tables = []
+    for name, frame in data.items():
+        query = spec.queries.get(name)
+        if query is not None and not query.show:
+            continue
+        if mode == "summary" and name in covered:
+            continue
+        tables.append({"name": name, "title": words(name), "frame": frame, "rows": rows})
+    return tables
+
+
 def _render_pdf(pipeline: Pipeline, ctx: RunContext, html: str) -> bytes:
 
     try:
@@ -489,6 +562,22 @@ def _render_pdf(pipeline: Pipeline, ctx: RunContext, html: str) -> bytes:
             f'pipeline "{pipeline.name}", PDF',
             f"cannot lay out the PDF: {type(exc).__name__}: {exc}",
         ) from exc
+
+
+def money_chart(chart: ChartSpec) -> ChartSpec:
+    """A chart of money columns in the currency format, so every axis of a report that
+    shows money shows its symbol ("$489K", not "489K" beside "$287K").
+
+    Applies when the chart's format is unset or ``compact`` and every ``y``
+    column is named as money (revenue, sales, cost …: see
+    :func:`~eil_pipelines.formatting.infer_column_format`); large values still
+    print compactly, the currency format does that from 10,000 up.
+    """
+    if chart.format not in (None, "compact") or chart.type == "hist":
+        return chart
+    if all(infer_column_format(y) == "currency" for y in chart.y_columns):
+        return chart.model_copy(update={"format": "currency"})
+    return chart
 
 
 def draw_charts(
@@ -512,7 +601,9 @@ def draw_charts(
 
     currency = pipeline.spec.report.currency
     jobs = [
-        ChartJob(chart, data[chart.query], currency=currency, svg=want_svg, png=want_png)
+        ChartJob(
+            money_chart(chart), data[chart.query], currency=currency, svg=want_svg, png=want_png
+        )
         for chart in pipeline.spec.charts
     ]
     try:

@@ -54,6 +54,9 @@ class Pipeline:
     """Each query's SQL text, read from ``file`` where the query names one."""
     calendar: CalendarDefinition | None = None
     """The schedule's business calendar, resolved against eil.toml; None without one."""
+    overridden: tuple[str, ...] = ()
+    """Parameters set for this run only (``--param``), recorded in the manifest;
+    see :func:`eil_pipelines.spec.overrides.with_params`."""
 
     @property
     def display_path(self) -> str:

@@ -380,6 +380,27 @@ class SourceSpec(StrictModel):
         return self
 
 
+ColumnFormat = Literal[
+    "number", "currency", "percent", "compact", "compact_currency", "change", "id", "text", "date"
+]
+
+
+class ColumnSpec(StrictModel):
+    """How one result column reads in the report's tables (``[queries.x.columns]``)."""
+
+    label: str | None = None
+    """The column's heading, such as ``"Change"``; default: the column's name."""
+
+    format: ColumnFormat | None = None
+    """``number``, ``currency``, ``percent`` (a fraction: 0.124 prints 12.4%),
+    ``change`` (a signed percent: +12.4%), ``compact`` (1.2M), ``compact_currency``
+    ($1.2M), ``id`` (no separators), ``text`` or ``date``; default: from the
+    column's type and name (money, rates, counts, IDs and dates each look right)."""
+
+    decimals: Annotated[int, Field(ge=0, le=6)] | None = None
+    """Digits after the decimal point; default depends on ``format`` and the values."""
+
+
 class QuerySpec(StrictModel):
     """One named query.  Give exactly one of ``sql`` or ``file``."""
 
@@ -388,6 +409,14 @@ class QuerySpec(StrictModel):
 
     file: str | None = None
     """A file holding the SQL, relative to the project root."""
+
+    show: bool = True
+    """``false`` keeps this query out of the built-in template's data section
+    (it still feeds metrics, charts and exports)."""
+
+    columns: dict[str, ColumnSpec] = {}
+    """Labels and formats of result columns in tables, by column name:
+    ``change_pct = { label = "Change", format = "change" }``."""
 
     @model_validator(mode="after")
     def _one_of(self) -> QuerySpec:
@@ -466,6 +495,11 @@ class ChartSpec(StrictModel):
     limit: Annotated[int, Field(ge=1)] | None = None
     """Bar and pie charts: show the top N categories and fold the rest into "Other"."""
 
+    y_zero: bool = False
+    """Line charts: start the value axis at zero.  Without it the axis fits the
+    data, and when it does not reach zero the chart says so in its corner
+    ("Axis does not start at 0").  Bar and area charts always start at zero."""
+
     @model_validator(mode="after")
     def _shape(self) -> ChartSpec:
         ys = [self.y] if isinstance(self.y, str) else self.y
@@ -481,6 +515,8 @@ class ChartSpec(StrictModel):
             raise ValueError(f'"target" is for line, bar, barh and area charts, not "{self.type}"')
         if self.sort is not None and self.type not in ("bar", "barh"):
             raise ValueError(f'"sort" is for bar and barh charts, not "{self.type}"')
+        if self.y_zero and self.type != "line":
+            raise ValueError(f'"y_zero" is for line charts, not "{self.type}"')
         if self.limit is not None and self.type not in ("bar", "barh", "pie"):
             raise ValueError(f'"limit" is for bar, barh and pie charts, not "{self.type}"')
         return self
@@ -510,7 +546,13 @@ class ReportSpec(StrictModel):
     and manifests); older ones are deleted.  Files it did not write are never touched."""
 
     max_rows: Annotated[int, Field(ge=1)] = 50
-    """Tables show at most this many rows and say how many were left out."""
+    """Tables show at most this many rows and say how many were left out
+    (never more than 1,000: a document is not a data file; exports hold every row)."""
+
+    data: Literal["none", "summary", "full"] = "summary"
+    """The built-in template's data section: ``none``; ``summary`` (the first
+    rows of each query that no chart or metric already shows, with a link to
+    its export); ``full`` (every query with ``show`` left on, up to ``max_rows``)."""
 
     currency: str = "$"
     """Symbol used by the ``currency`` format."""
@@ -549,9 +591,11 @@ class DeliverSpec(StrictModel):
     attach: list[Literal["md", "html", "pdf", "csv", "xlsx", "parquet"]] = []
     """Email only: report formats and exports attached; the HTML report is the body."""
 
-    when: Literal["always", "not_empty", "changed"] = "always"
+    when: Literal["always", "not_empty", "changed", "changed_text"] = "always"
     """``always``; ``not_empty``: skip when every query returned no rows; ``changed``:
-    skip when the report equals the last one sent."""
+    skip when the data (each query's result hash and the parameters, from the
+    manifest) equal those of the last report sent; ``changed_text``: skip when
+    the report's text equals the last one sent (dates in it count as changes)."""
 
     format: Literal["slack", "json"] = "slack"
     """Webhook only: a Slack-style payload (``slack``) or a generic JSON one (``json``)."""

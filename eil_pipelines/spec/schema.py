@@ -99,6 +99,11 @@ EXAMPLES: dict[str, list[Any]] = {
         "WHERE order_ts >= $period_start AND order_ts < $period_end GROUP BY region"
     ],
     "queries.<name>.file": ["sql/daily_by_region.sql"],
+    "queries.<name>.show": [False],
+    "queries.<name>.columns": [{"change_pct": {"label": "Change", "format": "change"}}],
+    "queries.<name>.columns.<name>.label": ["Change"],
+    "queries.<name>.columns.<name>.format": ["change", "currency", "id"],
+    "queries.<name>.columns.<name>.decimals": [1],
     "metrics": [
         [
             {
@@ -141,12 +146,14 @@ EXAMPLES: dict[str, list[Any]] = {
     "charts.target_label": ["Plan"],
     "charts.sort": ["desc"],
     "charts.limit": [10],
+    "charts.y_zero": [True],
     "report": [{"template": "templates/daily_sales.md.j2", "formats": ["md", "html"]}],
     "report.template": ["templates/daily_sales.md.j2"],
     "report.formats": [["md", "html"], ["md", "html", "pdf"]],
     "report.exports": [["csv", "xlsx"]],
     "report.keep": [30],
     "report.max_rows": [20],
+    "report.data": ["summary", "none", "full"],
     "report.currency": ["€", "$"],
     "owner": ["data-team@example.com"],
     "deliver": [[{"to": ["ceo@example.com"], "attach": ["html"], "when": "not_empty"}]],
@@ -154,7 +161,7 @@ EXAMPLES: dict[str, list[Any]] = {
     "deliver.webhook": ["${SLACK_WEBHOOK_URL}"],
     "deliver.subject": ["{{ pipeline.title }} – {{ run.date }}"],
     "deliver.attach": [["html", "csv"]],
-    "deliver.when": ["always", "not_empty", "changed"],
+    "deliver.when": ["always", "not_empty", "changed", "changed_text"],
     "deliver.format": ["slack", "json"],
     "alert": [{"query": "kpis", "notify": "ops@example.com", "mode": "on_change"}],
     "alert.query": ["late_orders"],

@@ -66,11 +66,14 @@ def test_rendering_twice_gives_identical_bytes(fmt):
     assert first == second
 
 
-def test_png_is_a_100_dpi_8_by_3_6_inch_image_without_a_software_stamp(serial):
+def test_png_is_a_2x_8_by_3_6_inch_image_without_a_software_stamp(serial):
+    # 2× (200 dpi): 800 × 360 at 100 dpi was soft on high-density screens and in print.
     png = serial[0][0]
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert (width, height) == (800, 360)
+    assert (width, height) == (1600, 720)
+    at = png.index(b"pHYs")  # pixels per metre: printed at 8 × 3.6 inches
+    assert int.from_bytes(png[at + 4 : at + 8], "big") == round(200 / 0.0254)
     assert b"matplotlib" not in png.lower()
 
 

@@ -79,8 +79,38 @@ def test_changed_skips_a_report_equal_to_the_last_one_sent(project, smtp, make_s
     assert len(smtp.mails) == 2
     skipped = service.ledger.deliveries(statuses=["skipped"])
     assert skipped[0].last_error == (
-        'not sent: the report equals the last one sent (when = "changed")'
+        'not sent: the data equal the last report sent (when = "changed")'
     )
+
+
+def test_changed_compares_the_data_not_the_dates_printed(project, smtp, make_service):
+    # The report prints its time, so its text differs every run; the data does not.
+    rows_project(
+        project,
+        smtp.port,
+        rest='[[deliver]]\nto = "cfo@example.com"\nwhen = "changed"\n'
+        '[[deliver]]\nto = "cto@example.com"\nwhen = "changed_text"\n',
+    )
+    project.write(
+        "templates/plain.md.j2",
+        "# {{ pipeline.title }} {{ run.time }}\n\n{{ data.found | table }}\n",
+    )
+    write_rows(project, ("EMEA", 5, 1))
+    clock = ManualClock(START)
+    service = make_service(clock)
+    run_at(service, clock, 13)
+    run_at(service, clock, 14)  # new text (the time), the same data
+    write_rows(project, ("EMEA", 7, 1))
+    run_at(service, clock, 15)  # new data
+    rows = sorted(service.ledger.deliveries(), key=lambda d: (d.target, d.scheduled_at))
+    by_target = {}
+    for row in rows:
+        by_target.setdefault(row.target, []).append(row.status)
+    assert by_target == {
+        "cfo@example.com": ["sent", "skipped", "sent"],
+        "cto@example.com": ["sent", "sent", "sent"],
+    }
+    assert len(smtp.mails) == 5
 
 
 ALERT = """

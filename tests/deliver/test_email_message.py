@@ -124,7 +124,7 @@ def test_markdown_only_pipeline_is_converted_with_inline_charts(project, smtp, m
         smtp,
         make_service,
         deliver='[[deliver]]\nto = "cfo@example.com"\n',
-        formats='["md"]',
+        formats='["md"]\ndata = "full"',  # the data tables too, to see them converted
     )
     html = mail.html()
     [cid] = re.findall(r'src="cid:([^"]+)"', html)

@@ -461,3 +461,89 @@ def test_screenshots_of_the_index_and_a_report(browser, served):
         visit(browser, site, site.url(page), shot=ARTIFACTS / file)
         data = (ARTIFACTS / file).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, file
+
+
+# --- tables that fit: three widths ----------------------------------------------------
+
+WIDTHS = (375, 768, 1280)
+
+# Per page: how far it scrolls sideways; per table wrapper: whether it scrolls, with the
+# visible cue (the edge shades); per cell: whether its content is cut off.
+FIT_JS = """() => {
+    const doc = document.documentElement;
+    const wraps = [...document.querySelectorAll('.table-wrap')].map(w => {
+        const s = getComputedStyle(w);
+        return {
+            scrolls: w.scrollWidth > w.clientWidth + 1,
+            scrollable: ['auto', 'scroll'].includes(s.overflowX),
+            cue: s.backgroundImage.includes('gradient'),
+        };
+    });
+    const clipped = [...document.querySelectorAll('th, td')]
+        .filter(c => c.scrollWidth > c.clientWidth + 1)
+        .map(c => c.textContent.trim().slice(0, 40));
+    return {overflow: doc.scrollWidth - doc.clientWidth, wraps, clipped};
+}"""
+
+
+def fit_problems(browser: Browser, url: str, width: int, shot: Path | None = None) -> list[str]:
+    """What a reader at ``width`` px would see wrong with the tables of ``url``."""
+    page = browser.context.new_page()
+    try:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(url, wait_until="load")
+        fit = page.evaluate(FIT_JS)
+        if shot is not None:
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
+    finally:
+        page.close()
+    out = []
+    if fit["overflow"] > 0:
+        out.append(f"the page scrolls sideways by {fit['overflow']}px")
+    for i, wrap in enumerate(fit["wraps"]):
+        if wrap["scrolls"] and not (wrap["scrollable"] and wrap["cue"]):
+            out.append(f"table {i + 1} is wider than its box without a scroll cue: {wrap}")
+    out += [f"cell cut off: {text!r}" for text in fit["clipped"]]
+    return out
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize(("name", "stamp"), toolchain.EXAMPLES.items())
+def test_example_reports_fit_at_three_widths(browser, from_disk, name, stamp, width):
+    url = from_disk.url(f"{name}/{stamp}.html")
+    shot = ARTIFACTS / "widths" / f"{name}-{width}.png"
+    assert fit_problems(browser, url, width, shot) == [], f"{name} at {width}px"
+
+
+def test_a_wide_table_wraps_or_scrolls_with_a_cue_and_a_too_narrow_box_is_caught(browser, tmp_path):
+    import pandas as pd
+
+    from eil_pipelines.render import TemplateSource, render_report
+
+    columns = {
+        f"{word}_{i}": [123456.789 * (i + 1), 42.5]
+        for i, word in enumerate(
+            ["revenue", "prev_avg_order_value", "change_pct", "orders", "customer_key"] * 2
+        )
+    }
+    frame = pd.DataFrame({"product": ["Aurora Laptop with a long name", "Tee"], **columns})
+    page = render_report(
+        TemplateSource("t.md.j2", "# Wide\n\n{{ data.wide | table }}\n"),
+        {"pipeline": {"title": "Wide"}, "data": {"wide": frame}},
+        "html",
+    )
+    good = tmp_path / "wide.html"
+    good.write_text(page, encoding="utf-8")
+    for width in WIDTHS:
+        assert fit_problems(browser, good.as_uri(), width) == [], width
+    # The check can fail: a table forced into a box that clips shows as cut-off cells.
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        page.replace("</style>", ".table-wrap { overflow: hidden; background: none; } "
+                     "td, th { max-width: 3rem; overflow: hidden; white-space: nowrap; }</style>"),
+        encoding="utf-8",
+    )  # fmt: skip
+    problems = fit_problems(browser, bad.as_uri(), 375)
+    assert any(p.startswith("cell cut off") for p in problems), problems
+    assert any("without a scroll cue" in p for p in problems), problems

@@ -332,3 +332,41 @@ def test_bad_numeric_options(sales_project, args, message):
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == message
     assert not (sales_project.root / "reports").exists()
+
+
+PARAMS = """
+title = "Top"
+[params]
+min_v = 11
+[queries.big]
+sql = "SELECT d, v FROM 'data/s.csv' WHERE v >= $min_v ORDER BY d"
+"""
+
+
+def test_param_overrides_a_value_for_one_run_and_the_manifest_says_so(sales_project):
+    import json
+
+    sales_project.pipeline("top", PARAMS)
+    at = ("--at", "2026-11-28T07:00")
+    result = eil("--once", "--only", "top", "--param", "min_v=12", *at, cwd=sales_project.root)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((sales_project.reports / "top" / "2026-11-28.json").read_text())
+    assert manifest["queries"]["big"]["rows"] == 2
+    assert (manifest["params"], manifest["params_overridden"]) == ({"min_v": 12}, ["min_v"])
+
+    bad = eil("--once", "--only", "top", "--param", "min_v=lots", *at, cwd=sales_project.root)
+    assert bad.returncode == 2
+    assert (
+        'pipelines/top.toml: params.min_v: --param min_v="lots": expected a whole number '
+        "(like the file's 11)"
+    ) in bad.stderr
+    assert "Traceback" not in bad.stderr
+    typo = eil("--once", "--param", "min=1", *at, cwd=sales_project.root)
+    assert typo.returncode == 2
+    assert 'eil-run: --param: no pipeline run here declares "min" in [params]' in typo.stderr
+    backfill = eil(
+        "backfill", "pipelines/top.toml", "--from", "2026-11-01", "--to", "2026-11-02",
+        "--param", "min_v=x", cwd=sales_project.root,
+    )  # fmt: skip
+    assert backfill.returncode == 2, backfill.stderr
+    assert 'params.min_v: --param min_v="x": expected a whole number' in backfill.stderr

@@ -102,3 +102,39 @@ def test_missing_weasyprint_is_named_with_the_extra(monkeypatch):
         )
     finally:
         pdf_module.pdf_unavailable_reason.cache_clear()
+
+
+def test_weasyprint_warnings_are_one_line_without_verbose(caplog):
+    weasyprint_or_skip()
+    import logging
+
+    page = html_document(
+        "T", '<p style="foo: bar; color: nonsense">x</p><img src="missing.png" alt="m">'
+    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # as eil-run without -v
+    try:
+        with caplog.at_level(logging.WARNING):
+            pdf_module.html_to_pdf(page)
+    finally:
+        root.setLevel(level)
+    from_weasyprint = [r for r in caplog.records if r.name.startswith("weasyprint")]
+    assert from_weasyprint == []
+    ours = [r.getMessage() for r in caplog.records if r.name == "eil_pipelines.render.pdf"]
+    assert len(ours) <= 1
+    if ours:  # the refused image: one line, counted, with the first problem
+        assert re.match(
+            r"PDF: WeasyPrint reported \d+ problems? \(first: .+\); -v shows each$", ours[0]
+        )
+
+    caplog.clear()
+    root.setLevel(logging.INFO)  # -v: WeasyPrint's own records pass through
+    try:
+        with caplog.at_level(logging.INFO):
+            pdf_module.html_to_pdf(page)
+    finally:
+        root.setLevel(level)
+    assert any(
+        r.name.startswith("weasyprint") and "Ignored" in r.getMessage() for r in caplog.records
+    )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from eil_pipelines.errors import RenderError
 from eil_pipelines.render import TemplateSource, render_report
-from eil_pipelines.render.filters import format_period, render_table
+from eil_pipelines.render.filters import COLUMNS_ATTR, EXPORT_ATTR, format_period, render_table
 
 
 def md(text: str, context: dict | None = None, **options) -> str:
@@ -142,11 +143,22 @@ def test_period(start, end, expected):
     assert format_period(start, end) == expected
 
 
-def test_date_filter():
-    context = {"d": datetime(2026, 11, 27), "t": pd.Timestamp("2026-11-27 08:30")}
-    assert md("{{ d | date }} {{ t | date }} {{ d | date('%d/%m/%Y') }}", context) == (
-        "2026-11-27 2026-11-27 08:30 27/11/2026"
-    )
+def test_date_filter_matches_its_doc():
+    # docs/templates.md promises `{{ run.date | date }}` → `27 Nov 2026` (issue 16).
+    context = {
+        "day": date(2026, 11, 27),
+        "d": datetime(2026, 11, 27),
+        "t": pd.Timestamp("2026-11-27 08:30"),
+        "s": datetime(2026, 11, 27, 7, 49, 50),  # an ad-hoc run's time: minutes, not seconds
+    }
+    assert md(
+        "{{ day | date }}/{{ d | date }}/{{ t | date }}/{{ s | date }}/{{ d | date('%d/%m/%Y') }}",
+        context,
+    ) == ("27 Nov 2026/27 Nov 2026/27 Nov 2026 08:30/27 Nov 2026 07:49/27/11/2026")
+    assert md("{{ none | date }}") == "–"
+    doc = (Path(__file__).parents[2] / "docs" / "templates.md").read_text()
+    assert "| `date(fmt=None)` | `{{ run.date \\| date }}` | `27 Nov 2026`" in doc
+    assert md("{{ run.date | date }}", {"run": {"date": date(2026, 11, 27)}}) == "27 Nov 2026"
 
 
 # -- tables ------
@@ -169,8 +181,8 @@ def test_markdown_table_golden():
     assert md("{{ df | table }}", {"df": sales()}) == (
         "| region | day | revenue | orders | year | active |\n"
         "| --- | --- | ---: | ---: | --- | --- |\n"
-        "| North | 2026-11-26 | 1,234.50 | 10 | 2026 | Yes |\n"
-        "| South\\|East | 2026-11-27 | 99.00 | 2,000 | 2026 | No |"
+        "| North | 2026-11-26 | $1,234.50 | 10 | 2026 | Yes |\n"
+        "| South\\|East | 2026-11-27 | $99.00 | 2,000 | 2026 | No |"
     )
 
 
@@ -234,7 +246,7 @@ def test_html_table_structure_and_escaping():
         '<tr><th scope="col">name</th><th scope="col" class="num">amount</th></tr>\n'
         "</thead>\n"
         "<tbody>\n"
-        '<tr><td>&lt;script&gt;x&lt;/script&gt;</td><td class="num">1,500.50</td></tr>\n'
+        '<tr><td>&lt;script&gt;x&lt;/script&gt;</td><td class="num">$1,500.50</td></tr>\n'
         "</tbody>\n"
         "</table>\n"
         "</div>\n"
@@ -247,6 +259,64 @@ def test_html_table_caption_names_the_scroll_region():
     out = render_table(pd.DataFrame({"a": [1]}), "html", 5, caption="Top <10>")
     assert '<div class="table-wrap" tabindex="0" role="region" aria-label="Top &lt;10&gt;">' in out
     assert "<caption>Top &lt;10&gt;</caption>" in out
+
+
+def test_columns_are_formatted_by_type_and_name():
+    df = pd.DataFrame(
+        {
+            "c_custkey": [123307, 5],
+            "customer_id": [1234567, 8],
+            "revenue": [630_016_305.0, 2_920_000_000.0],
+            "change_pct": [0.0442, -0.6],
+            "share": [0.25, 0.75],
+            "units": [1500, 2],
+            "Revenue ($)": [120023.0, 5.0],
+            "vs week before (%)": [12.7, -10.9],
+            "amount": [Decimal("1250.50"), Decimal("99.99")],  # DuckDB DECIMAL: objects
+        }
+    )
+    assert md("{{ df | table }}", {"df": df}).splitlines()[2:] == [
+        "| 123307 | 1234567 | $630M | +4.4% | 25.0% | 1,500 | 120,023 | 12.70 | $1,250.50 |",
+        "| 5 | 8 | $2.92B | −60.0% | 75.0% | 2 | 5 | -10.90 | $99.99 |",
+    ]
+    assert (
+        md("{{ df | table }}", {"df": df}, currency="€").splitlines()[2].endswith("| €1,250.50 |")
+    )
+
+
+def test_columns_from_the_pipeline_label_and_format():
+    df = pd.DataFrame({"change_pct": [0.0442], "prev_avg_order_value": [84.5], "zip": [1010]})
+    df.attrs[COLUMNS_ATTR] = {
+        "change_pct": {"label": "Change", "format": "percent"},
+        "prev_avg_order_value": {"label": "Avg order, before", "format": "currency"},
+        "zip": {"format": "number"},
+    }
+    assert md("{{ df | table }}", {"df": df}).splitlines() == [
+        "| Change | Avg order, before | zip |",
+        "| ---: | ---: | ---: |",
+        "| 4.4% | $84.50 | 1,010 |",
+    ]
+
+
+def test_a_document_holds_at_most_a_thousand_rows_per_table_and_per_loop():
+    df = pd.DataFrame({"n": range(100_000), "v": [i * 0.5 for i in range(100_000)]})
+    df.attrs[EXPORT_ATTR] = ("2026-11-27_data/big.csv", "CSV")
+    text = md("{{ df | table(max_rows=100000) }}", {"df": df})
+    assert len([line for line in text.splitlines() if line.startswith("| ")]) == 2 + 1000
+    assert text.endswith(
+        "Showing 1,000 of 100,000 rows. A report holds at most 1,000 rows per table. "
+        "[Full data (CSV)](<2026-11-27_data/big.csv>)"
+    )
+    page = html_fragment("{{ df | table(max_rows=3) }}", {"df": df})
+    assert page.endswith(
+        '<p class="table-note">Showing 3 of 100,000 rows. '
+        '<a href="2026-11-27_data/big.csv">Full data (CSV)</a></p>'
+    )
+    loops = (
+        "{% for r in df.itertuples() %}x{% endfor %}|{% for i, r in df.iterrows() %}y{% endfor %}"
+    )
+    assert md(loops, {"df": df}) == "x" * 1000 + "|" + "y" * 1000
+    assert md(loops, {"df": df.head(7)}) == "x" * 7 + "|" + "y" * 7
 
 
 def test_table_shows_a_meaningful_index():

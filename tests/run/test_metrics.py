@@ -31,10 +31,11 @@ def test_rise_with_currency_format():
         "up",
         "good",
     )
-    assert m.text == "$1,240,000"
+    # Money from a million up prints compactly: "$1,240,000" read as noise (issue 16).
+    assert m.text == "$1.24M"
     assert m.change_text == "▲ +12.4%"
     assert math.isclose(m.change_pct, 0.124, abs_tol=1e-3)
-    assert metric_sentence(m, "day") == "Revenue rose 12.4% to $1,240,000 against the previous day."
+    assert metric_sentence(m, "day") == "Revenue rose 12.4% to $1.24M against the previous day."
 
 
 def test_fall_is_good_when_down_is_good():

@@ -71,7 +71,10 @@ def test_a_full_run_writes_both_formats_with_every_part(project):
     assert "](2026-11-28_charts/regions.png)" in md
     assert "SELECT sum(v) FILTER" in md  # the SQL section
     html = (folder / "2026-11-28.html").read_text()
-    assert html.count("<svg") == 1 and "<table" in html and "<details" in html
+    # report.data = "summary" (the default): the chart and the metric show every
+    # query, so there is no data table; the SQL is still there.
+    assert html.count("<svg") == 1 and "<table" not in html and "<details" in html
+    assert "## Data" not in md
     assert [p.name for p in result.files if p.suffix == ".png"] == ["regions.png"]
     assert result.metrics[0].value == 15.0
     assert result.stages.query > 0 and result.stages.charts > 0
@@ -84,7 +87,7 @@ def test_params_are_bound_and_change_the_result(project):
 
 
 def test_formats_currency_and_max_rows(project):
-    text = BASE + '[report]\nformats = ["md"]\ncurrency = "€"\nmax_rows = 1\n'
+    text = BASE + '[report]\nformats = ["md"]\ncurrency = "€"\nmax_rows = 1\ndata = "full"\n'
     _, _result = run(project, text)
     folder = project.reports / "sales"
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -178,7 +181,8 @@ def test_stamp_has_minutes_for_hourly_schedules(project):
 
 
 def test_empty_result_still_renders(project):
-    _, result = run(project, BASE, at=datetime(2030, 1, 1, 7, tzinfo=BERLIN))
+    text = BASE + '[report]\ndata = "full"\n'
+    _, result = run(project, text, at=datetime(2030, 1, 1, 7, tzinfo=BERLIN))
     assert result.ok, result.error
     md = (project.reports / "sales" / "2030-01-01.md").read_text()
     assert "No data for this period." in md

@@ -48,7 +48,7 @@ def test_unknown_key_in_list_item(project):
     )
     assert problems(project, text) == [
         'charts[0].colour: unknown key "colour" (allowed: name, query, type, x, y, series, title, '
-        "format, target, target_label, sort, limit)"
+        "format, target, target_label, sort, limit, y_zero)"
     ]
 
 
