@@ -1,9 +1,10 @@
-"""What several commands share: the parser class, PATH, the reports folder, logging."""
+"""What several commands share: the parser class, PATH, the reports folder, moments.
+
+Logging is in :mod:`.logs`."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,3 @@ def parse_to(text: str, zone: Any) -> datetime:
     next_day = datetime.combine(moment.date() + timedelta(days=1), time(), tzinfo=moment.tzinfo)
     return (next_day.astimezone(UTC) - timedelta(microseconds=1)).astimezone(moment.tzinfo)
 
-
-def configure_logging(verbose: bool) -> None:
-    """Log to stderr: warnings, or every step with ``--verbose``."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
-from .common import Parser, add_path, check_counts, configure_logging, parse_at, reports_dir_for
+from .common import Parser, add_path, check_counts, parse_at, reports_dir_for
 from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_FAILED, EXIT_OK
+from .logs import add_log_options, configure_logging
 
 DESCRIPTION = """\
 Executive reports as code: each TOML file in PATH (default pipelines/) is a
@@ -79,14 +81,14 @@ def build_main_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
     )
-    add("-v", "--verbose", action="store_true", help="log each step")
+    add_log_options(parser, log_file=True)
     add("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
 
 
 def cmd_main(options: argparse.Namespace) -> int:
     """``eil-run [PATH]`` (the scheduler) or ``eil-run --once [PATH]``."""
-    configure_logging(options.verbose)
+    configure_logging(options.verbose, options.log_format)
     if options.once:
         return cmd_once(options)
     from .schedule import cmd_schedule
@@ -102,8 +104,6 @@ def cmd_once(options: argparse.Namespace) -> int:
     1 for a failed run: see docs/cli.md, "Exit status").  With ``--only``,
     problems in other files are only counted, in one line.
     """
-    import gc
-
     from ..app.once import once, select_pipelines
     from ..errors import ConfigErrors
     from ..spec.loader import load_pipelines_lenient

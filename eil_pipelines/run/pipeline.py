@@ -19,9 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ChartError, CouldNotRun, EilError, RenderError
+from ..errors import ChartError, CouldNotRun, EilError, OutputError, RenderError
 from ..outputs import ReportFiles, write_report
-from ..outputs.exports import csv_bytes, export_results, result_sha256
+from ..outputs.exports import (
+    csv_bytes,
+    export_results,
+    export_unavailable_reason,
+    result_sha256,
+)
 from ..outputs.manifest import build_manifest, query_record, sha256_file
 from ..outputs.report_files import charts_dir_name
 from ..outputs.retention import apply_retention
@@ -402,6 +407,11 @@ def _produce(
         problem = pdf_problem(pipeline.name)
         if problem is not None:
             raise PdfUnavailableError(problem)
+    for fmt in spec.report.exports:
+        # Likewise a Parquet or Excel export without its extra (pyarrow, openpyxl).
+        reason = export_unavailable_reason(fmt)
+        if reason is not None:
+            raise OutputError(f'pipeline "{pipeline.name}": {reason}')
     t = _time.perf_counter()
     data = run_queries(pipeline, ctx, guard)
     stages.query = _time.perf_counter() - t
