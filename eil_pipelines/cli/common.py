@@ -131,4 +131,3 @@ def parse_to(text: str, zone: Any) -> datetime:
         return moment
     next_day = datetime.combine(moment.date() + timedelta(days=1), time(), tzinfo=moment.tzinfo)
     return (next_day.astimezone(UTC) - timedelta(microseconds=1)).astimezone(moment.tzinfo)
-

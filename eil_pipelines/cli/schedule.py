@@ -69,4 +69,3 @@ def cmd_schedule(options: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
-

@@ -72,7 +72,7 @@ def export_unavailable_reason(fmt: str) -> str | None:
         return None
     module, extra = needed
     return (
-        f'the "{fmt}" export needs {module}: pip install \'eil-pipelines[{extra}]\' '
+        f"the \"{fmt}\" export needs {module}: pip install 'eil-pipelines[{extra}]' "
         "(or [exports] for every export format)"
     )
 

@@ -36,8 +36,8 @@ from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
 from ..errors import ConfigError, ConfigErrors, EilError, SourceError
-from ..render import SAFE_DATA_ATTRIBUTES, create_environment
 from ..outputs.exports import export_problems
+from ..render import SAFE_DATA_ATTRIBUTES, create_environment
 from ..render.pdf import format_problems
 from ..sources import open_source
 from ..spec.loader import (

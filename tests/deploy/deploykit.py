@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,4 +42,3 @@ def run(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
-

@@ -55,7 +55,8 @@ def without(tmp_path: Path, *modules: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "module", "hint"), [("parquet", "pyarrow", PARQUET_HINT), ("xlsx", "openpyxl", XLSX_HINT)]
+    ("fmt", "module", "hint"),
+    [("parquet", "pyarrow", PARQUET_HINT), ("xlsx", "openpyxl", XLSX_HINT)],
 )
 def test_validate_and_the_run_name_the_missing_extra(project, tmp_path, fmt, module, hint):
     project.pipeline("sales", SALES.format(exports=f'["csv", "{fmt}"]'))
@@ -85,7 +86,9 @@ def test_with_the_extras_installed_the_same_pipeline_is_valid_and_exports(projec
 def test_a_csv_export_needs_no_extra(project, tmp_path):
     project.pipeline("sales", SALES.format(exports='["csv"]'))
     env = without(tmp_path, "pyarrow", "openpyxl")
-    result = run(["eil-run", "--once", "pipelines", "--at", "2026-11-27"], cwd=project.root, env=env)
+    result = run(
+        ["eil-run", "--once", "pipelines", "--at", "2026-11-27"], cwd=project.root, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (project.reports / "sales" / "2026-11-27_data" / "kpis.csv").read_text() == "v\n15\n"
 

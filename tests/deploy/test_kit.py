@@ -166,7 +166,9 @@ def test_the_entrypoint_validates_and_passes_other_commands_on(example_project):
     result = run(["sh", str(ENTRYPOINT), "validate"], example_project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 pipelines valid." in result.stdout
-    (example_project / "pipelines" / "bad.toml").write_text('title = 1\n[queries.q]\nsql = "SELECT 1"\n')
+    (example_project / "pipelines" / "bad.toml").write_text(
+        'title = 1\n[queries.q]\nsql = "SELECT 1"\n'
+    )
     result = run(["sh", str(ENTRYPOINT), "validate"], example_project)
     assert result.returncode == 2
     assert "pipelines/bad.toml: title:" in result.stderr

@@ -55,18 +55,25 @@ def test_the_pre_commit_hooks_named_in_the_docs_exist_and_run(example_project):
         assert hook["language"] == "python" and hook["pass_filenames"] is False
         assert re.search(hook["files"], "pipelines/daily_sales.toml")
         # pre-commit runs the entry in the repository's root, which holds pipelines/.
-        result = run([str(Path(sys.executable).parent / "eil-run"), *hook["entry"].split()[1:]], example_project)
+        result = run(
+            [str(Path(sys.executable).parent / "eil-run"), *hook["entry"].split()[1:]],
+            example_project,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
 def git_copy(destination: Path) -> Path:
     """A git repository holding this working tree's files on a ``main`` branch."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         source = REPO / name
         if source.is_file():
@@ -80,7 +87,11 @@ def git_copy(destination: Path) -> Path:
 
 def step_env(venv: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return {**env, "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "VIRTUAL_ENV": str(venv)}
+    return {
+        **env,
+        "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "VIRTUAL_ENV": str(venv),
+    }
 
 
 def run_step(script: str, cwd: Path, venv: Path) -> subprocess.CompletedProcess:
@@ -113,10 +124,13 @@ def test_the_github_actions_workflow_runs_as_written(tmp_path, example_project):
     site = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"])
     (site / "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
-    install = steps[0]["run"].replace(REPO_URL, clone.as_uri())
+    # file://localhost/…: the pip of Python 3.11's venv refuses an empty host.
+    install = steps[0]["run"].replace(REPO_URL, f"file://localhost{clone}")
     result = run_step(install, example_project, venv)
     assert result.returncode == 0, result.stdout + result.stderr
-    where = run_step("python -c 'import eil_pipelines; print(eil_pipelines.__file__)'", tmp_path, venv)
+    where = run_step(
+        "python -c 'import eil_pipelines; print(eil_pipelines.__file__)'", tmp_path, venv
+    )
     assert where.stdout.startswith(str(venv)), where.stdout + where.stderr
 
     result = run_step(steps[1]["run"], example_project, venv)
@@ -126,7 +140,9 @@ def test_the_github_actions_workflow_runs_as_written(tmp_path, example_project):
     assert result.returncode == 0, result.stdout + result.stderr
 
     # A broken file: one annotation naming the file and key, and the job fails.
-    (example_project / "pipelines" / "bad.toml").write_text('title = 1\n[queries.q]\nsql = "SELECT 1"\n')
+    (example_project / "pipelines" / "bad.toml").write_text(
+        'title = 1\n[queries.q]\nsql = "SELECT 1"\n'
+    )
     result = run_step(steps[1]["run"], example_project, venv)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "::error file=pipelines/bad.toml,title=eil-run validate::title: " in result.stdout
