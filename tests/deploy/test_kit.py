@@ -128,6 +128,7 @@ def test_the_units_restart_validate_and_check_health():
     assert unit("eil-pipelines-health.timer")["OnUnitActiveSec"] == ["1min"]
 
 
+@pytest.mark.external
 def test_systemd_analyze_verifies_the_units(tmp_path):
     analyze = shutil.which("systemd-analyze")
     need("systemd-analyze", analyze, "Debian package systemd")
@@ -143,6 +144,7 @@ def test_systemd_analyze_verifies_the_units(tmp_path):
     assert result.stderr.strip() == "", result.stderr
 
 
+@pytest.mark.external
 def test_systemd_analyze_would_see_a_typo(tmp_path):
     analyze = shutil.which("systemd-analyze")
     need("systemd-analyze", analyze, "Debian package systemd")
