@@ -407,9 +407,9 @@ def _produce(
         problem = pdf_problem(pipeline.name)
         if problem is not None:
             raise PdfUnavailableError(problem)
-    for fmt in spec.report.exports:
+    for export in spec.report.exports:
         # Likewise a Parquet or Excel export without its extra (pyarrow, openpyxl).
-        reason = export_unavailable_reason(fmt)
+        reason = export_unavailable_reason(export)
         if reason is not None:
             raise OutputError(f'pipeline "{pipeline.name}": {reason}')
     t = _time.perf_counter()
