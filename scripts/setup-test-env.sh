@@ -8,6 +8,8 @@
 #   node_modules/     vnu-jar, axe-core and markdownlint-cli2, pinned by package-lock.json
 #   postgresql        Debian's package, for tests/sources (a private server per test session)
 #   mariadb-server    Debian's package, likewise
+#   systemd           Debian's package, only when systemd-analyze is missing: it checks
+#                     the unit files in deploy/ (tests/deploy)
 #   user eil-test     a system user the database servers run as when the tests run as
 #                     root (PostgreSQL refuses to start as root); created only as root
 #   playwright        the Python package (its wheel ships its own driver); it drives
@@ -52,6 +54,8 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 # Database servers for tests/sources: the tests start their own, on private ports.
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || packages+=(postgresql)
 { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } || packages+=(mariadb-server)
+# systemd-analyze verifies the unit files of the deployment kit (deploy/*.service).
+command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 # Libraries other tests need (WeasyPrint's pango for the PDF format), one per line.
 if [ -f .ci/apt-packages.txt ]; then
     while read -r name; do
@@ -87,7 +91,7 @@ if [ "${#packages[@]}" -gt 0 ]; then
         apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
     [ -n "$added_policy" ] && "${as_root[@]}" rm -f "$policy"
 else
-    say "chromium, java, node, npm, postgresql and mariadb-server already installed"
+    say "chromium, java, node, npm, postgresql, mariadb-server and systemd already installed"
 fi
 
 # PostgreSQL will not run as root, so the tests run the servers as this user.

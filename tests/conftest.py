@@ -1,8 +1,10 @@
-"""Shared fixtures: a throw-away project folder with a pipelines/ directory."""
+"""Shared fixtures: a throw-away project folder with a pipelines/ directory; the
+``external`` marker on tests that need a tool from outside Python."""
 
 from __future__ import annotations
 
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,42 @@ title = "Minimal"
 [queries.one]
 sql = "SELECT 1 AS x"
 """
+
+
+# --- the "external" marker ---------------------------------------------------------
+
+#: Fixtures that start a database server from the machine's packages.
+EXTERNAL_FIXTURES = frozenset({"postgres_server", "mariadb_server"})
+#: Modules whose use means Chromium, Java or Node: tests/e2e/toolchain.py and Playwright.
+EXTERNAL_MODULES = ("toolchain", "playwright")
+
+
+def _needs_external_module(module: types.ModuleType | None) -> bool:
+    if module is None:
+        return False
+    for value in vars(module).values():
+        if isinstance(value, types.ModuleType):
+            name = value.__name__
+        else:
+            name = getattr(value, "__module__", None)
+            if not isinstance(name, str):
+                continue
+        if name.split(".")[0] in EXTERNAL_MODULES:
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``external`` every test that needs Chromium, Java, Node, PostgreSQL or
+    MariaDB, found by the fixtures it uses and the modules its file imports, so
+    ``pytest -m "not external"`` runs the rest on a machine without them."""
+    modules: dict[object, bool] = {}
+    for item in items:
+        if item.get_closest_marker("external"):
+            continue
+        module = getattr(item, "module", None)
+        if module not in modules:
+            modules[module] = _needs_external_module(module)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if modules[module] or fixtures & EXTERNAL_FIXTURES:
+            item.add_marker(pytest.mark.external)

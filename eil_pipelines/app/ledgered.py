@@ -167,12 +167,19 @@ def ledgered_run(
                 "not run: %s at %s is already in the ledger (another process, or an earlier run)",
                 name,
                 at.isoformat(),
+                extra=_run_fields(name, at, ctx.run_id, ctx.attempt),
             )
         return LedgeredOutcome(ctx)
     if record.attempt != ctx.attempt:  # the ledger's count: a recovered run is its attempt 2
         ctx = dataclasses.replace(ctx, attempt=record.attempt)
     if log is not None:
-        log.info("started: %s at %s (attempt %d)", name, at.isoformat(), ctx.attempt)
+        log.info(
+            "started: %s at %s (attempt %d)",
+            name,
+            at.isoformat(),
+            ctx.attempt,
+            extra=_run_fields(name, at, ctx.run_id, ctx.attempt),
+        )
     result = run_pipeline(
         pipeline,
         ctx,
@@ -218,7 +225,7 @@ def ledgered_run(
         )
         return LedgeredOutcome(ctx, result, status, error, recorded=False)
     if log is not None:
-        _log_end(log, name, at, ctx.attempt, result, status, error)
+        _log_end(log, name, at, ctx, result, status, error)
     if deliver is not None:
         deliver(pipeline, ctx, result, status, error)
     return LedgeredOutcome(ctx, result, status, error, recorded=True)
@@ -283,18 +290,39 @@ def _log_end(
     log: logging.Logger,
     name: str,
     at: datetime,
-    attempt: int,
+    ctx: RunContext,
     result: RunResult,
     status: str,
     error: str | None,
 ) -> None:
+    fields = {**_run_fields(name, at, ctx.run_id, ctx.attempt), "status": status}
     if status == "succeeded":
         shown = ", ".join(
             str(f) for f in result.files if f.suffix in (".md", ".html") and "latest" not in f.name
         )
-        log.info("finished: %s at %s in %.2fs: %s", name, at.isoformat(), result.duration, shown)
+        log.info(
+            "finished: %s at %s in %.2fs: %s",
+            name,
+            at.isoformat(),
+            result.duration,
+            shown,
+            extra=fields,
+        )
     else:
-        log.error("%s: %s at %s (attempt %d): %s", status, name, at.isoformat(), attempt, error)
+        log.error(
+            "%s: %s at %s (attempt %d): %s",
+            status,
+            name,
+            at.isoformat(),
+            ctx.attempt,
+            error,
+            extra=fields,
+        )
+
+
+def _run_fields(name: str, at: datetime, run_id: str | None, attempt: int) -> dict[str, Any]:
+    # The fields `--log-format json` copies into each line about a run.
+    return {"pipeline": name, "scheduled_at": at.isoformat(), "run_id": run_id, "attempt": attempt}
 
 
 def dispatch_hook(

@@ -1,9 +1,10 @@
-"""What several commands share: the parser class, PATH, the reports folder, logging."""
+"""What several commands share: the parser class, PATH, the reports folder, moments.
+
+Logging is in :mod:`.logs`."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +84,6 @@ def load_one(path_text: str, command: str) -> Any:
         return load_pipeline(path)
     except ConfigError as exc:
         raise ConfigErrors([exc]) from None
-
-
-def configure_logging(verbose: bool) -> None:
-    """Log to stderr: warnings, or every step with ``--verbose``."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def with_param_options(pipelines: list, param_options: list[str] | None, command: str) -> list:

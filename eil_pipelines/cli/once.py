@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -10,12 +11,12 @@ from .common import (
     Parser,
     add_path,
     check_counts,
-    configure_logging,
     reports_dir_for,
     with_param_options,
 )
 from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_FAILED, EXIT_OK
 from .help_text import DESCRIPTION
+from .logs import add_log_options, configure_logging
 from .moments import parse_at
 
 
@@ -74,14 +75,14 @@ def build_main_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
     )
-    add("-v", "--verbose", action="store_true", help="log each step")
+    add_log_options(parser, log_file=True)
     add("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
 
 
 def cmd_main(options: argparse.Namespace) -> int:
     """``eil-run [PATH]`` (the scheduler) or ``eil-run --once [PATH]``."""
-    configure_logging(options.verbose)
+    configure_logging(options.verbose, options.log_format)
     if options.once:
         return cmd_once(options)
     from .schedule import cmd_schedule
@@ -95,8 +96,6 @@ def cmd_once(options: argparse.Namespace) -> int:
     The valid pipelines run, then the problems of invalid files are printed (exit 2,
     docs/cli.md); with ``--only``, problems in other files are only counted.
     """
-    import gc
-
     from ..app.once import once, select_pipelines
     from ..errors import ConfigErrors
     from ..spec.loader import load_pipelines_lenient

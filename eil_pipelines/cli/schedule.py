@@ -10,11 +10,14 @@ import threading
 from pathlib import Path
 
 from ..errors import UsageError
+from ..spec.loader import project_root_for
+from ..spec.project import load_project_settings
 from .common import check_counts, reports_dir_for
 from .exitcodes import EXIT_OK
+from .logs import configure_daemon_logging, log_file_for
 from .signals import stop_on_signals
 
-#: The scheduler's log, relative to the reports folder.
+#: The scheduler's log, relative to the reports folder (``--log-file`` moves it).
 LOG_FILE = Path(".eil") / "scheduler.log"
 
 
@@ -32,9 +35,11 @@ def cmd_schedule(options: argparse.Namespace) -> int:
     # must not leave a reports folder with a log behind.  start() loads again.
     validate_project(Path(options.path))
     reports = reports_dir_for(options)
-    # In the engine's own folder, which `serve` never serves (the log names files and errors).
-    _log_to_file(reports / LOG_FILE)
-    logging.getLogger("eil_pipelines").setLevel(logging.INFO)
+    # By default in the engine's own folder, which `serve` never serves (the log names
+    # files and errors); the project's secrets are kept out of every line.
+    log_file = log_file_for(options.log_file, reports, LOG_FILE)
+    secrets = load_project_settings(project_root_for(Path(options.path))).secrets()
+    configure_daemon_logging(options.log_format, log_file, secrets)
     service = SchedulerService(
         Path(options.path),
         reports_dir=reports,
@@ -64,17 +69,3 @@ def cmd_schedule(options: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
-
-
-def _log_to_file(path: Path) -> None:
-    from logging.handlers import RotatingFileHandler
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("eil_pipelines")
-    logger.addHandler(handler)
-    # The console handler comes from basicConfig on the root logger; show INFO there too.
-    for root_handler in logging.getLogger().handlers:
-        root_handler.setLevel(logging.INFO)
-        root_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))

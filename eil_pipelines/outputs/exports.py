@@ -6,10 +6,16 @@ files can live in git beside the reports:
 
 * CSV: UTF-8 without BOM, a header row, ``,`` and ``\\n``, no index column;
   floats printed exactly (round-trip), missing values empty.
-* Parquet: written by pyarrow (no timestamps in the file), no index.
+* Parquet: written by pyarrow (no timestamps in the file), no index; needs the
+  ``parquet`` extra.
 * Excel: one sheet named after the query with a bold, frozen header row; the
   workbook's creation date is the scheduled time and the zip entries carry
-  it too, where openpyxl would stamp the wall clock.
+  it too, where openpyxl would stamp the wall clock.  Needs the ``xlsx`` extra.
+
+pyarrow and openpyxl are optional extras (``[parquet]``, ``[xlsx]``, or
+``[exports]`` for both): without them the reports are the same and the install
+is about 170 MB smaller.  :func:`export_problems` names the missing extra when
+``eil-run validate`` sees a pipeline asking for such an export.
 
 The result hash in the manifest is the SHA-256 of the CSV bytes, so anyone
 can check an exported CSV against the manifest with ``sha256sum``.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import json
 import re
@@ -26,6 +33,7 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -37,8 +45,48 @@ if TYPE_CHECKING:
 #: The export formats, in the order files are written.
 EXPORT_FORMATS = ("csv", "xlsx", "parquet")
 
+#: The export formats that need an optional extra: format -> (module, extra).
+EXPORT_EXTRAS = {"parquet": ("pyarrow", "parquet"), "xlsx": ("openpyxl", "xlsx")}
+
 #: Rows an Excel sheet holds (the header takes one of them).
 XLSX_MAX_ROWS = 1_048_576
+
+
+@cache
+def _installed(module: str) -> bool:
+    # find_spec does not import the module: validate stays fast and pyarrow-free.
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def export_unavailable_reason(fmt: str) -> str | None:
+    """Why the ``fmt`` export cannot be written here, or ``None`` when it can.
+
+    Such as ``the "parquet" export needs pyarrow: pip install
+    'eil-pipelines[parquet]' (or [exports] for every export format)``.
+    """
+    needed = EXPORT_EXTRAS.get(fmt)
+    if needed is None or _installed(needed[0]):
+        return None
+    module, extra = needed
+    return (
+        f"the \"{fmt}\" export needs {module}: pip install 'eil-pipelines[{extra}]' "
+        "(or [exports] for every export format)"
+    )
+
+
+def export_problems(pipeline: Any) -> list[tuple[str, str]]:
+    """``eil-run validate``'s check of a pipeline's exports, as ``(key path, message)``
+    pairs: a ``parquet`` or ``xlsx`` export without its extra is a problem at
+    ``report.exports``.  Imports neither library."""
+    problems = []
+    for fmt in pipeline.spec.report.exports:
+        reason = export_unavailable_reason(fmt)
+        if reason is not None:
+            problems.append(("report.exports", reason))
+    return problems
 
 
 def data_dir_name(stamp: str) -> str:
@@ -78,6 +126,12 @@ def export_results(
     pipeline, query and format when a result cannot be written.
     """
     files: dict[str, bytes] = {}
+    formats = list(formats)
+    for fmt in formats:
+        # Before any file is made: a missing extra is a clear error, not an ImportError.
+        reason = export_unavailable_reason(fmt)
+        if reason is not None:
+            raise OutputError(f'pipeline "{pipeline}": {reason}')
     for fmt in formats:
         for query, df in data.items():
             try:

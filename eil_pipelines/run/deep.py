@@ -36,6 +36,7 @@ from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
 from ..errors import ConfigError, ConfigErrors, EilError, SourceError
+from ..outputs.exports import export_problems
 from ..render import SAFE_DATA_ATTRIBUTES, create_environment
 from ..render.pdf import format_problems
 from ..sources import open_source
@@ -103,7 +104,8 @@ def check_path(
                     pipelines.append(load_pipeline(file, root=root))
                 except ConfigError as error:  # pragma: no cover - load_pipelines saw it first
                     errors.append(error)
-    # Formats that need an optional extra (pdf): detectable without running.
+    # Formats and exports that need an optional extra (pdf, parquet, xlsx): detectable
+    # without running.
     project_file = project_root_for(path) / PROJECT_FILE
     if project_file.exists():
         # The project settings (SMTP, delivery) are configuration too: a typo there
@@ -116,7 +118,7 @@ def check_path(
 
     ready = []
     for pipeline in pipelines:
-        problems = format_problems(pipeline)
+        problems = format_problems(pipeline) + export_problems(pipeline)
         if problems:
             errors.append(ConfigError(pipeline.file, problems, shown=pipeline.display_path))
         else:

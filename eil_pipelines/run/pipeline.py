@@ -19,10 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ChartError, CouldNotRun, EilError, RenderError
+from ..errors import ChartError, CouldNotRun, EilError, OutputError, RenderError
 from ..formatting import infer_column_format
 from ..outputs import ReportFiles, write_report
-from ..outputs.exports import csv_bytes, data_dir_name, export_results, result_sha256
+from ..outputs.exports import (
+    csv_bytes,
+    data_dir_name,
+    export_results,
+    export_unavailable_reason,
+    result_sha256,
+)
 from ..outputs.manifest import build_manifest, query_record, sha256_file
 from ..outputs.report_files import charts_dir_name
 from ..outputs.retention import apply_retention
@@ -423,6 +429,11 @@ def _produce(
         problem = pdf_problem(pipeline.name)
         if problem is not None:
             raise PdfUnavailableError(problem)
+    for export in spec.report.exports:
+        # Likewise a Parquet or Excel export without its extra (pyarrow, openpyxl).
+        reason = export_unavailable_reason(export)
+        if reason is not None:
+            raise OutputError(f'pipeline "{pipeline.name}": {reason}')
     t = _time.perf_counter()
     data = run_queries(pipeline, ctx, guard)
     stages.query = _time.perf_counter() - t
