@@ -1,22 +1,39 @@
-"""What ``eil-run list`` and ``eil-run history`` show: schedules, fire times, runs.
+"""What ``eil-run list``, ``history`` and ``status`` and the status page show.
 
-Plain data (dicts that are also the ``--format json`` output); the CLI prints them.
+Plain data (dicts that are also the ``--format json`` output and the status
+page's ``/api/status``, documented in docs/status.md); the CLI prints them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, EilError
-from ..ledger import Ledger
+from ..ledger import Ledger, LedgerError, NodeRecord, PipelineOverview, RunRecord
 from ..run.context import pipeline_trigger, pipeline_zone
-from ..spec.loader import load_pipeline, load_pipelines_lenient
+from ..spec.loader import Pipeline, load_pipeline, load_pipelines_lenient, pipeline_files
 from . import ledger_path
 
-__all__ = ["broken_row", "history_rows", "pipeline_rows"]
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "STATUS_FORMAT",
+    "PipelineFolder",
+    "broken_row",
+    "health",
+    "history_rows",
+    "pipeline_history",
+    "pipeline_rows",
+    "status_report",
+]
+
+#: The version of the status JSON (``eil-run status --format json``, ``/api/status``).
+STATUS_FORMAT = 1
+#: A heartbeat older than this means the scheduler is not alive (the daemon beats every 5 s).
+DEFAULT_MAX_AGE = timedelta(seconds=60)
 
 
 def _open_ledger(reports: Path) -> Ledger | None:
@@ -130,6 +147,268 @@ def history_rows(
             "error": r.error,
             "files": r.files,
             "deliveries": [d.as_dict() for d in deliveries.get((r.pipeline, r.scheduled_at), [])],
+        }
+        for r in records
+    ]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _seconds(delta: timedelta) -> float:
+    # Never negative: a clock that stepped back must not show "-3 s ago".
+    return round(max(delta.total_seconds(), 0.0), 3)
+
+
+def _node_row(node: NodeRecord, now: datetime, max_age: timedelta) -> dict[str, Any]:
+    age = now - node.last_beat
+    return {
+        "node": node.node,
+        "host": node.host,
+        "pid": node.pid,
+        "version": node.version,
+        "started_at": _iso(node.started_at),
+        "last_beat": _iso(node.last_beat),
+        "age_s": _seconds(age),
+        "running": node.running,
+        "last_error": node.last_error,
+        "stopped": node.stopped,
+        "alive": not node.stopped and age <= max_age,
+    }
+
+
+def _last_row(record: RunRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "status": record.status,
+        "scheduled_at": _iso(record.scheduled_at),
+        "started_at": _iso(record.started_at),
+        "finished_at": _iso(record.finished_at),
+        "duration_s": record.duration_s,
+        "error": record.error,
+    }
+
+
+def _running_rows(overview: PipelineOverview, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "scheduled_at": _iso(r.scheduled_at),
+            "started_at": _iso(r.started_at),
+            "running_s": _seconds(now - r.started_at) if r.started_at else None,
+            "attempt": r.attempt,
+            "host": r.host,
+            "pid": r.pid,
+        }
+        for r in overview.running
+    ]
+
+
+class PipelineFolder:
+    """The pipelines of a PATH, loaded again only when one of its files changes.
+
+    For the web server, which answers ``/api/status`` every few seconds per
+    viewer: a folder of a thousand files is parsed once, then only looked at
+    (a ``stat`` per file).  Each pipeline's trigger and zone are kept with it.
+    Safe to share between threads.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._snapshot: tuple[tuple[str, int, int], ...] | None = None
+        self._loaded: tuple[list[Pipeline], list[ConfigError]] = ([], [])
+        self._triggers: dict[str, tuple[Any, Any]] = {}
+
+    def _take_snapshot(self) -> tuple[tuple[str, int, int], ...]:
+        rows = []
+        for file in pipeline_files(self.path):
+            try:
+                stat = file.stat()
+            except OSError:
+                continue
+            rows.append((str(file), stat.st_mtime_ns, stat.st_size))
+        return tuple(rows)
+
+    def load(self) -> tuple[list[Pipeline], list[ConfigError]]:
+        """The valid pipelines and the problems of the others, as
+        :func:`~eil_pipelines.spec.loader.load_pipelines_lenient` gives them.
+
+        Raises :class:`EilError` when PATH names no pipeline files.
+        """
+        with self._lock:
+            snapshot = self._take_snapshot()
+            if snapshot != self._snapshot:
+                self._loaded = load_pipelines_lenient(self.path)
+                self._triggers = {
+                    p.name: (pipeline_trigger(p), pipeline_zone(p)) for p in self._loaded[0]
+                }
+                self._snapshot = snapshot
+            return self._loaded
+
+    def trigger(self, pipeline: Pipeline) -> tuple[Any, Any]:
+        """``(trigger or None, zone)`` of a pipeline :meth:`load` returned."""
+        with self._lock:
+            found = self._triggers.get(pipeline.name)
+        return found if found is not None else (pipeline_trigger(pipeline), pipeline_zone(pipeline))
+
+
+def status_report(
+    path: Path,
+    reports: Path,
+    *,
+    now: datetime | None = None,
+    max_age: timedelta = DEFAULT_MAX_AGE,
+    max_failures: int | None = None,
+    ledger: Ledger | None = None,
+    folder: PipelineFolder | None = None,
+) -> dict[str, Any]:
+    """Everything the status page and ``eil-run status`` show, as one JSON-able mapping.
+
+    Read from the pipelines at ``path`` (or ``folder``, the web server's
+    cache of them) and the ledger of ``reports``, opened read-only (or
+    ``ledger``, kept open by the caller).  ``now`` is the clock's reading
+    (default: this machine's).  The format is documented in docs/status.md;
+    ``health`` says whether a health check passes with ``max_age`` and
+    ``max_failures`` (see :func:`health`).
+    """
+    moment = now if now is not None else datetime.now(UTC)
+    folder = folder if folder is not None else PipelineFolder(path)
+    pipelines, errors = folder.load()
+    names = [p.name for p in pipelines] + [e.file.stem for e in errors]
+    own = ledger is None
+    ledger_error: str | None = None
+    overviews: dict[str, PipelineOverview] = {}
+    nodes: list[NodeRecord] = []
+    requested: dict[str, int] = {}
+    try:
+        if own:
+            ledger = _open_ledger(reports)
+        if ledger is not None:
+            overviews = ledger.overview(names)
+            nodes = ledger.nodes()
+            for request in ledger.open_run_requests():
+                requested[request.pipeline] = requested.get(request.pipeline, 0) + 1
+    except LedgerError as exc:
+        ledger_error = str(exc)
+    finally:
+        if own and ledger is not None:
+            ledger.close()
+    rows = []
+    for pipeline in pipelines:
+        trigger, zone = folder.trigger(pipeline)
+        fire = None
+        if trigger is not None and pipeline.spec.enabled:
+            fire = trigger.next_fire(moment)
+        overview = overviews.get(pipeline.name, PipelineOverview(pipeline.name))
+        rows.append(
+            {
+                "pipeline": pipeline.name,
+                "file": pipeline.display_path,
+                "title": pipeline.spec.title,
+                "enabled": pipeline.spec.enabled,
+                "schedule": trigger.describe() if trigger else "on demand only",
+                "timezone": zone.key,
+                "next": (
+                    {"local": fire.astimezone(zone).isoformat(), "utc": _iso(fire.astimezone(UTC))}
+                    if fire is not None
+                    else None
+                ),
+                "last": _last_row(overview.last),
+                "running": _running_rows(overview, moment),
+                "failures_in_a_row": overview.failures_in_a_row,
+                "requested": requested.get(pipeline.name, 0),
+            }
+        )
+    rows.sort(key=lambda row: (row["pipeline"], row["file"]))
+    invalid = sorted(
+        (
+            {
+                "pipeline": error.file.stem,
+                "file": error.shown,
+                "problems": [f"{key}: {text}" if key else text for key, text in error.problems],
+            }
+            for error in errors
+        ),
+        key=lambda row: row["file"],
+    )
+    node_rows = [_node_row(node, moment, max_age) for node in nodes]
+    report: dict[str, Any] = {
+        "format": STATUS_FORMAT,
+        "generated_at": _iso(moment.astimezone(UTC)),
+        "ledger_error": ledger_error,
+        "scheduler": node_rows[0] if node_rows else None,
+        "nodes": node_rows,
+        "pipelines": rows,
+        "invalid": invalid,
+    }
+    report["health"] = health(report, max_age=max_age, max_failures=max_failures)
+    return report
+
+
+def health(
+    report: dict[str, Any], *, max_age: timedelta, max_failures: int | None
+) -> dict[str, Any]:
+    """Whether a health check passes: ``{"ok": bool, "problems": [sentences]}``.
+
+    It fails when the ledger cannot be read, when no runner ever beat, when
+    the newest heartbeat is older than ``max_age`` or was a goodbye, and (with
+    ``max_failures``) when a pipeline failed more than ``max_failures`` times
+    in a row.  Invalid pipeline files do not fail it (``validate`` is for them).
+    """
+    problems: list[str] = []
+    if report["ledger_error"]:
+        problems.append(f"the run ledger cannot be read: {report['ledger_error']}")
+    scheduler = report["scheduler"]
+    limit = _seconds(max_age)
+    if scheduler is None:
+        if not report["ledger_error"]:
+            problems.append("no scheduler has ever beaten into the run ledger")
+    elif scheduler["stopped"]:
+        problems.append(f"the scheduler {scheduler['node']} stopped at {scheduler['last_beat']}")
+    elif not scheduler["alive"]:
+        problems.append(
+            f"the scheduler's last heartbeat ({scheduler['node']}, {scheduler['last_beat']}) "
+            f"is {scheduler['age_s']:g} s old, more than {limit:g} s"
+        )
+    if max_failures is not None:
+        problems.extend(
+            f"{row['pipeline']} failed {row['failures_in_a_row']} times in a row "
+            f"(more than {max_failures})"
+            for row in report["pipelines"]
+            if row["failures_in_a_row"] > max_failures
+        )
+    return {"ok": not problems, "problems": problems}
+
+
+def pipeline_history(
+    reports: Path, name: str, *, limit: int = 50, ledger: Ledger | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` runs of pipeline ``name`` (any state), for its status page.
+
+    ``ledger`` is the caller's open ledger (the web server's); without it the
+    ledger of ``reports`` is opened read-only.  No ledger: no runs.
+    """
+    own = ledger is None
+    if own:
+        ledger = _open_ledger(reports)
+    if ledger is None:
+        return []
+    try:
+        records: Sequence[RunRecord] = ledger.history(pipeline=name, limit=limit)
+    finally:
+        if own:
+            ledger.close()
+    return [
+        {
+            "scheduled_at": _iso(r.scheduled_at),
+            "status": r.status,
+            "attempt": r.attempt,
+            "started_at": _iso(r.started_at),
+            "finished_at": _iso(r.finished_at),
+            "duration_s": r.duration_s,
+            "error": r.error,
         }
         for r in records
     ]
