@@ -6,16 +6,20 @@ page's ``/api/status``, documented in docs/status.md); the CLI prints them.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ..errors import ConfigError, EilError
 from ..ledger import Ledger, LedgerError, NodeRecord, PipelineOverview, RunRecord
 from ..run.context import pipeline_trigger, pipeline_zone
-from ..spec.loader import Pipeline, load_pipeline, load_pipelines_lenient, pipeline_files
+from ..spec.loader import Pipeline, load_pipeline, load_pipelines_lenient
 from . import ledger_path
 
 __all__ = [
@@ -178,9 +182,7 @@ def _node_row(node: NodeRecord, now: datetime, max_age: timedelta) -> dict[str, 
     }
 
 
-def _last_row(record: RunRecord | None) -> dict[str, Any] | None:
-    if record is None:
-        return None
+def _last_row(record: RunRecord) -> dict[str, Any]:
     return {
         "status": record.status,
         "scheduled_at": _iso(record.scheduled_at),
@@ -205,53 +207,125 @@ def _running_rows(overview: PipelineOverview, now: datetime) -> list[dict[str, A
     ]
 
 
+@dataclass
+class _Entry:
+    """A loaded pipeline with what the status shows of it that only its file changes."""
+
+    pipeline: Pipeline
+    trigger: Any
+    zone: ZoneInfo
+    row: dict[str, Any]
+    """``pipeline``, ``file``, ``title``, ``enabled``, ``schedule``, ``timezone``."""
+    fire: tuple[datetime, datetime | None, dict[str, str] | None] | None = None
+    """``(asked at, next fire after it, as shown)``: valid until that fire time passes."""
+
+
 class PipelineFolder:
     """The pipelines of a PATH, loaded again only when one of its files changes.
 
     For the web server, which answers ``/api/status`` every few seconds per
     viewer: a folder of a thousand files is parsed once, then only looked at
-    (a ``stat`` per file).  Each pipeline's trigger and zone are kept with it.
-    Safe to share between threads.
+    (a ``stat`` per file, at most every ``recheck`` seconds).  Each
+    pipeline's trigger, zone, schedule in words and next fire time are kept
+    with it.  Safe to share between threads.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, recheck: float = 0.0):
         self.path = path
+        self.recheck = recheck
         self._lock = threading.Lock()
         self._snapshot: tuple[tuple[str, int, int], ...] | None = None
-        self._loaded: tuple[list[Pipeline], list[ConfigError]] = ([], [])
-        self._triggers: dict[str, tuple[Any, Any]] = {}
+        self._checked = -float("inf")
+        self._entries: list[_Entry] = []
+        self._errors: list[ConfigError] = []
+        #: Finished runs as shown, by (row id, attempt, status): a finished row
+        #: changes only when it is claimed again, which changes its attempt.
+        self.shown_runs: dict[tuple[int, int, str], dict[str, Any]] = {}
 
     def _take_snapshot(self) -> tuple[tuple[str, int, int], ...]:
+        # os.scandir: one stat per file, no path resolution (a thousand files in
+        # a few milliseconds); the loader resolves when something changed.
+        if not self.path.is_dir():
+            stat = self.path.stat() if self.path.exists() else None
+            return ((str(self.path), stat.st_mtime_ns, stat.st_size),) if stat else ()
         rows = []
-        for file in pipeline_files(self.path):
-            try:
-                stat = file.stat()
-            except OSError:
-                continue
-            rows.append((str(file), stat.st_mtime_ns, stat.st_size))
-        return tuple(rows)
+        with os.scandir(self.path) as found:
+            for entry in found:
+                if not entry.name.endswith(".toml"):
+                    continue
+                try:
+                    stat = entry.stat()
+                except OSError:
+                    continue
+                rows.append((entry.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(sorted(rows))
 
-    def load(self) -> tuple[list[Pipeline], list[ConfigError]]:
-        """The valid pipelines and the problems of the others, as
-        :func:`~eil_pipelines.spec.loader.load_pipelines_lenient` gives them.
+    def entries(self) -> tuple[list[_Entry], list[ConfigError]]:
+        """The valid pipelines (with their cached facts) and the problems of the others.
 
         Raises :class:`EilError` when PATH names no pipeline files.
         """
         with self._lock:
-            snapshot = self._take_snapshot()
-            if snapshot != self._snapshot:
-                self._loaded = load_pipelines_lenient(self.path)
-                self._triggers = {
-                    p.name: (pipeline_trigger(p), pipeline_zone(p)) for p in self._loaded[0]
-                }
-                self._snapshot = snapshot
-            return self._loaded
+            now = time.monotonic()
+            if self._snapshot is None or now - self._checked >= self.recheck:
+                self._checked = now
+                snapshot = self._take_snapshot()
+                if snapshot != self._snapshot:
+                    pipelines, self._errors = load_pipelines_lenient(self.path)
+                    self._entries = [_entry(p) for p in pipelines]
+                    self._snapshot = snapshot
+            return self._entries, self._errors
 
-    def trigger(self, pipeline: Pipeline) -> tuple[Any, Any]:
-        """``(trigger or None, zone)`` of a pipeline :meth:`load` returned."""
-        with self._lock:
-            found = self._triggers.get(pipeline.name)
-        return found if found is not None else (pipeline_trigger(pipeline), pipeline_zone(pipeline))
+    def load(self) -> tuple[list[Pipeline], list[ConfigError]]:
+        """The valid pipelines and the problems of the others, as
+        :func:`~eil_pipelines.spec.loader.load_pipelines_lenient` gives them."""
+        entries, errors = self.entries()
+        return [entry.pipeline for entry in entries], errors
+
+
+def _entry(pipeline: Pipeline) -> _Entry:
+    trigger = pipeline_trigger(pipeline)
+    zone = pipeline_zone(pipeline)
+    row = {
+        "pipeline": pipeline.name,
+        "file": pipeline.display_path,
+        "title": pipeline.spec.title,
+        "enabled": pipeline.spec.enabled,
+        "schedule": trigger.describe() if trigger else "on demand only",
+        "timezone": zone.key,
+    }
+    return _Entry(pipeline, trigger if pipeline.spec.enabled else None, zone, row)
+
+
+def _next_fire(entry: _Entry, moment: datetime) -> dict[str, str] | None:
+    """The entry's next fire time after ``moment`` (``{"local", "utc"}``), computed
+    again only once it passed."""
+    if entry.trigger is None:
+        return None
+    cached = entry.fire
+    if cached is not None and cached[0] <= moment and (cached[1] is None or moment < cached[1]):
+        return cached[2]
+    fire = entry.trigger.next_fire(moment)
+    shown = (
+        {"local": fire.astimezone(entry.zone).isoformat(), "utc": fire.astimezone(UTC).isoformat()}
+        if fire is not None
+        else None
+    )
+    entry.fire = (moment, fire, shown)  # one assignment: safe between threads
+    return shown
+
+
+def _shown_last(folder: PipelineFolder, record: RunRecord | None) -> dict[str, Any] | None:
+    """:func:`_last_row`, kept in ``folder`` (formatting times is most of a request's work)."""
+    if record is None:
+        return None
+    key = (record.id, record.attempt, record.status)
+    shown = folder.shown_runs.get(key)
+    if shown is None:
+        if len(folder.shown_runs) > 100_000:  # a long-lived server: bounded
+            folder.shown_runs.clear()
+        shown = folder.shown_runs[key] = _last_row(record)
+    return shown
 
 
 def status_report(
@@ -275,8 +349,8 @@ def status_report(
     """
     moment = now if now is not None else datetime.now(UTC)
     folder = folder if folder is not None else PipelineFolder(path)
-    pipelines, errors = folder.load()
-    names = [p.name for p in pipelines] + [e.file.stem for e in errors]
+    entries, errors = folder.entries()
+    names = [e.row["pipeline"] for e in entries] + [e.file.stem for e in errors]
     own = ledger is None
     ledger_error: str | None = None
     overviews: dict[str, PipelineOverview] = {}
@@ -296,43 +370,28 @@ def status_report(
         if own and ledger is not None:
             ledger.close()
     rows = []
-    for pipeline in pipelines:
-        trigger, zone = folder.trigger(pipeline)
-        fire = None
-        if trigger is not None and pipeline.spec.enabled:
-            fire = trigger.next_fire(moment)
-        overview = overviews.get(pipeline.name, PipelineOverview(pipeline.name))
+    for entry in entries:
+        name = entry.row["pipeline"]
+        overview = overviews.get(name) or PipelineOverview(name)
         rows.append(
             {
-                "pipeline": pipeline.name,
-                "file": pipeline.display_path,
-                "title": pipeline.spec.title,
-                "enabled": pipeline.spec.enabled,
-                "schedule": trigger.describe() if trigger else "on demand only",
-                "timezone": zone.key,
-                "next": (
-                    {"local": fire.astimezone(zone).isoformat(), "utc": _iso(fire.astimezone(UTC))}
-                    if fire is not None
-                    else None
-                ),
-                "last": _last_row(overview.last),
+                **entry.row,
+                "next": _next_fire(entry, moment),
+                "last": _shown_last(folder, overview.last),
                 "running": _running_rows(overview, moment),
                 "failures_in_a_row": overview.failures_in_a_row,
-                "requested": requested.get(pipeline.name, 0),
+                "requested": requested.get(name, 0),
             }
         )
     rows.sort(key=lambda row: (row["pipeline"], row["file"]))
-    invalid = sorted(
-        (
-            {
-                "pipeline": error.file.stem,
-                "file": error.shown,
-                "problems": [f"{key}: {text}" if key else text for key, text in error.problems],
-            }
-            for error in errors
-        ),
-        key=lambda row: row["file"],
-    )
+    invalid: list[dict[str, Any]] = [
+        {
+            "pipeline": error.file.stem,
+            "file": error.shown,
+            "problems": [f"{key}: {text}" if key else text for key, text in error.problems],
+        }
+        for error in sorted(errors, key=lambda error: error.shown)
+    ]
     node_rows = [_node_row(node, moment, max_age) for node in nodes]
     report: dict[str, Any] = {
         "format": STATUS_FORMAT,

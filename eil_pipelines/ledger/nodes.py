@@ -123,13 +123,31 @@ class SqliteNodes(SqliteConnections):
         return [_request(row) for row in rows]
 
     def overview(self, pipelines: Collection[str] | None = None) -> dict[str, PipelineOverview]:
-        """Each pipeline's newest finished run, running rows and failure streak."""
+        """Each pipeline's newest finished run, running rows and failure streak.
+
+        On a read-only ledger (the status page's) the answer is kept per
+        connection and given again while ``PRAGMA data_version`` says no one
+        wrote the file since: a page polled by many viewers reads the runs once
+        per change, not once per request.
+        """
         if pipelines is None:
             names = [row[0] for row in self._read("SELECT DISTINCT pipeline FROM runs")]
         else:
             names = sorted(set(pipelines))
         if not names:
             return {}
+        if not self.read_only:
+            return self._overview(names)
+        # data_version changes when another connection commits; a read-only
+        # connection never writes, so an unchanged value means unchanged rows.
+        key = (self._read("PRAGMA data_version")[0][0], tuple(names))
+        cached = getattr(self._local, "overview", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self._overview(names))
+            self._local.overview = cached
+        return dict(cached[1])
+
+    def _overview(self, names: list[str]) -> dict[str, PipelineOverview]:
         given = json.dumps(names)
         # One index seek per pipeline: its newest row that finished (walking back
         # from its newest time past running and skipped rows).
@@ -137,7 +155,7 @@ class SqliteNodes(SqliteConnections):
             f"SELECT {_COLUMNS} FROM runs WHERE id IN ("
             " SELECT (SELECT r.id FROM runs r WHERE r.pipeline = p.value"
             "  AND r.status NOT IN ('running', 'skipped')"
-            "  ORDER BY r.scheduled_at DESC, r.id DESC LIMIT 1)"
+            "  ORDER BY r.scheduled_at DESC LIMIT 1)"
             " FROM json_each(?) p)",
             (given,),
         )
@@ -146,8 +164,9 @@ class SqliteNodes(SqliteConnections):
         streaks = self._read(
             "SELECT p.value, (SELECT count(*) FROM runs f"
             f"  WHERE f.status IN ({_FAILED}) AND f.pipeline = p.value"
-            "  AND f.scheduled_at > coalesce((SELECT max(s.scheduled_at) FROM runs s"
-            "   WHERE s.status = 'succeeded' AND s.pipeline = p.value), ''))"
+            "  AND f.scheduled_at > coalesce((SELECT s.scheduled_at FROM runs s"
+            "   WHERE s.status = 'succeeded' AND s.pipeline = p.value"
+            "   ORDER BY s.scheduled_at DESC LIMIT 1), ''))"
             " FROM json_each(?) p",
             (given,),
         )

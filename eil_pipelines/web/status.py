@@ -105,7 +105,8 @@ class StatusSite:
         self.poll_ms = poll_ms
         #: The CSRF token of this server's forms: random per start, never stored.
         self.csrf = secrets.token_urlsafe(32)
-        self.folder = PipelineFolder(pipelines)
+        # Edits show within a second; between, a request does not even stat the files.
+        self.folder = PipelineFolder(pipelines, recheck=1.0)
         self._lock = threading.Lock()
         self._reader: Ledger | None = None
         self._writer: Ledger | None = None
@@ -164,7 +165,7 @@ class StatusSite:
         """The answer to a GET under ``/status/`` or ``/api/``, or ``None`` (a file)."""
         if parts == ["api", "status"]:
             try:
-                body = json.dumps(self.report()).encode("utf-8")
+                body = json.dumps(self.report(), separators=(",", ":")).encode("utf-8")
             except EilError as exc:
                 return self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
             return Answer(HTTPStatus.OK, "application/json", body)
