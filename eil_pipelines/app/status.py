@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from ..errors import ConfigError, EilError
 from ..ledger import Ledger, LedgerError, NodeRecord, PipelineOverview, RunRecord
+from ..outputs.site import read_status
 from ..run.context import pipeline_trigger, pipeline_zone
 from ..spec.loader import Pipeline, load_pipeline, load_pipelines_lenient
 from . import ledger_path
@@ -27,6 +28,7 @@ __all__ = [
     "STATUS_FORMAT",
     "PipelineFolder",
     "broken_row",
+    "empty_history_note",
     "health",
     "history_rows",
     "pipeline_history",
@@ -71,7 +73,7 @@ def pipeline_rows(
                 for _ in range(count):
                     moment = trigger.next_fire(moment)
                     fires.append(moment)
-            last = ledger.last_run(pipeline.name) if ledger else None
+            last = _last_seen(ledger, reports, pipeline.name)
             rows.append(
                 {
                     "pipeline": pipeline.name,
@@ -87,8 +89,9 @@ def pipeline_rows(
                         }
                         for f in fires
                     ],
-                    "last_status": last.status if last else None,
-                    "last_scheduled_at": last.scheduled_at.isoformat() if last else None,
+                    "last_status": last[0] if last else None,
+                    "last_scheduled_at": last[1].isoformat() if last else None,
+                    "last_adhoc": last[2] if last else False,
                     "problems": [],
                 }
             )
@@ -101,6 +104,39 @@ def pipeline_rows(
     return rows
 
 
+def _last_seen(
+    ledger: Ledger | None, reports: Path, name: str
+) -> tuple[str, datetime, bool] | None:
+    """The last run as the report site shows it: ``(status, scheduled time, ad hoc)``.
+
+    The site reads each pipeline's last-run record (``reports/.eil/status/``),
+    which every run writes, ledgered or not; the ledger has only the
+    scheduler's, backfill's and ``--once --deliver``'s runs.  So the record
+    wins when it is newer than the ledger's last row, and is marked ad hoc
+    when its run is not in the ledger (``--once`` without ``--deliver``).
+    """
+    record = ledger.last_run(name) if ledger else None
+    site = read_status(reports, name)
+    seen: tuple[str, datetime, bool] | None = (
+        (record.status, record.scheduled_at, False) if record is not None else None
+    )
+    try:
+        site_at = datetime.fromisoformat(str(site["scheduled_at"])) if site else None
+        site_end = datetime.fromisoformat(str(site["finished_at"])) if site else None
+    except (KeyError, ValueError):  # a record from another version: the ledger's word stands
+        return seen
+    if site is None or site_at is None or site_at.tzinfo is None:
+        return seen
+    ended = record.finished_at or record.started_at if record is not None else None
+    if record is not None and (
+        site_at == record.scheduled_at
+        or (ended is not None and site_end is not None and site_end <= ended)
+    ):
+        return seen
+    in_ledger = ledger is not None and ledger.get(name, site_at) is not None
+    return (str(site.get("status")), site_at.astimezone(UTC), not in_ledger)
+
+
 def broken_row(error: ConfigError, ledger: Ledger | None = None) -> dict[str, Any]:
     """The status row of an invalid pipeline file: named after the file, with its problems.
 
@@ -110,6 +146,7 @@ def broken_row(error: ConfigError, ledger: Ledger | None = None) -> dict[str, An
     name = error.file.stem
     last = ledger.last_run(name) if ledger else None
     return {
+        "last_adhoc": False,
         "pipeline": name,
         "file": error.shown,
         "title": None,
@@ -127,12 +164,14 @@ def history_rows(
     path: Path, reports: Path, *, failed_only: bool, limit: int
 ) -> list[dict[str, Any]]:
     """Recent runs from the ledger, newest first, with their deliveries; only
-    the pipeline of ``path`` when it is a single pipeline file."""
+    the pipeline of ``path`` when it is a single pipeline file.  Each row has
+    its pipeline's ``timezone`` (``UTC`` for a pipeline no longer in ``path``)."""
     pipeline = None
     if path.is_file():
         pipeline = load_pipeline(path).name
     elif not path.exists():
         raise EilError(f"{path}: no such file or folder")
+    zones = _zones(path)
     ledger = _open_ledger(reports)
     if ledger is None:
         return []
@@ -151,9 +190,52 @@ def history_rows(
             "error": r.error,
             "files": r.files,
             "deliveries": [d.as_dict() for d in deliveries.get((r.pipeline, r.scheduled_at), [])],
+            "timezone": zones.get(r.pipeline, "UTC"),
         }
         for r in records
     ]
+
+
+def _zones(path: Path) -> dict[str, str]:
+    """Each valid pipeline's time zone, by name (none when PATH has no pipeline files)."""
+    try:
+        pipelines, _ = load_pipelines_lenient(path)
+    except EilError:
+        return {}
+    return {p.name: pipeline_zone(p).key for p in pipelines}
+
+
+def empty_history_note(path: Path, reports: Path, *, failed_only: bool) -> str:
+    """What an empty ``history`` means, in one or a few lines.
+
+    ``--failed`` with runs recorded says how many; without any, the runs the
+    report site shows that the ledger does not have (``--once`` without
+    ``--deliver``) are listed as ad hoc, so ``history`` and the site agree.
+    """
+    pipeline = load_pipeline(path).name if path.is_file() else None
+    ledger = _open_ledger(reports)
+    recorded = 0
+    if ledger is not None:
+        with ledger:
+            recorded = len(ledger.history(pipeline=pipeline, limit=None))
+            if failed_only and recorded:
+                return f"No failed runs among the {recorded} recorded in the run ledger."
+            names = [pipeline] if pipeline else sorted(_zones(path))
+            adhoc = [(n, seen) for n in names if (seen := _last_seen(ledger, reports, n))]
+    else:
+        names = [pipeline] if pipeline else sorted(_zones(path))
+        adhoc = [(n, seen) for n in names if (seen := _last_seen(None, reports, n))]
+    adhoc = [(n, seen) for n, seen in adhoc if seen[2]]
+    if not adhoc:
+        return "No runs recorded yet."
+    lines = [
+        "No runs in the run ledger. Ad-hoc runs (eil-run --once without --deliver) are not "
+        "recorded in it; the report site shows these:"
+    ]
+    lines += [
+        f"  {name}  {seen[0]}  (ad hoc, scheduled {seen[1].isoformat()})" for name, seen in adhoc
+    ]
+    return "\n".join(lines)
 
 
 def _iso(moment: datetime | None) -> str | None:
