@@ -13,7 +13,8 @@ for the running scheduler to take at its next heartbeat.  It is off unless
 ``serve --allow-run``, and then allowed
 
 - from a loopback client, with the page's CSRF token (a per-server random
-  secret, in each form) and an ``Origin`` (or ``Referer``) of this server; or
+  secret, in each form) and an ``Origin`` (or ``Referer``) of this server,
+  reached by a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``); or
 - from anywhere with ``Authorization: Bearer <token>``, the ``[serve]
   run_token`` of ``eil.toml`` (``${ENV}``; never logged or shown).
 """
@@ -296,6 +297,11 @@ class StatusSite:
         origin = headers.get("Origin")
         source = origin if origin is not None else headers.get("Referer")
         if not host or not source or source == "null":
+            return False
+        # The page must be this machine's too: a DNS-rebound name (evil.example
+        # resolving to 127.0.0.1) would otherwise be its own "same origin".
+        name = urlsplit(f"//{host}").hostname or ""
+        if name != "localhost" and not _is_loopback(name):
             return False
         parts = urlsplit(source)
         return parts.scheme in ("http", "https") and parts.netloc.lower() == host

@@ -246,6 +246,11 @@ def test_run_now_with_the_token_and_origin_is_stored_for_the_scheduler(serve, fi
         ("", {}, "no CSRF token"),
         (None, {"Origin": "http://evil.example"}, "another origin"),
         (None, {"Origin": "null"}, "an opaque origin"),
+        (
+            None,
+            {"Host": "rebound.example:8000", "Origin": "http://rebound.example:8000"},
+            "a DNS-rebound name for this machine",
+        ),
     ],
 )
 def test_a_forged_run_now_is_refused(serve, filled, token, headers, why) -> None:
