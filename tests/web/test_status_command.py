@@ -168,3 +168,19 @@ def test_bad_options_exit_2_with_a_message(daily, capsys, args, message) -> None
     code, _, err = _run(capsys, str(daily.pipelines), *args)
     assert code == 2
     assert err.startswith(message)
+
+
+def test_the_run_token_comes_only_from_the_environment(project) -> None:
+    from eil_pipelines.errors import ConfigError
+    from eil_pipelines.spec.project import load_project_settings
+
+    project.write("eil.toml", '[serve]\nrun_token = "plain-secret"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_project_settings(project.root, env={})
+    text = str(caught.value)
+    assert 'serve.run_token: write the token as "${ENV_VAR}" and set that variable' in text
+    assert "plain-secret" not in text
+    project.write("eil.toml", '[serve]\nrun_token = "${EIL_RUN_TOKEN}"\n')
+    settings = load_project_settings(project.root, env={"EIL_RUN_TOKEN": "t0ken"})
+    assert settings.serve.run_token == "t0ken"
+    assert "t0ken" in settings.secrets()  # redacted wherever secrets are
