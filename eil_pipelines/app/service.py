@@ -29,6 +29,11 @@ Policies, documented in docs/scheduler.md:
   started with the service when a pipeline has charts (else at the first run
   that draws one) and stopped after the runs at :meth:`stop`: a report's charts are drawn side by side, and runs
   due together do not take turns at the interpreter lock.
+* Heartbeat and "run now": every ``beat_interval`` seconds the service beats
+  into the ledger (:meth:`beat`: alive, runs held, last error; a goodbye at
+  :meth:`stop`) and takes the status page's "run now" requests for its
+  pipelines, each run at once as an ad-hoc run through the ledgered run, at
+  the time it was asked for (see docs/status.md).
 """
 
 from __future__ import annotations
@@ -37,14 +42,18 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..deliver import Dispatcher, load_project_settings
 from ..errors import ConfigError, ConfigErrors, EilError
-from ..ledger import Ledger, NewSkip
+from ..ledger import Ledger, LedgerError, NewSkip, RunRequest
+from ..ledger.process import host_name
 from ..run.context import make_context, pipeline_trigger, pipeline_zone
 from ..schedule.loop import Clock, Firing, JobOptions, Scheduler, SystemClock
 from ..sources.guard import QueryGuard
@@ -59,6 +68,7 @@ from . import ledger_path
 from .holidays import holiday_skips
 from .ledgered import (
     claim_after_wait,
+    claim_rerun,
     claim_scheduled,
     dispatch_hook,
     ledgered_failure,
@@ -68,6 +78,11 @@ from .waiting import Waiter, needs_wait
 from .watch import FileWatcher, declared_references, pipeline_references
 
 log = logging.getLogger("eil_pipelines.scheduler")
+
+#: Seconds between two heartbeats (and two looks for "run now" requests).
+DEFAULT_BEAT_INTERVAL = 5.0
+#: Ad-hoc ("run now") runs that execute at once; more wait for one to end.
+ADHOC_WORKERS = 2
 
 
 @dataclass
@@ -111,6 +126,8 @@ class SchedulerService:
         reload_interval: float = 1.0,
         scheduler: Scheduler | None = None,
         chart_processes: int | None = None,
+        node: str | None = None,
+        beat_interval: float = DEFAULT_BEAT_INTERVAL,
     ):
         self.path = Path(path)
         self.root = project_root_for(self.path)
@@ -138,6 +155,15 @@ class SchedulerService:
         self.waiter: Waiter | None = None
         """Runs waiting for their upstream pipelines or their freshness gate."""
         self._resumed: set[tuple[str, datetime]] = set()
+        self.node = node or f"{host_name()}-{os.getpid()}"
+        """This runner's name in the ledger's heartbeats (default: ``host-pid``)."""
+        self.beat_interval = beat_interval
+        """Seconds between heartbeats; each also takes the waiting "run now" requests."""
+        self.started_at = self.clock.now()
+        self._last_error: str | None = None
+        self._beater: threading.Thread | None = None
+        self._adhoc: ThreadPoolExecutor | None = None
+        self._adhoc_runs: set[Future[Any]] = set()
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -156,8 +182,12 @@ class SchedulerService:
         pipelines, errors = load_pipelines_lenient(self.path, env=self.env)
         settings = load_project_settings(self.root, env=self.env)  # eil.toml, before any file
         # Claims and skips wait out another process's lock: a fire time's row
-        # comes late rather than never (docs/scheduler.md, "Exactly once").
-        self.ledger = Ledger(ledger_path(self.reports_dir), lock_patience=None)
+        # comes late rather than never (docs/scheduler.md, "Exactly once").  The
+        # service's clock is the ledger's too: heartbeats and requests are stamped
+        # with it, so tests that move the clock see them move.
+        self.ledger = Ledger(
+            ledger_path(self.reports_dir), lock_patience=None, clock=self.clock.now
+        )
         self.deliveries = Dispatcher(
             self.ledger, settings, pipelines=self.pipelines, clock=self.clock.now
         )
@@ -199,6 +229,10 @@ class SchedulerService:
         if watch:
             self._watcher = threading.Thread(target=self._watch, name="eil-reload", daemon=True)
             self._watcher.start()
+        if loop:  # without the loop, tests call beat() themselves
+            self.beat()
+            self._beater = threading.Thread(target=self._beat_loop, name="eil-beat", daemon=True)
+            self._beater.start()
 
     def stop(self, grace: float | None = 30.0) -> bool:
         """Stop starting runs, wait up to ``grace`` seconds for those in flight,
@@ -208,7 +242,10 @@ class SchedulerService:
             # Waiting rows stay 'waiting'; the next start abandons them (this process
             # is gone by then) and the catch-up policy decides about them.
             self.waiter.stop()
+        if self._beater is not None:
+            self._beater.join(timeout=5)
         finished = self.scheduler.shutdown(grace)
+        finished = self._stop_adhoc(grace) and finished
         if not finished and self.ledger is not None:
             me = os.getpid()
             left = self.ledger.mark_abandoned(
@@ -238,9 +275,113 @@ class SchedulerService:
             # After the runs: their messages are queued by then.  A send still going
             # when this times out stays 'sending' and is sent again at the next start.
             finished = self.deliveries.stop(grace) and finished
+        if self.ledger is not None:
+            self.beat(stopped=True)  # the goodbye: the status page says stopped, not dead
         if finished and self.ledger is not None:
             self.ledger.close()  # with runs left over, they may still record their end
         return finished
+
+    # -- heartbeat and "run now" --------------------------------------------------------
+
+    def beat(self, *, stopped: bool = False) -> list[RunRequest]:
+        """Take the waiting "run now" requests for this service's pipelines and
+        start each as an ad-hoc run, then beat into the ledger.  Returns the
+        requests taken.  ``stopped=True`` is the goodbye: it takes no request.
+
+        A ledger problem is logged and kept as the runner's last error; it
+        never stops the service.
+        """
+        taken: list[RunRequest] = []
+        try:
+            if not stopped:
+                taken = self.ledger.take_run_requests(self.node, [p.name for p in self.pipelines()])
+            for request in taken:
+                self._start_requested(request)
+            with self._lock:
+                adhoc = sum(not f.done() for f in self._adhoc_runs)
+            self.ledger.beat(
+                self.node,
+                host=host_name(),
+                pid=os.getpid(),
+                version=__version__,
+                started_at=self.started_at,
+                running=self.scheduler.in_flight + adhoc,
+                last_error=self._last_error,
+                stopped=stopped,
+            )
+        except LedgerError as exc:
+            self._last_error = self._redact(str(exc))
+            log.error("heartbeat: %s", self._last_error)
+        return taken
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(self.beat_interval):
+            try:
+                self.beat()
+            except Exception as exc:  # the heartbeat must outlive any surprise
+                self._last_error = self._redact(f"{type(exc).__name__}: {exc}")
+                log.error("heartbeat failed: %s", self._last_error)
+
+    def _redact(self, text: str) -> str:
+        return self.deliveries.redactor()(text) if self.deliveries is not None else text
+
+    def _start_requested(self, request: RunRequest) -> None:
+        """Start a taken "run now" request on the ad-hoc workers (never in the loop's)."""
+        pipeline = self._current(request.pipeline)
+        if pipeline is None:  # unscheduled or renamed since it was asked for
+            log.warning(
+                "run now: %s is not loaded here; request %d dropped", request.pipeline, request.id
+            )
+            return
+        log.info("run now: %s, asked by %s", pipeline.name, request.requested_by)
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if self._adhoc is None:
+                self._adhoc = ThreadPoolExecutor(ADHOC_WORKERS, thread_name_prefix="eil-adhoc")
+            # Whole seconds: the report's stamp and the ledger's key read as people expect.
+            at = request.requested_at.replace(microsecond=0)
+            future = self._adhoc.submit(self._run_adhoc, pipeline, at)
+            self._adhoc_runs = {f for f in self._adhoc_runs if not f.done()} | {future}
+
+    def _run_adhoc(self, pipeline: Pipeline, at: datetime) -> bool:
+        key = (pipeline.name, at.astimezone(UTC))
+        guard = QueryGuard(pipeline.name)
+        with self._lock:
+            self._flights[key] = guard
+        try:
+            outcome = ledgered_run(
+                pipeline,
+                make_context(pipeline, at),
+                ledger=self.ledger,
+                reports_dir=self.reports_dir,
+                # An explicit re-run, as `--once --deliver`: never over a live run.
+                claim=claim_rerun(),
+                clock=self.clock.now,
+                guard=guard,
+                chart_processes=self._chart_pool() if pipeline.spec.charts else None,
+                deliver=dispatch_hook(self.deliveries, True),
+                log=log,
+            )
+            return outcome.ok
+        except Exception:  # as the loop's executor does: a run's surprise is logged, never raised
+            log.exception("run now: %s failed to run", pipeline.name)
+            return False
+        finally:
+            with self._lock:
+                if self._flights.get(key) is guard:
+                    del self._flights[key]
+            guard.finish()
+
+    def _stop_adhoc(self, grace: float | None) -> bool:
+        """Let the ad-hoc runs finish within ``grace`` seconds; True when they all did."""
+        with self._lock:
+            pool, runs = self._adhoc, set(self._adhoc_runs)
+        if pool is None:
+            return True
+        pool.shutdown(wait=False)
+        _, left = wait_futures(runs, timeout=grace)
+        return not left
 
     def _chart_pool(self, *, warm: bool = False) -> Any:
         """The chart processes, started when a pipeline with charts first needs them.

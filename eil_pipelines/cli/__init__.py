@@ -29,6 +29,7 @@ COMMANDS = {
     "validate": "eil_pipelines.cli.validate:build_validate_parser:cmd_validate",
     "list": "eil_pipelines.cli.listing:build_list_parser:cmd_list",
     "history": "eil_pipelines.cli.history:build_history_parser:cmd_history",
+    "status": "eil_pipelines.cli.status:build_status_parser:cmd_status",
     "send": "eil_pipelines.cli.send:build_send_parser:cmd_send",
     "new": "eil_pipelines.cli.new:build_new_parser:cmd_new",
     "schema": "eil_pipelines.cli.schema:build_schema_parser:cmd_schema",

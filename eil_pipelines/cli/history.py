@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .common import Parser, add_path, reports_dir_for
 from .exitcodes import EXIT_OK
-from .listing import add_ledger_reader_options
+from .listing import add_ledger_reader_options, add_utc_option, shown_time
 
 
 def build_history_parser() -> argparse.ArgumentParser:
@@ -26,21 +26,23 @@ def build_history_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--limit", type=int, default=20, metavar="N", help="how many runs (default: 20)"
     )
+    add_utc_option(parser)
     add_ledger_reader_options(parser)
     return parser
 
 
 def cmd_history(options: argparse.Namespace) -> int:
     """Print recent runs, with the deliveries that still need attention."""
-    from ..app.status import history_rows
+    from ..app.status import empty_history_note, history_rows
     from ..text import printable
     from .printing import delivery_line
 
     if options.limit < 1:
         raise UsageError("eil-run history: --limit must be at least 1")
+    reports = reports_dir_for(options)
     rows = history_rows(
         Path(options.path),
-        reports_dir_for(options),
+        reports,
         failed_only=options.failed,
         limit=options.limit,
     )
@@ -48,14 +50,24 @@ def cmd_history(options: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     if not rows:
-        print("No runs recorded yet.")
+        print(empty_history_note(Path(options.path), reports, failed_only=options.failed))
         return EXIT_OK
-    for row in rows:
-        duration = f"{row['duration_s']:.2f}s" if row["duration_s"] is not None else "-"
-        print(
-            f"{row['scheduled_at']}  {row['pipeline']}  {row['status']}  "
-            f"attempt {row['attempt']}  {duration}"
+    table = [
+        (
+            shown_time(row["scheduled_at"], row["timezone"], options.utc),
+            row["pipeline"],
+            row["status"],
+            str(row["attempt"]),
+            f"{row['duration_s']:.2f}s" if row["duration_s"] is not None else "-",
         )
+        for row in rows
+    ]
+    header = ("SCHEDULED (UTC)" if options.utc else "SCHEDULED", "PIPELINE", "STATUS", "ATTEMPT")
+    widths = [max(len(line[i]) for line in [*table, (*header, "DURATION")]) for i in range(4)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "  DURATION")
+    for row, line in zip(rows, table, strict=True):
+        cells = "  ".join(cell.ljust(w) for cell, w in zip(line[:4], widths, strict=True))
+        print(f"{cells}  {line[4]}")
         if row["error"]:
             print(f"    {printable(row['error'])}")  # errors quote data and file names
         for delivery in row["deliveries"]:

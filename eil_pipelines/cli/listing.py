@@ -18,6 +18,22 @@ def add_ledger_reader_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
 
+def add_utc_option(parser: argparse.ArgumentParser) -> None:
+    """``--utc``: times in UTC instead of each pipeline's zone."""
+    parser.add_argument(
+        "--utc", action="store_true", help="show times in UTC (default: in each pipeline's zone)"
+    )
+
+
+def shown_time(iso: str, zone: str | None, utc: bool) -> str:
+    """An ISO time from the JSON rows as the text output shows it: in ``zone``, or UTC."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.fromisoformat(iso)
+    return moment.astimezone(UTC if utc or not zone else ZoneInfo(zone)).isoformat()
+
+
 def build_list_parser() -> argparse.ArgumentParser:
     """The parser for ``eil-run list [PATH]``."""
     parser = Parser(
@@ -29,6 +45,7 @@ def build_list_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--next", type=int, default=3, metavar="N", help="how many fire times (default: 3)"
     )
+    add_utc_option(parser)
     add_ledger_reader_options(parser)
     return parser
 
@@ -57,11 +74,15 @@ def cmd_list(options: argparse.Namespace) -> int:
         print(f"{row['pipeline']}{state}: {printable(row['title'], keep_newlines=False)}")
         print(f"  schedule: {row['schedule']}")
         for fire in row["next"]:
-            print(f"  next:     {fire['local']}  ({fire['utc']} UTC)")
-        last = (
-            f"{row['last_status']} (scheduled {row['last_scheduled_at']})"
-            if row["last_status"]
-            else "never run"
-        )
+            first, second = (
+                (fire["utc"], fire["local"]) if options.utc else (fire["local"], fire["utc"])
+            )
+            print(f"  next:     {first}  ({second} {'local' if options.utc else 'UTC'})")
+        last = "never run"
+        if row["last_status"]:
+            when = shown_time(row["last_scheduled_at"], row["timezone"], options.utc)
+            # A run the site shows that the ledger does not have: --once without --deliver.
+            how = "ad hoc, not in the run ledger; " if row["last_adhoc"] else ""
+            last = f"{row['last_status']} ({how}scheduled {when})"
         print(f"  last run: {last}")
     return status

@@ -1,10 +1,12 @@
-"""``eil-run serve [PATH]``: serve the reports folder until Ctrl-C or SIGTERM."""
+"""``eil-run serve [PATH]``: serve the reports folder and the live status pages
+until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import threading
+from pathlib import Path
 
 from ..errors import UsageError
 from ..web.server import (
@@ -15,7 +17,8 @@ from ..web.server import (
     exposure_warning,
     make_server,
 )
-from .common import Parser, add_debug, add_path, reports_dir_for
+from ..web.status import StatusSite
+from .common import DEFAULT_PATH, Parser, add_debug, add_path, reports_dir_for
 from .exitcodes import EXIT_CONFIG, EXIT_OK
 from .signals import stop_on_signals
 
@@ -24,10 +27,26 @@ def build_serve_parser() -> argparse.ArgumentParser:
     """The parser for ``eil-run serve [PATH]``."""
     parser = Parser(
         prog="eil-run serve",
-        description="Serve the reports folder (the report site) over HTTP for a quick look. "
-        "Binds to 127.0.0.1 unless --host says otherwise; Ctrl-C stops it.",
+        description="Serve the reports folder (the report site) and the live status pages "
+        "(/status/, /api/status) over HTTP.  Binds to 127.0.0.1 unless --host says otherwise; "
+        "Ctrl-C stops it.",
     )
     add_path(parser)
+    parser.add_argument(
+        "--pipelines",
+        metavar="PATH",
+        help="the pipelines folder the status pages show (default: PATH, else pipelines/ "
+        "beside the reports folder)",
+    )
+    parser.add_argument(
+        "--allow-run",
+        action="store_true",
+        help='turn on the status page\'s "run now" (from this machine, or with [serve] '
+        "run_token of eil.toml); the running scheduler runs it",
+    )
+    parser.add_argument(
+        "--no-status", action="store_true", help="serve the report site only, no status pages"
+    )
     parser.add_argument(
         "--port",
         type=int,
@@ -72,9 +91,15 @@ def cmd_serve(options: argparse.Namespace) -> int:
     if options.threads < 1:
         raise UsageError("eil-run serve: --threads must be 1 or more")
     reports = reports_dir_for(options)
+    status = None if options.no_status else _status_site(options, reports)
     try:
         server = make_server(
-            reports, options.host, options.port, timeout=options.timeout, threads=options.threads
+            reports,
+            options.host,
+            options.port,
+            timeout=options.timeout,
+            threads=options.threads,
+            status=status,
         )
     except OSError as exc:
         print(
@@ -94,9 +119,30 @@ def cmd_serve(options: argparse.Namespace) -> int:
     with stop_on_signals(threading.Event()) as stop:
         threading.Thread(target=server.serve_forever, name="eil-serve", daemon=True).start()
         print(f"Serving {reports} at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+        if status is not None:
+            run = "on" if status.allow_run else "off (--allow-run turns it on)"
+            print(f"Status at http://{shown}:{port}/status/ (run now: {run})", flush=True)
         while not stop.wait(0.5):
             pass
         server.shutdown()
     server.server_close()
     print("Stopped.", flush=True)
     return EXIT_OK
+
+
+def _status_site(options: argparse.Namespace, reports: Path) -> StatusSite:
+    """The status pages' settings: the pipelines folder and, with ``--allow-run``,
+    the run token of ``eil.toml`` (read only then, so serving never needs its secrets)."""
+    from ..spec.loader import project_root_for
+    from ..spec.project import load_project_settings
+
+    if options.pipelines:
+        pipelines = Path(options.pipelines)
+    elif options.path != DEFAULT_PATH or options.reports is None:
+        pipelines = Path(options.path)
+    else:
+        pipelines = reports.parent / DEFAULT_PATH
+    token = None
+    if options.allow_run:
+        token = load_project_settings(project_root_for(pipelines)).serve.run_token
+    return StatusSite(pipelines, reports, allow_run=options.allow_run, run_token=token)

@@ -19,7 +19,8 @@ The package, along its seams:
 ``sqlite``
     :class:`SqliteLedger` (``Ledger``), the SQLite backend, assembled from
     ``connection`` (the file, WAL, the write lock, read-only opening, error
-    translation), ``runs``, ``outbox`` and ``leases``; ``schema`` holds its
+    translation), ``runs``, ``outbox``, ``leases`` and ``nodes`` (heartbeats,
+    run requests, the status overview); ``schema`` holds its
     tables and migrations, ``process`` the process identity and liveness.
 ``factory``
     :func:`open_ledger`: a path or a URL to a backend.
@@ -28,6 +29,7 @@ The package, along its seams:
 from .base import DEFAULT_RECLAIMABLE, SKIP_BATCH_SIZE, LedgerBackend
 from .connection import BUSY_TIMEOUT_S
 from .factory import open_ledger
+from .overview import PipelineOverview
 from .records import (
     DELIVERY_STATUSES,
     FAILED_STATUSES,
@@ -43,7 +45,9 @@ from .records import (
     LedgerStateError,
     NewDelivery,
     NewSkip,
+    NodeRecord,
     RunRecord,
+    RunRequest,
 )
 from .schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from .sqlite import Ledger, SqliteLedger
@@ -70,7 +74,10 @@ __all__ = [
     "LedgerStateError",
     "NewDelivery",
     "NewSkip",
+    "NodeRecord",
+    "PipelineOverview",
     "RunRecord",
+    "RunRequest",
     "SqliteLedger",
     "migrate",
     "open_ledger",

@@ -63,7 +63,16 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Self
 
-from .records import DeliveryBatch, DeliveryRecord, NewSkip, RunRecord
+from .overview import PipelineOverview
+from .records import (
+    FAILED_STATUSES,
+    DeliveryBatch,
+    DeliveryRecord,
+    NewSkip,
+    NodeRecord,
+    RunRecord,
+    RunRequest,
+)
 
 __all__ = ["DEFAULT_RECLAIMABLE", "SKIP_BATCH_SIZE", "LedgerBackend"]
 
@@ -457,6 +466,85 @@ class LedgerBackend(ABC):
     def release_lease(self, name: str) -> bool:
         """Give back a lease this process holds; ``False`` (and no change) when it held none."""
 
+    # -- runners' heartbeats and run requests --
+
+    @abstractmethod
+    def beat(
+        self,
+        node: str,
+        *,
+        host: str,
+        pid: int,
+        version: str,
+        started_at: datetime,
+        running: int,
+        last_error: str | None,
+        stopped: bool = False,
+    ) -> None:
+        """Record that runner ``node`` is alive (insert or replace its one row).
+
+        ``last_beat`` is the backend's clock (:meth:`now`), never the caller's,
+        so runners on machines with skewed clocks compare fairly.
+        ``stopped=True`` is the runner's goodbye at a clean shutdown.
+        ``last_error`` must be redacted text.
+        """
+
+    @abstractmethod
+    def nodes(self) -> list[NodeRecord]:
+        """Every runner that ever beat, newest beat first.  Works on a read-only ledger."""
+
+    @abstractmethod
+    def request_run(self, pipeline: str, *, requested_by: str) -> int:
+        """Ask the running scheduler to run ``pipeline`` now; return the request's id.
+
+        ``requested_at`` is the backend's clock.  ``requested_by`` says who
+        asked, for people (never a secret).  Nothing runs here: a scheduler
+        takes the request with :meth:`take_run_requests` at its next beat.
+        """
+
+    @abstractmethod
+    def take_run_requests(self, node: str, pipelines: Collection[str]) -> list[RunRequest]:
+        """Take the open requests for ``pipelines``, oldest first, for runner ``node``.
+
+        Atomic: of several runners asking at once, each request goes to
+        exactly one (SQLite: under the write lock; Postgres: ``FOR UPDATE
+        SKIP LOCKED``).  A taken request is never returned again.  Requests
+        for other pipelines stay open for a runner that has them.
+        """
+
+    def open_run_requests(self) -> list[RunRequest]:
+        """The requests no runner has taken yet, oldest first (for the status page).
+
+        The default says none; a backend that keeps requests overrides it.
+        """
+        return []
+
+    def overview(self, pipelines: Collection[str] | None = None) -> dict[str, PipelineOverview]:
+        """Each pipeline's newest finished run, running rows and failure streak.
+
+        Keyed by pipeline name; ``pipelines`` restricts (and a pipeline there
+        with no rows gets an empty overview); ``None`` covers every pipeline in
+        the ledger.  This default reads :meth:`history` per pipeline; a
+        backend overrides it with set-wide queries.  Works on a read-only ledger.
+        """
+        names = (
+            list(pipelines)
+            if pipelines is not None
+            else sorted({r.pipeline for r in self.history(limit=None)})
+        )
+        out: dict[str, PipelineOverview] = {}
+        for name in names:
+            rows = self.history(pipeline=name, limit=None)
+            running = tuple(sorted((r for r in rows if r.status == "running"), key=_started))
+            finished = [r for r in rows if r.status not in ("running", "skipped")]
+            streak = 0
+            for row in finished:
+                if row.status not in FAILED_STATUSES:
+                    break
+                streak += 1
+            out[name] = PipelineOverview(name, finished[0] if finished else None, running, streak)
+        return out
+
     # -- lifetime --
 
     @abstractmethod
@@ -471,3 +559,8 @@ class LedgerBackend(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _started(record: RunRecord) -> datetime:
+    assert record.started_at is not None  # a running row always has its start
+    return record.started_at

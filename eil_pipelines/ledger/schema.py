@@ -170,12 +170,51 @@ def _migrate_runs_waiting(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX runs_status ON runs (status)")
 
 
+def _migrate_to_5(conn: sqlite3.Connection) -> None:
+    # Runners' heartbeats (one row per runner, replaced at each beat) for the
+    # status page and `eil-run status`; "run now" requests from the status page,
+    # taken by a running scheduler (taken_by set) rather than deleted, so the
+    # page can say who took one.
+    conn.execute(
+        """
+        CREATE TABLE nodes (
+            node        TEXT    PRIMARY KEY,
+            host        TEXT    NOT NULL,
+            pid         INTEGER NOT NULL,
+            version     TEXT    NOT NULL,
+            started_at  TEXT    NOT NULL,
+            last_beat   TEXT    NOT NULL,
+            running     INTEGER NOT NULL DEFAULT 0,
+            last_error  TEXT,
+            stopped     INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE run_requests (
+            id           INTEGER PRIMARY KEY,
+            pipeline     TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            taken_by     TEXT,
+            taken_at     TEXT
+        )
+        """
+    )
+    conn.execute("CREATE INDEX run_requests_open ON run_requests (pipeline) WHERE taken_by IS NULL")
+    # The status overview: each pipeline's newest success and its failures
+    # after it, read from the index alone.
+    conn.execute("CREATE INDEX runs_status_pipeline ON runs (status, pipeline, scheduled_at)")
+
+
 #: Step ``i`` brings a file from schema version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
     _migrate_runs_waiting,
+    _migrate_to_5,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -186,6 +225,7 @@ TABLES: tuple[frozenset[str], ...] = (
     frozenset({"runs", "leases"}),
     frozenset({"runs", "leases", "outbox", "delivery_state"}),
     frozenset({"runs", "leases", "outbox", "delivery_state"}),
+    frozenset({"runs", "leases", "outbox", "delivery_state", "nodes", "run_requests"}),
 )
 
 

@@ -3,8 +3,9 @@
 One file, ``reports/.eil/ledger.sqlite3`` by default, shared safely by the
 threads and processes of one machine.  The class is assembled from its
 parts: the file and its connections (:mod:`.connection`), run rows
-(:mod:`.runs`), the delivery outbox (:mod:`.outbox`) and named leases
-(:mod:`.leases`); the schema is in :mod:`.schema`, the contracts in
+(:mod:`.runs`), the delivery outbox (:mod:`.outbox`), named leases
+(:mod:`.leases`), and runners' heartbeats and run requests (:mod:`.nodes`);
+the schema is in :mod:`.schema`, the contracts in
 :class:`~eil_pipelines.ledger.base.LedgerBackend`.
 """
 
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 from .base import LedgerBackend
 from .leases import SqliteLeases
+from .nodes import SqliteNodes
 from .outbox import SqliteOutbox
 from .runs import SqliteRuns
 
 __all__ = ["Ledger", "SqliteLedger"]
 
 
-class SqliteLedger(SqliteRuns, SqliteOutbox, SqliteLeases, LedgerBackend):
+class SqliteLedger(SqliteRuns, SqliteOutbox, SqliteLeases, SqliteNodes, LedgerBackend):
     """The run ledger stored in the SQLite file at ``path``.
 
     Parent folders are created.  The file is opened (and created or migrated)

@@ -46,6 +46,7 @@ PROJECT_ENV_KEYS: tuple[tuple[str, ...], ...] = (
     ("smtp", "password"),
     ("delivery", "failure_recipient"),
     ("delivery", "report_base_url"),
+    ("serve", "run_token"),
 )
 
 _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
@@ -256,6 +257,15 @@ class TargetSettings(StrictModel):
     for this target (``url``, ``path``, ``statement_timeout`` …)."""
 
 
+class ServeSettings(StrictModel):
+    """``[serve]``: the status pages of ``eil-run serve`` (docs/status.md)."""
+
+    run_token: str | None = None
+    """A bearer token that lets a client not on this machine ask for "run now"
+    (``Authorization: Bearer …``, with ``serve --allow-run``).  Written as
+    ``"${ENV_VAR}"``: a secret is never kept in the file, nor logged."""
+
+
 class ProjectSettings(StrictModel):
     """The contents of ``eil.toml``."""
 
@@ -275,6 +285,9 @@ class ProjectSettings(StrictModel):
     """Company calendars schedules name with ``calendar = "NAME"``: public holidays,
     shutdown days and extra business days."""
 
+    serve: ServeSettings = ServeSettings()
+    """The status pages of ``eil-run serve``: the "run now" token."""
+
     target: str | None = None
     """The target in force (set by the loader from ``--target`` or ``EIL_TARGET``,
     not written in the file)."""
@@ -284,6 +297,8 @@ class ProjectSettings(StrictModel):
         found: list[str] = []
         if self.smtp is not None:
             found += [v for v in (self.smtp.username, self.smtp.password) if v]
+        if self.serve.run_token:
+            found.append(self.serve.run_token)
         for connection in self.connections.values():
             if connection.url:
                 found.append(connection.url)
@@ -429,6 +444,17 @@ def load_project_settings(
                     "secrets are never kept in files",
                 )
             )
+    serve = raw.get("serve")
+    if isinstance(serve, dict):
+        token = serve.get("run_token")
+        if isinstance(token, str) and not _ENV_ONLY.match(token.strip()):
+            problems.append(
+                (
+                    "serve.run_token",
+                    'write the token as "${ENV_VAR}" and set that variable: '
+                    "secrets are never kept in files",
+                )
+            )
     problems.extend(expand_env(raw, env, keys=PROJECT_ENV_KEYS))
     settings: ProjectSettings | None = None
     try:
@@ -436,7 +462,7 @@ def load_project_settings(
     except ValidationError as exc:
         for key, message in pydantic_problems(exc, raw, ProjectSettings):
             # A type error on a credential would print its value: say only what was expected.
-            if key in ("smtp.password", "smtp.username") or (
+            if key in ("smtp.password", "smtp.username", "serve.run_token") or (
                 key.startswith("connections.") and key.endswith(".url")
             ):
                 message = message.split(", got ")[0]

@@ -22,6 +22,11 @@ a network:
 It binds to the loopback address unless told otherwise, and rebuilds the
 report site once at start so ``/`` shows the index even for reports written
 before the site existed.
+
+Given a :class:`~eil_pipelines.web.status.StatusSite`, it also answers the
+live status pages (``/status/``, ``/status/<pipeline>/``, ``/api/status``)
+and, for those only, ``POST /status/<pipeline>/run`` ("run now"); their
+Content-Security-Policy lets the page run this server's one script file.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from urllib.parse import unquote
 
 from ..errors import EilError
 from ..outputs.site import build_site
+from .status import STATUS_CSP, Answer, StatusSite
 
 DEFAULT_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
@@ -55,6 +61,8 @@ DEFAULT_MAX_CONNECTIONS = 256
 LISTEN_BACKLOG = 128
 #: Longest request path accepted, in characters (before decoding).
 MAX_PATH = 2048
+#: Longest request body accepted (only "run now" takes one).
+STATUS_MAX_BODY = 4096
 
 #: The site is static HTML with inline ``<style>`` and inline or file SVG charts;
 #: it runs no script, loads nothing from elsewhere and posts no form.
@@ -155,6 +163,8 @@ class ReportsHandler(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"
     sys_version = ""
     error_content_type = "text/html; charset=utf-8"
+    # This response's policy: the site's, or the status pages' (which run a script).
+    _csp = CONTENT_SECURITY_POLICY
 
     def setup(self) -> None:
         """Apply the per-connection timeout before the first byte is read."""
@@ -167,17 +177,22 @@ class ReportsHandler(BaseHTTPRequestHandler):
         return SERVER_NAME
 
     def parse_request(self) -> bool:
-        """The standard parsing, then 405 for methods other than GET and HEAD."""
+        """The standard parsing, then 405 for methods other than GET and HEAD
+        (and POST, when the status pages are on: "run now")."""
+        self._csp = CONTENT_SECURITY_POLICY
         if not super().parse_request():
             return False
-        if self.command not in ("GET", "HEAD"):
+        allowed = ("GET", "HEAD", "POST") if self.server.status is not None else ("GET", "HEAD")
+        if self.command not in allowed:
             self.close_connection = True
             self.send_error(HTTPStatus.METHOD_NOT_ALLOWED)
             return False
         return True
 
     def do_GET(self) -> None:
-        """Send a file (or a folder's ``index.html``)."""
+        """Send a status page, or a file (or a folder's ``index.html``)."""
+        if self._status_get(head=False):
+            return
         source = self._open()
         if source is None:
             return
@@ -190,9 +205,67 @@ class ReportsHandler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         """The headers a GET would get."""
+        if self._status_get(head=True):
+            return
         source = self._open()
         if source is not None:
             source.close()
+
+    def do_POST(self) -> None:
+        """ "Run now" on the status pages; any other POST is 404."""
+        status = self.server.status
+        assert status is not None  # parse_request refuses POST without the status pages
+        self.close_connection = True
+        try:
+            parts = target_parts(self.path)
+        except BadTarget as bad:
+            self.send_error(bad.status)
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            self.send_error(HTTPStatus.BAD_REQUEST)
+            return
+        if not 0 <= length <= STATUS_MAX_BODY:
+            self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return
+        body = self.rfile.read(length) if length else b""
+        self._send_answer(status.answer_post(parts, self.headers, body, self.client_address[0]))
+
+    def _status_get(self, *, head: bool) -> bool:
+        """Answer a GET of the status pages; False when the target is not one."""
+        status = self.server.status
+        if status is None:
+            return False
+        try:
+            parts = target_parts(self.path)
+        except BadTarget:
+            return False  # _open() says so
+        if parts == ["status"] and not _path_of(self.path).endswith("/"):
+            self.send_response(HTTPStatus.MOVED_PERMANENTLY)
+            self.send_header("Location", "/status/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+        answer = status.answer_get(parts)
+        if answer is None:
+            return False
+        self._send_answer(answer, head=head)
+        return True
+
+    def _send_answer(self, answer: Answer, *, head: bool = False) -> None:
+        self._csp = STATUS_CSP
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(answer.body)))
+        if answer.location:
+            self.send_header("Location", answer.location)
+        self.end_headers()
+        if not head:
+            try:
+                self.wfile.write(answer.body)
+            except OSError:  # the client went away
+                self.close_connection = True
 
     def _open(self) -> BinaryIO | None:
         """Send the headers of the file the target names and return it open, or send an error."""
@@ -232,7 +305,7 @@ class ReportsHandler(BaseHTTPRequestHandler):
 
     def end_headers(self) -> None:
         """The security headers on every response, errors included."""
-        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.send_header("Content-Security-Policy", self._csp)
         self.send_header("X-Content-Type-Options", "nosniff")
         # Reports change under the same URL (latest.html, the index): always revalidate.
         self.send_header("Cache-Control", "no-cache")
@@ -257,8 +330,11 @@ class ReportsServer(HTTPServer):
         timeout: float = DEFAULT_TIMEOUT,
         threads: int = DEFAULT_THREADS,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        status: StatusSite | None = None,
     ):
         self.root = root.resolve()
+        #: The live status pages, when this server shows them.
+        self.status = status
         self.connection_timeout = timeout
         self.max_connections = max(max_connections, threads)
         #: Connections accepted since start (answered, queued or closed at once).
@@ -316,6 +392,8 @@ class ReportsServer(HTTPServer):
         """Close the socket and let the workers finish; queued connections are dropped."""
         super().server_close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.status is not None:
+            self.status.close()
 
 
 def exposure_warning(host: str) -> str | None:
@@ -341,8 +419,10 @@ def make_server(
     timeout: float = DEFAULT_TIMEOUT,
     threads: int = DEFAULT_THREADS,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    status: StatusSite | None = None,
 ) -> ReportsServer:
-    """A server for the reports folder, the report site rebuilt first.
+    """A server for the reports folder, the report site rebuilt first, with the
+    live status pages when ``status`` is given.
 
     Raises :class:`EilError` when there is no reports folder; ``OSError`` when
     the address cannot be bound (the caller says so).  A site that cannot be
@@ -365,5 +445,10 @@ def make_server(
             "serving the folder as it is\n"
         )
     return ReportsServer(
-        (host, port), reports, timeout=timeout, threads=threads, max_connections=max_connections
+        (host, port),
+        reports,
+        timeout=timeout,
+        threads=threads,
+        max_connections=max_connections,
+        status=status,
     )

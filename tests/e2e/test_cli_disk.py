@@ -191,7 +191,8 @@ def test_history_and_list_read_a_read_only_ledger(sales):
             path.chmod(0o755 if path.is_dir() else 0o644)
     assert history.returncode == 0, history.stderr
     assert history.stdout.splitlines() == [
-        "2026-11-28T07:00:00+00:00  sales  failed  attempt 1  0.00s",
+        "SCHEDULED                  PIPELINE  STATUS  ATTEMPT  DURATION",
+        "2026-11-28T07:00:00+00:00  sales     failed  1        0.00s",
         "    boom \\x1b[2J",  # a terminal escape in an error is shown, never obeyed
     ]
     assert listing.returncode == 0, listing.stderr

@@ -134,6 +134,7 @@ def test_list_json_next_count_and_last_status(listed):
         "next",
         "last_status",
         "last_scheduled_at",
+        "last_adhoc",
     }
     assert (sales["title"], sales["enabled"], sales["timezone"]) == ("Sales", True, "Europe/Berlin")
     assert sales["schedule"] == "every day at 07:00 Europe/Berlin"
@@ -159,8 +160,11 @@ def test_list_json_next_count_and_last_status(listed):
     )
 
     text = eil("list", "pipelines", "--next", "1", cwd=listed.root).stdout
-    assert "  last run: timed_out (scheduled 2026-11-27T06:00:00+00:00)" in text
+    # In the pipeline's zone; --utc on request.
+    assert "  last run: timed_out (scheduled 2026-11-27T07:00:00+01:00)" in text
     assert text.count("  next:") == 1
+    text = eil("list", "pipelines", "--next", "1", "--utc", cwd=listed.root).stdout
+    assert "  last run: timed_out (scheduled 2026-11-27T06:00:00+00:00)" in text
 
 
 def test_list_rejects_bad_next(listed):
@@ -177,16 +181,23 @@ def test_history_text_newest_first(listed):
     record_history(listed.reports)
     result = eil("history", "pipelines", cwd=listed.root)
     assert result.returncode == 0, result.stderr
+    # A table with a header; times in each pipeline's zone (sales: Berlin, costs: New York).
     assert result.stdout.splitlines() == [
-        "2026-11-27T06:00:00+00:00  sales  timed_out  attempt 1  60.00s",
+        "SCHEDULED                  PIPELINE  STATUS     ATTEMPT  DURATION",
+        "2026-11-27T07:00:00+01:00  sales     timed_out  1        60.00s",
         "    stopped after 1m",
-        "2026-11-26T11:00:00+00:00  costs  succeeded  attempt 1  2.50s",
-        "2026-11-26T06:00:00+00:00  sales  succeeded  attempt 2  2.50s",
-        "2026-11-25T11:00:00+00:00  costs  skipped  attempt 0  -",
+        "2026-11-26T06:00:00-05:00  costs     succeeded  1        2.50s",
+        "2026-11-26T07:00:00+01:00  sales     succeeded  2        2.50s",
+        "2026-11-25T06:00:00-05:00  costs     skipped    0        -",
         "    missed (catch_up = latest)",
-        "2026-11-25T06:00:00+00:00  sales  failed  attempt 1  2.50s",
+        "2026-11-25T07:00:00+01:00  sales     failed     1        2.50s",
         '    query "q": Binder Error: nope',
-        "2026-11-24T06:00:00+00:00  sales  succeeded  attempt 1  2.50s",
+        "2026-11-24T07:00:00+01:00  sales     succeeded  1        2.50s",
+    ]
+    in_utc = eil("history", "pipelines", "--utc", "--limit", "1", cwd=listed.root)
+    assert in_utc.stdout.splitlines()[:2] == [
+        "SCHEDULED (UTC)            PIPELINE  STATUS     ATTEMPT  DURATION",
+        "2026-11-27T06:00:00+00:00  sales     timed_out  1        60.00s",
     ]
 
 
@@ -194,19 +205,22 @@ def test_history_failed_limit_and_single_file(listed):
     record_history(listed.reports)
     failed = eil("history", "pipelines", "--failed", cwd=listed.root)
     assert failed.returncode == 0
-    assert [line.split()[2] for line in failed.stdout.splitlines() if line[0] != " "] == [
+    assert [line.split()[2] for line in failed.stdout.splitlines()[1:] if line[0] != " "] == [
         "timed_out",
         "failed",
     ]
-    limited = eil("history", "pipelines", "--limit", "2", cwd=listed.root)
-    assert [line.split()[:2] for line in limited.stdout.splitlines() if line[0] != " "] == [
+    limited = eil("history", "pipelines", "--limit", "2", "--utc", cwd=listed.root)
+    assert [line.split()[:2] for line in limited.stdout.splitlines()[1:] if line[0] != " "] == [
         ["2026-11-27T06:00:00+00:00", "sales"],
         ["2026-11-26T11:00:00+00:00", "costs"],
     ]
     one = eil("history", "pipelines/costs.toml", cwd=listed.root)
     assert one.returncode == 0
-    assert {line.split()[1] for line in one.stdout.splitlines() if line[0] != " "} == {"costs"}
-    assert len([line for line in one.stdout.splitlines() if line[0] != " "]) == 2
+    runs = [line for line in one.stdout.splitlines()[1:] if line[0] != " "]
+    assert {line.split()[1] for line in runs} == {"costs"}
+    assert len(runs) == 2
+    none_failed = eil("history", "pipelines/costs.toml", "--failed", cwd=listed.root)
+    assert none_failed.stdout == "No failed runs among the 2 recorded in the run ledger.\n"
 
 
 def test_history_json(listed):
@@ -232,6 +246,7 @@ def test_history_json(listed):
         "error",
         "files",
         "deliveries",
+        "timezone",
     }
     assert rows[1] == {
         "pipeline": "sales",
@@ -244,6 +259,7 @@ def test_history_json(listed):
         "error": None,
         "files": ["reports/sales/2026-11-26.md"],
         "deliveries": [],
+        "timezone": "Europe/Berlin",
     }
     assert (rows[2]["status"], rows[2]["error"]) == ("failed", 'query "q": Binder Error: nope')
     failed = eil("history", "pipelines", "--format", "json", "--failed", cwd=listed.root)
@@ -261,17 +277,30 @@ def test_history_reads_the_reports_option(listed, tmp_path_factory):
     moved = eil(
         "history", "pipelines", "--reports", str(elsewhere), "--limit", "1", cwd=listed.root
     )
-    assert moved.stdout.splitlines()[0].startswith("2026-11-27T06:00:00+00:00  sales  timed_out")
+    assert moved.stdout.splitlines()[1].startswith("2026-11-27T07:00:00+01:00  sales     timed_out")
 
 
-def test_history_is_empty_after_once(listed):
-    # --once renders reports but keeps no run history: only the scheduler does.
+def test_once_runs_are_shown_as_ad_hoc(listed):
+    # --once without --deliver keeps no row in the run ledger; history and list say
+    # so and show the run the site shows, marked ad hoc, rather than "never run".
     assert eil("--once", "pipelines", "--only", "adhoc", cwd=listed.root).returncode == 0
     assert (listed.reports / "adhoc" / "latest.md").exists()
     text = eil("history", "pipelines", cwd=listed.root)
-    assert (text.returncode, text.stdout) == (0, "No runs recorded yet.\n")
+    assert text.returncode == 0
+    lines = text.stdout.splitlines()
+    assert lines[0] == (
+        "No runs in the run ledger. Ad-hoc runs (eil-run --once without --deliver) are not "
+        "recorded in it; the report site shows these:"
+    )
+    assert re.fullmatch(r"  adhoc  succeeded  \(ad hoc, scheduled \S+\+00:00\)", lines[1])
+    assert len(lines) == 2
     as_json = eil("history", "pipelines", "--format", "json", cwd=listed.root)
     assert json.loads(as_json.stdout) == []
+    listing = eil("list", "pipelines", "--format", "json", cwd=listed.root)
+    adhoc = {row["pipeline"]: row for row in json.loads(listing.stdout)}["adhoc"]
+    assert (adhoc["last_status"], adhoc["last_adhoc"]) == ("succeeded", True)
+    listing = eil("list", "pipelines", cwd=listed.root)
+    assert "  last run: succeeded (ad hoc, not in the run ledger; scheduled " in listing.stdout
 
 
 @pytest.mark.parametrize(

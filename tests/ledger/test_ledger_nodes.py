@@ -1,0 +1,149 @@
+"""Tests of the ledger's heartbeats, "run now" requests and status overview (schema 4)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from eil_pipelines.ledger import Ledger, LedgerBackend, PipelineOverview
+
+T0 = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+
+
+class Clock:
+    """An injected clock the test moves by hand."""
+
+    def __init__(self, now: datetime = T0):
+        self.moment = now
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+def _beat(ledger: Ledger, node: str, **extra) -> None:
+    fields = {
+        "host": "h1",
+        "pid": 42,
+        "version": "1.2.3",
+        "started_at": T0,
+        "running": 0,
+        "last_error": None,
+    }
+    fields.update(extra)
+    ledger.beat(node, **fields)
+
+
+def test_beats_replace_the_runners_row_and_take_the_ledgers_clock(tmp_path: Path) -> None:
+    clock = Clock()
+    with Ledger(tmp_path / "l.sqlite3", clock=clock) as ledger:
+        assert ledger.nodes() == []
+        _beat(ledger, "a", running=2)
+        clock.moment = T0 + timedelta(seconds=5)
+        _beat(ledger, "b")
+        clock.moment = T0 + timedelta(seconds=9)
+        _beat(ledger, "a", running=1, last_error="boom")
+        nodes = ledger.nodes()
+    assert [n.node for n in nodes] == ["a", "b"]  # newest beat first
+    a = nodes[0]
+    assert (a.last_beat, a.running, a.last_error, a.stopped) == (
+        T0 + timedelta(seconds=9),
+        1,
+        "boom",
+        False,
+    )
+    assert (a.host, a.pid, a.version, a.started_at) == ("h1", 42, "1.2.3", T0)
+
+
+def test_a_goodbye_is_kept_and_read_by_a_read_only_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    with Ledger(path, clock=Clock()) as ledger:
+        _beat(ledger, "a", stopped=True)
+    with Ledger(path, read_only=True) as reader:
+        (node,) = reader.nodes()
+    assert node.stopped is True
+
+
+def test_run_requests_are_taken_once_and_only_for_the_runners_pipelines(tmp_path: Path) -> None:
+    clock = Clock()
+    with Ledger(tmp_path / "l.sqlite3", clock=clock) as ledger:
+        first = ledger.request_run("daily", requested_by="serve 127.0.0.1")
+        second = ledger.request_run("weekly", requested_by="serve 127.0.0.1")
+        assert second > first
+        assert [r.pipeline for r in ledger.open_run_requests()] == ["daily", "weekly"]
+        assert ledger.take_run_requests("n1", []) == []
+        taken = ledger.take_run_requests("n1", ["daily", "other"])
+        assert [(r.id, r.pipeline, r.requested_at, r.requested_by) for r in taken] == [
+            (first, "daily", T0, "serve 127.0.0.1")
+        ]
+        assert ledger.take_run_requests("n2", ["daily"]) == []
+        assert [r.pipeline for r in ledger.open_run_requests()] == ["weekly"]
+
+
+def test_concurrent_takers_never_share_a_request(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    with Ledger(path) as ledger:
+        for _ in range(40):
+            ledger.request_run("daily", requested_by="test")
+    taken: dict[str, list[int]] = {}
+    start = threading.Barrier(4)
+
+    def take(node: str) -> None:
+        with Ledger(path) as mine:
+            start.wait()
+            ids: list[int] = []
+            for _ in range(20):
+                ids.extend(r.id for r in mine.take_run_requests(node, ["daily"]))
+            taken[node] = ids
+
+    threads = [threading.Thread(target=take, args=(f"n{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [i for ids in taken.values() for i in ids]
+    assert sorted(every) == sorted(set(every))
+    assert len(every) == 40
+
+
+def _finish(ledger: Ledger, name: str, at: datetime, status: str) -> None:
+    ledger.claim(name, at, run_id=f"{name}-{at.isoformat()}", now=at)
+    ledger.finish(name, at, status=status, now=at + timedelta(seconds=3), error=status)
+
+
+def _fill(ledger: Ledger) -> None:
+    hour = timedelta(hours=1)
+    _finish(ledger, "a", T0, "failed")
+    _finish(ledger, "a", T0 + hour, "succeeded")
+    _finish(ledger, "a", T0 + 2 * hour, "failed")
+    ledger.record_skipped("a", T0 + 3 * hour, reason="overlap", now=T0)
+    _finish(ledger, "a", T0 + 4 * hour, "timed_out")
+    ledger.claim("a", T0 + 5 * hour, run_id="a-run", now=T0 + 5 * hour)
+    _finish(ledger, "b", T0, "succeeded")
+    ledger.record_skipped("c", T0, reason="missed", now=T0)
+
+
+def test_the_overview_gives_the_last_finished_run_the_running_ones_and_the_streak(
+    tmp_path: Path,
+) -> None:
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        _fill(ledger)
+        seen = ledger.overview(["a", "b", "c", "never"])
+        everyone = ledger.overview()
+    a = seen["a"]
+    assert a.last is not None and a.last.status == "timed_out"
+    assert a.last.scheduled_at == T0 + timedelta(hours=4)
+    assert [r.scheduled_at for r in a.running] == [T0 + timedelta(hours=5)]
+    assert a.failures_in_a_row == 2  # skipped times neither count nor break the streak
+    assert seen["b"].last is not None and seen["b"].failures_in_a_row == 0
+    assert seen["c"] == PipelineOverview("c")
+    assert seen["never"] == PipelineOverview("never")
+    assert sorted(everyone) == ["a", "b", "c"]
+
+
+def test_the_sqlite_overview_agrees_with_the_interfaces_default(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        _fill(ledger)
+        fast = ledger.overview(["a", "b", "c", "never"])
+        slow = LedgerBackend.overview(ledger, ["a", "b", "c", "never"])
+    assert fast == slow
