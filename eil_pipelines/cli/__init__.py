@@ -33,6 +33,7 @@ COMMANDS = {
     "explain": "eil_pipelines.cli.explain:build_explain_parser:cmd_explain",
     "serve": "eil_pipelines.cli.serve:build_serve_parser:cmd_serve",
     "connections": "eil_pipelines.cli.connections:build_connections_parser:cmd_connections",
+    "ledger": "eil_pipelines.cli.ledger:build_ledger_parser:cmd_ledger",
 }
 #: ``eil-run [--once] [PATH]``: the scheduler, or one run of each pipeline.
 MAIN = "eil_pipelines.cli.once:build_main_parser:cmd_main"

@@ -21,6 +21,10 @@ The package, along its seams:
     ``connection`` (the file, WAL, the write lock, read-only opening, error
     translation), ``runs``, ``outbox`` and ``leases``; ``schema`` holds its
     tables and migrations, ``process`` the process identity and liveness.
+``postgres``
+    :class:`~eil_pipelines.ledger.postgres.PostgresLedger`, the ledger shared
+    by several runners (leases on the database's clock, fencing by attempt);
+    ``postgres_schema`` holds its tables and the least privileges.
 ``factory``
     :func:`open_ledger`: a path or a URL to a backend.
 """
@@ -40,9 +44,12 @@ from .records import (
     LedgerError,
     LedgerLockedError,
     LedgerStateError,
+    LedgerUnavailableError,
     NewDelivery,
     NewSkip,
+    NodeRecord,
     RunRecord,
+    RunRequest,
 )
 from .schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from .sqlite import Ledger, SqliteLedger
@@ -66,9 +73,12 @@ __all__ = [
     "LedgerError",
     "LedgerLockedError",
     "LedgerStateError",
+    "LedgerUnavailableError",
     "NewDelivery",
     "NewSkip",
+    "NodeRecord",
     "RunRecord",
+    "RunRequest",
     "SqliteLedger",
     "migrate",
     "open_ledger",

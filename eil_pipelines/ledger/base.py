@@ -63,7 +63,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Self
 
-from .records import DeliveryBatch, DeliveryRecord, NewSkip, RunRecord
+from .records import DeliveryBatch, DeliveryRecord, NewSkip, NodeRecord, RunRecord, RunRequest
 
 __all__ = ["DEFAULT_RECLAIMABLE", "SKIP_BATCH_SIZE", "LedgerBackend"]
 
@@ -431,6 +431,67 @@ class LedgerBackend(ABC):
     @abstractmethod
     def release_lease(self, name: str) -> bool:
         """Give back a lease this process holds; ``False`` (and no change) when it held none."""
+
+    # -- runners: heartbeats and run requests --
+
+    @abstractmethod
+    def beat(
+        self,
+        node: str,
+        *,
+        host: str,
+        pid: int,
+        version: str,
+        started_at: datetime,
+        running: int,
+        last_error: str | None,
+        stopped: bool = False,
+    ) -> None:
+        """Record runner ``node``'s heartbeat (insert or replace its row), stamped with the
+        ledger's clock; ``stopped=True`` is its goodbye at a clean shutdown."""
+
+    @abstractmethod
+    def nodes(self) -> list[NodeRecord]:
+        """Every runner the ledger has heard of, newest beat first."""
+
+    @abstractmethod
+    def request_run(self, pipeline: str, *, requested_by: str) -> int:
+        """Ask for a run of ``pipeline`` now; returns the request's id."""
+
+    @abstractmethod
+    def take_run_requests(self, node: str, pipelines: Collection[str]) -> list[RunRequest]:
+        """Atomically take the open requests for ``pipelines`` for runner ``node``.
+
+        A request is taken once: two schedulers never both take one
+        (Postgres: ``FOR UPDATE SKIP LOCKED``).  Oldest first.
+        """
+
+    # -- shared ledgers: leases of held rows, fencing --
+
+    def renew_leases(self) -> int:
+        """Push back the lease of every row this process holds (running runs, messages
+        being sent, named leases); return how many rows were renewed.
+
+        A runner's heartbeat calls this.  SQLite has no expiry (a row's owner
+        is alive while its pid is): nothing to renew, 0.
+        """
+        return 0
+
+    def holds(self, pipeline: str, scheduled_at: datetime, *, run_id: str, attempt: int) -> bool:
+        """Whether the run ``run_id`` at ``attempt`` still holds its ``running`` row.
+
+        The fencing check before a run publishes its files: ``False`` once the
+        row was abandoned or reclaimed by someone else.  Advisory (the finish
+        is the authoritative check), but it keeps a late runner's files from
+        replacing a newer run's.
+        """
+        row = self.get(pipeline, scheduled_at)
+        return (
+            row is not None
+            and row.status == "running"
+            and row.run_id == run_id
+            and row.attempt == attempt
+        )
 
     # -- lifetime --
 

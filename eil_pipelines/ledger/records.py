@@ -26,9 +26,12 @@ __all__ = [
     "LedgerError",
     "LedgerLockedError",
     "LedgerStateError",
+    "LedgerUnavailableError",
     "NewDelivery",
     "NewSkip",
+    "NodeRecord",
     "RunRecord",
+    "RunRequest",
     "check_status",
 ]
 
@@ -56,6 +59,13 @@ class LedgerLockedError(LedgerError):
 
 class LedgerStateError(LedgerError):
     """A run is not in the state the operation needs (finishing a run that isn't running)."""
+
+
+class LedgerUnavailableError(LedgerError):
+    """A shared ledger's database could not be reached (down, network cut, refused login).
+
+    Nothing is known to have been written; the caller keeps what it holds and retries later.
+    """
 
 
 def check_status(status: str, name: str = "status") -> None:
@@ -103,6 +113,41 @@ class RunRecord:
     """A random token naming the claiming process incarnation (pids are reused)."""
     summary: dict[str, Any] | None = None
     """Headline figures of a finished run (``{"metrics": [{"label", "text", "change_text"}]}``)."""
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One runner's heartbeat, as the ledger last heard it."""
+
+    node: str
+    """The runner's name (``--node``; default ``host-pid``)."""
+    host: str
+    """The machine's host name."""
+    pid: int
+    """The runner's process id on that host."""
+    version: str
+    """The eil-pipelines version the runner runs."""
+    started_at: datetime
+    """When the runner started (UTC)."""
+    last_beat: datetime
+    """When it last beat (UTC, the ledger's clock)."""
+    running: int
+    """How many runs it held at its last beat."""
+    last_error: str | None
+    """Its last ledger or scheduler error, redacted; None when all is well."""
+    stopped: bool
+    """True when it said goodbye (clean shutdown)."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A "run now" asked for by the status page, waiting for a scheduler to take it."""
+
+    id: int
+    pipeline: str
+    requested_at: datetime
+    requested_by: str
+    """Who asked: "serve 127.0.0.1" or the token's label; never a secret."""
 
 
 @dataclass(frozen=True)

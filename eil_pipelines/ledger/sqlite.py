@@ -10,9 +10,13 @@ parts: the file and its connections (:mod:`.connection`), run rows
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
+
 from .base import LedgerBackend
 from .leases import SqliteLeases
 from .outbox import SqliteOutbox
+from .records import LedgerError, NodeRecord, RunRequest
 from .runs import SqliteRuns
 
 __all__ = ["Ledger", "SqliteLedger"]
@@ -31,6 +35,35 @@ class SqliteLedger(SqliteRuns, SqliteOutbox, SqliteLeases, LedgerBackend):
     Safe to use from many threads: each thread lazily gets its own
     connection.  Use as a context manager, or call :meth:`close`.
     """
+
+    # Heartbeats and run requests are stored by the status page's branch (its
+    # schema step); until it is merged the SQLite ledger refuses them clearly.
+
+    def beat(
+        self,
+        node: str,
+        *,
+        host: str,
+        pid: int,
+        version: str,
+        started_at: datetime,
+        running: int,
+        last_error: str | None,
+        stopped: bool = False,
+    ) -> None:
+        """Heartbeats are not stored in the SQLite ledger yet (a no-op)."""
+
+    def nodes(self) -> list[NodeRecord]:
+        """Heartbeats are not stored in the SQLite ledger yet: no runner is known."""
+        return []
+
+    def request_run(self, pipeline: str, *, requested_by: str) -> int:
+        """Run requests are not stored in the SQLite ledger yet: :class:`LedgerError`."""
+        raise LedgerError(f"run ledger {self.display_path} does not take run requests yet")
+
+    def take_run_requests(self, node: str, pipelines: Collection[str]) -> list[RunRequest]:
+        """Run requests are not stored in the SQLite ledger yet: none to take."""
+        return []
 
 
 #: The name the rest of eil-pipelines knows the SQLite ledger by.
