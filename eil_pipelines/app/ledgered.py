@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..ledger import LedgerStateError
+from ..ledger import LedgerStateError, LedgerUnavailableError
 from ..run.context import RunContext
 from ..run.pipeline import RunResult, publish_status, run_pipeline
 from ..schedule.durations import format_duration
@@ -164,6 +165,7 @@ def ledgered_run(
         ctx = dataclasses.replace(ctx, attempt=record.attempt)
     if log is not None:
         log.info("started: %s at %s (attempt %d)", name, at.isoformat(), ctx.attempt)
+    fence, site_lock = _shared_hooks(ledger, name, at, ctx)
     result = run_pipeline(
         pipeline,
         ctx,
@@ -171,6 +173,8 @@ def ledgered_run(
         clock=clock,
         guard=guard,
         chart_processes=chart_processes,
+        fence=fence,
+        site_lock=site_lock,
     )
     status, error = result.status, result.error
     if guard is not None and guard.stop_reason == "timeout" and not result.ok:
@@ -181,18 +185,21 @@ def ledgered_run(
         # The run recorded itself as failed for the report site; it timed out.
         publish_status(pipeline, ctx, reports_dir, status, error, clock())
     try:
-        ledger.finish(
-            name,
-            at,
-            status=status,
-            now=clock(),
-            error=error,
-            files=[str(f) for f in result.files],
-            run_id=ctx.run_id,
-            attempt=ctx.attempt,
-            summary=result.summary(),
+        _retrying(
+            lambda: ledger.finish(
+                name,
+                at,
+                status=status,
+                now=clock(),
+                error=error,
+                files=[str(f) for f in result.files],
+                run_id=ctx.run_id,
+                attempt=ctx.attempt,
+                summary=result.summary(),
+            ),
+            retry_for=_finish_patience(ledger),
         )
-    except LedgerStateError as exc:
+    except (LedgerStateError, LedgerUnavailableError) as exc:
         # Abandoned at shutdown (or by another process's recovery) meanwhile:
         # the row is no longer this run's, and its new state stands.
         logging.getLogger("eil_pipelines.scheduler").warning(
@@ -204,6 +211,58 @@ def ledgered_run(
     if deliver is not None:
         deliver(pipeline, ctx, result, status, error)
     return LedgeredOutcome(ctx, result, status, error, recorded=True)
+
+
+#: Pauses between tries of a shared ledger that cannot be reached (the last repeats).
+_BACKOFF = (0.5, 1.0, 2.0, 5.0)
+
+
+def _retrying(call: Callable[[], Any], *, retry_for: float) -> Any:
+    """``call()``, tried again with backoff for up to ``retry_for`` seconds while the
+    ledger cannot be reached: a run in flight keeps its outcome through an outage."""
+    deadline = time.monotonic() + retry_for
+    for n in range(1_000_000):
+        try:
+            return call()
+        except LedgerUnavailableError:
+            pause = _BACKOFF[min(n, len(_BACKOFF) - 1)]
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _finish_patience(ledger: Any) -> float:
+    """How long a finish waits for a shared ledger to come back: past the lease the run
+    is someone else's anyway (its finish is then refused), so a little longer than that."""
+    lease = getattr(ledger, "lease", None)
+    return 0.0 if lease is None else 2 * lease.total_seconds()
+
+
+def _shared_hooks(
+    ledger: Any, name: str, at: datetime, ctx: RunContext
+) -> tuple[Callable[[], bool] | None, Callable[[], Any] | None]:
+    """The fencing check and the site lock of a ledger shared by several runners
+    (``(None, None)`` for the SQLite ledger of one machine)."""
+    from ..ledger.postgres import PostgresLedger
+
+    if not isinstance(ledger, PostgresLedger):
+        return None, None
+    patience = ledger.lease.total_seconds()
+
+    def fence() -> bool:
+        # Unreachable for a whole lease: the run may be someone else's by now; don't publish.
+        try:
+            return bool(
+                _retrying(
+                    lambda: ledger.holds(name, at, run_id=ctx.run_id, attempt=ctx.attempt),
+                    retry_for=patience,
+                )
+            )
+        except LedgerUnavailableError:
+            return False
+
+    return fence, ledger.site_lock
 
 
 def _log_end(

@@ -45,7 +45,7 @@ from typing import Any
 
 from ..deliver import Dispatcher, load_project_settings
 from ..errors import ConfigError, ConfigErrors, EilError
-from ..ledger import Ledger, NewSkip
+from ..ledger import Ledger, LedgerUnavailableError, NewSkip
 from ..run.context import make_context, pipeline_trigger, pipeline_zone
 from ..schedule.loop import Clock, Firing, JobOptions, Scheduler, SystemClock
 from ..sources.guard import QueryGuard
@@ -103,6 +103,7 @@ class SchedulerService:
         reload_interval: float = 1.0,
         scheduler: Scheduler | None = None,
         chart_processes: int | None = None,
+        node: str | None = None,
     ):
         self.path = Path(path)
         self.root = project_root_for(self.path)
@@ -127,6 +128,11 @@ class SchedulerService:
         none on a single CPU), ``0`` draws them in the runs' threads."""
         self.charts: Any = None
         """The :class:`~eil_pipelines.charts.processes.ChartProcesses`, once started."""
+        self.node = node
+        """This runner's name on a shared ledger (``--node``; default host-pid)."""
+        self.runner: Any = None
+        """The :class:`~eil_pipelines.app.runner.Runner` (heartbeat, takeover, outages)
+        when the ledger is shared by several runners; ``None`` for the SQLite file."""
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -144,7 +150,7 @@ class SchedulerService:
         snapshot = self._take_snapshot()
         pipelines, errors = load_pipelines_lenient(self.path, env=self.env)
         settings = load_project_settings(self.root, env=self.env)  # eil.toml, before any file
-        self.ledger = Ledger(ledger_path(self.reports_dir))
+        self.ledger = self._open_ledger(settings)
         self.deliveries = Dispatcher(
             self.ledger, settings, pipelines=self.pipelines, clock=self.clock.now
         )
@@ -172,6 +178,7 @@ class SchedulerService:
                 self._schedule(pipeline, at_start=True)
             self._snapshot = snapshot
         self.scheduler.start(loop=loop)
+        self._start_runner()
         if loop:  # without the loop, tests drive sending with self.deliveries.process_due()
             self.deliveries.start(self.clock)
         self.log_table()
@@ -184,6 +191,9 @@ class SchedulerService:
         and record the rest as abandoned.  True when all finished in time."""
         self._stop.set()
         finished = self.scheduler.shutdown(grace)
+        if self.runner is not None:
+            # After the runs: their leases were renewed while they finished.
+            self.runner.stop()
         if not finished and self.ledger is not None:
             me = os.getpid()
             left = self.ledger.mark_abandoned(
@@ -215,6 +225,50 @@ class SchedulerService:
         if finished and self.ledger is not None:
             self.ledger.close()  # with runs left over, they may still record their end
         return finished
+
+    # -- several runners on one ledger ------------------------------------------------
+
+    def _open_ledger(self, settings: Any) -> Any:
+        """The ledger ``[ledger]`` names (default: the SQLite file under the reports folder)."""
+        if settings.ledger.url is None:
+            return Ledger(ledger_path(self.reports_dir))
+        from ..ledger import open_ledger
+        from .runner import default_node
+
+        self.node = self.node or default_node()
+        return open_ledger(settings.ledger.url, lease=settings.ledger.lease, node=self.node)
+
+    def _start_runner(self) -> None:
+        """Start the heartbeat (lease renewal, takeover, outages) of a shared ledger."""
+        from ..ledger.postgres import PostgresLedger
+
+        if not isinstance(self.ledger, PostgresLedger):
+            return
+        from .runner import Runner
+
+        def options(name: str) -> JobOptions | None:
+            pipeline = self._current(name)
+            return job_options(pipeline) if pipeline and pipeline.spec.schedule else None
+
+        self.runner = Runner(
+            self.ledger,
+            node=self.node or self.ledger.node,
+            run=self._run,
+            options=options,
+            in_flight=self.scheduler.in_flight,
+            clock=self.clock.now,
+            version=_package_version(),
+        )
+        self.runner.start()
+
+    def _ledger_down(self, name: str, firing: Firing) -> bool:
+        """True (and the time kept for catch-up) when the shared ledger is unreachable:
+        a runner claims nothing new during an outage."""
+        runner = self.runner
+        if runner is None or not runner.outage.down:
+            return False
+        runner.missed(name, firing.scheduled_at)
+        return True
 
     def _chart_pool(self, *, warm: bool = False) -> Any:
         """The chart processes, started when a pipeline with charts first needs them.
@@ -355,7 +409,23 @@ class SchedulerService:
             # The loop retries while firing.attempt <= retries: only after that is a failure final.
             return status == "succeeded" or schedule is None or firing.attempt > schedule.retries
 
-        outcome = ledgered_run(
+        if self._ledger_down(name, firing):
+            return True
+        try:
+            outcome = self._ledgered(pipeline, firing, guard, final)
+        except LedgerUnavailableError as exc:
+            # The claim could not be made: nothing ran; the time waits for the catch-up.
+            if self.runner is None:
+                raise
+            self.runner.outage.failed(exc)
+            self.runner.missed(name, firing.scheduled_at)
+            return True
+        return outcome.ok
+
+    def _ledgered(
+        self, pipeline: Pipeline, firing: Firing, guard: QueryGuard, final: Callable[[str], bool]
+    ) -> Any:
+        return ledgered_run(
             pipeline,
             make_context(pipeline, firing.scheduled_at, attempt=firing.attempt),
             ledger=self.ledger,
@@ -367,7 +437,6 @@ class SchedulerService:
             deliver=dispatch_hook(self.deliveries, final),
             log=log,
         )
-        return outcome.ok
 
     def _on_timeout(self, firing: Firing) -> None:
         key = (firing.key, firing.scheduled_at.astimezone(UTC))
@@ -382,9 +451,22 @@ class SchedulerService:
 
     def _on_skip(self, firing: Firing, reason: str) -> None:
         log.info("skipped: %s at %s: %s", firing.key, firing.scheduled_at.isoformat(), reason)
-        self.ledger.record_skipped(
-            firing.key, firing.scheduled_at, reason=reason, now=self.clock.now()
-        )
+        with self._outage_tolerated():
+            self.ledger.record_skipped(
+                firing.key, firing.scheduled_at, reason=reason, now=self.clock.now()
+            )
+
+    @contextlib.contextmanager
+    def _outage_tolerated(self) -> Any:
+        """A skip that can't be recorded during a shared ledger's outage is told once (by
+        the runner) and left out: the ledger then has no row for it, which is what the
+        catch-up after the outage and ``history`` read as "not run"."""
+        try:
+            yield
+        except LedgerUnavailableError as exc:
+            if self.runner is None:
+                raise
+            self.runner.outage.failed(exc)
 
     def _on_skip_many(self, firings: list[Firing], reason: str) -> None:
         # A long outage or a clock jump skips thousands of times: one log line and
@@ -398,9 +480,10 @@ class SchedulerService:
             last.scheduled_at.isoformat(),
             reason,
         )
-        self.ledger.record_skipped_many(
-            [NewSkip(f.key, f.scheduled_at, reason) for f in firings], now=self.clock.now()
-        )
+        with self._outage_tolerated():
+            self.ledger.record_skipped_many(
+                [NewSkip(f.key, f.scheduled_at, reason) for f in firings], now=self.clock.now()
+            )
 
     # -- hot reload ---------------------------------------------------------------------
 
@@ -508,6 +591,15 @@ class SchedulerService:
         for change in changes:
             log.info("reload: %s", change)
         return changes
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("eil-pipelines")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def run_forever(

@@ -79,6 +79,12 @@ def build_main_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
     )
+    add(
+        "--node",
+        metavar="NAME",
+        help="scheduler: this runner's name on a shared ([ledger] url) ledger "
+        "(default: the host name and the pid)",
+    )
     add("-v", "--verbose", action="store_true", help="log each step")
     add("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser

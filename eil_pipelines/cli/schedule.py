@@ -40,6 +40,7 @@ def cmd_schedule(options: argparse.Namespace) -> int:
         reports_dir=reports,
         workers=options.workers,
         chart_processes=options.chart_processes,
+        node=_node(options),
     )
     reload_asked = threading.Event()
     log = logging.getLogger("eil_pipelines.scheduler")
@@ -64,6 +65,16 @@ def cmd_schedule(options: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
+
+
+def _node(options: argparse.Namespace) -> str | None:
+    """``--node``, checked: a runner's name is shown in logs and the status view."""
+    node = getattr(options, "node", None)
+    if node is None:
+        return None
+    if not node.strip() or len(node) > 100 or any(not c.isprintable() for c in node):
+        raise UsageError("eil-run: --node must be 1 to 100 printable characters")
+    return node.strip()
 
 
 def _log_to_file(path: Path) -> None:
