@@ -28,9 +28,13 @@ from typing import Any
 
 from ..ledger import LedgerError, LedgerUnavailableError, NewSkip
 from ..ledger.process import host_name
-from ..schedule.loop import Firing, JobOptions
+from ..schedule.loop import Firing, JobOptions, SystemClock
 
-__all__ = ["Outage", "Runner", "catch_up_plan", "default_node"]
+__all__ = ["CLOCK_SKEW_ENV", "Outage", "Runner", "SkewedClock", "catch_up_plan", "default_node"]
+
+#: The environment variable that sets a runner's clock this many seconds off (the
+#: test of clock skew between machines; unset in production).
+CLOCK_SKEW_ENV = "EIL_CLOCK_SKEW"
 
 log = logging.getLogger("eil_pipelines.scheduler")
 
@@ -41,6 +45,28 @@ MAX_INTERVAL = timedelta(seconds=60)
 def default_node() -> str:
     """This runner's default name: the host name and the pid (``web-1-4242``)."""
     return f"{host_name()}-{os.getpid()}"
+
+
+class SkewedClock(SystemClock):
+    """This machine's clock, ``offset`` off: a machine whose clock is wrong."""
+
+    def __init__(self, offset: timedelta):
+        self.offset = offset
+
+    def now(self) -> datetime:
+        """The wall clock plus the offset."""
+        return super().now() + self.offset
+
+
+def clock_from_env(env: dict[str, str] | os._Environ[str]) -> SystemClock | None:
+    """A :class:`SkewedClock` when :data:`CLOCK_SKEW_ENV` is set (seconds), else None."""
+    text = env.get(CLOCK_SKEW_ENV)
+    if not text:
+        return None
+    try:
+        return SkewedClock(timedelta(seconds=float(text)))
+    except ValueError:
+        raise ValueError(f"{CLOCK_SKEW_ENV} must be a number of seconds, got {text!r}") from None
 
 
 class Outage:

@@ -255,7 +255,7 @@ class SchedulerService:
             node=self.node or self.ledger.node,
             run=self._run,
             options=options,
-            in_flight=self.scheduler.in_flight,
+            in_flight=lambda: self.scheduler.in_flight,
             clock=self.clock.now,
             version=_package_version(),
         )

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from .common import check_counts, reports_dir_for
@@ -41,6 +42,7 @@ def cmd_schedule(options: argparse.Namespace) -> int:
         workers=options.workers,
         chart_processes=options.chart_processes,
         node=_node(options),
+        clock=_clock(),
     )
     reload_asked = threading.Event()
     log = logging.getLogger("eil_pipelines.scheduler")
@@ -65,6 +67,16 @@ def cmd_schedule(options: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
+
+
+def _clock() -> Any:
+    """The scheduler's clock: the machine's, or one set off by ``EIL_CLOCK_SKEW`` (tests)."""
+    from ..app.runner import clock_from_env
+
+    try:
+        return clock_from_env(os.environ)
+    except ValueError as exc:
+        raise UsageError(f"eil-run: {exc}") from None
 
 
 def _node(options: argparse.Namespace) -> str | None:
