@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ledger import LedgerStateError, LedgerUnavailableError
 from ..run.context import RunContext
-from ..run.pipeline import RunResult, publish_status, run_pipeline
+from ..run.pipeline import FENCED, RunResult, publish_status, run_pipeline
 from ..schedule.durations import format_duration
 from ..spec.loader import Pipeline
 
@@ -203,7 +203,11 @@ def ledgered_run(
         # Abandoned at shutdown (or by another process's recovery) meanwhile:
         # the row is no longer this run's, and its new state stands.
         logging.getLogger("eil_pipelines.scheduler").warning(
-            "not recorded: %s at %s: %s", name, at.isoformat(), exc
+            "not recorded: %s at %s: %s%s",
+            name,
+            at.isoformat(),
+            exc,
+            "; its files were not published" if (error or "").startswith(FENCED) else "",
         )
         return LedgeredOutcome(ctx, result, status, error, recorded=False)
     if log is not None:
@@ -213,6 +217,8 @@ def ledgered_run(
     return LedgeredOutcome(ctx, result, status, error, recorded=True)
 
 
+#: How long a run's finish waits at least for a shared ledger that can't be reached.
+FINISH_PATIENCE_S = 120.0
 #: Pauses between tries of a shared ledger that cannot be reached (the last repeats).
 _BACKOFF = (0.5, 1.0, 2.0, 5.0)
 
@@ -233,10 +239,12 @@ def _retrying(call: Callable[[], Any], *, retry_for: float) -> Any:
 
 
 def _finish_patience(ledger: Any) -> float:
-    """How long a finish waits for a shared ledger to come back: past the lease the run
-    is someone else's anyway (its finish is then refused), so a little longer than that."""
+    """How long a finish waits for a shared ledger to come back (0 for SQLite)."""
     lease = getattr(ledger, "lease", None)
-    return 0.0 if lease is None else 2 * lease.total_seconds()
+    # Long enough to ride out a restart of the database: the heartbeat keeps the
+    # lease while the run is in flight, and fencing refuses the finish if the run
+    # was taken over meanwhile.
+    return 0.0 if lease is None else FINISH_PATIENCE_S + 2 * lease.total_seconds()
 
 
 def _shared_hooks(
@@ -248,10 +256,10 @@ def _shared_hooks(
 
     if not isinstance(ledger, PostgresLedger):
         return None, None
-    patience = ledger.lease.total_seconds()
+    patience = _finish_patience(ledger)
 
     def fence() -> bool:
-        # Unreachable for a whole lease: the run may be someone else's by now; don't publish.
+        # Unreachable all this time: the run is likely someone else's by now; don't publish.
         try:
             return bool(
                 _retrying(

@@ -138,7 +138,8 @@ class Runner:
 
     ``run`` runs one firing as the scheduler would (the service's ``_run``);
     ``options`` gives a pipeline's :class:`JobOptions` (``None``: no longer
-    scheduled); ``in_flight`` counts the runs held.  ``interval`` defaults to a
+    scheduled); ``in_flight`` counts the runs held; ``held`` lists their keys
+    (only those leases are renewed).  ``interval`` defaults to a
     third of the lease.
     """
 
@@ -150,6 +151,7 @@ class Runner:
         run: Callable[[str, Firing], Any],
         options: Callable[[str], JobOptions | None],
         in_flight: Callable[[], int],
+        held: Callable[[], list[tuple[str, datetime]]],
         clock: Callable[[], datetime],
         version: str = "unknown",
         interval: float | None = None,
@@ -160,6 +162,7 @@ class Runner:
         self._run = run
         self._options = options
         self._in_flight = in_flight
+        self._held = held
         self._clock = clock
         self._version = version
         beat = min(ledger.lease / 3, MAX_INTERVAL).total_seconds()
@@ -215,7 +218,7 @@ class Runner:
     def beat_once(self) -> None:
         """Renew leases, beat, take over expired runs, and catch up after an outage."""
         try:
-            self.ledger.renew_leases()
+            self.ledger.renew_leases(self._held())
             self._beat()
             if self.outage.ok():
                 self._catch_up()

@@ -256,10 +256,16 @@ class SchedulerService:
             run=self._run,
             options=options,
             in_flight=lambda: self.scheduler.in_flight,
+            held=self._held_runs,
             clock=self.clock.now,
             version=_package_version(),
         )
         self.runner.start()
+
+    def _held_runs(self) -> list[tuple[str, datetime]]:
+        """The (pipeline, scheduled time) of the runs in flight: the leases to renew."""
+        with self._lock:
+            return list(self._flights)
 
     def _ledger_down(self, name: str, firing: Firing) -> bool:
         """True (and the time kept for catch-up) when the shared ledger is unreachable:

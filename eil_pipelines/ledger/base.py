@@ -468,12 +468,16 @@ class LedgerBackend(ABC):
 
     # -- shared ledgers: leases of held rows, fencing --
 
-    def renew_leases(self) -> int:
-        """Push back the lease of every row this process holds (running runs, messages
+    def renew_leases(self, runs: Collection[tuple[str, datetime]] | None = None) -> int:
+        """Push back the lease of the rows this process holds (running runs, messages
         being sent, named leases); return how many rows were renewed.
 
-        A runner's heartbeat calls this.  SQLite has no expiry (a row's owner
-        is alive while its pid is): nothing to renew, 0.
+        ``runs`` limits the run rows renewed to these (pipeline, scheduled time)
+        keys: the runs really in flight, so a row whose run ended without
+        recording its outcome (the ledger was down too long) expires and is
+        taken over instead of being held for ever.  A runner's heartbeat calls
+        this.  SQLite has no expiry (a row's owner is alive while its pid is):
+        nothing to renew, 0.
         """
         return 0
 

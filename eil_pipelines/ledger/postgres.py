@@ -314,6 +314,7 @@ class PostgresLedger(LedgerBackend):
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._all: list[Any] = []
         self._closed = False
+        self._generation = 0  # bumped when a connection fails: the others reconnect
         with self._session() as conn:
             self._prepare(conn, create=create and not read_only)
 
@@ -364,11 +365,18 @@ class PostgresLedger(LedgerBackend):
         if self._closed:
             raise LedgerError(f"run ledger {self.display_path} is closed")
         conn = getattr(self._local, "conn", None)
-        if conn is not None and (conn.closed or conn.broken):
+        stale = getattr(self._local, "generation", 0) != self._generation
+        if conn is not None and (conn.closed or conn.broken or stale):
+            # Another thread's connection failed (a restart, a cut): this one, idle
+            # since, is most likely dead too; reconnect rather than fail once more.
+            with contextlib.suppress(Exception):
+                conn.close()
             conn = self._local.conn = None
         if conn is None:
+            generation = self._generation
             conn = self._connect()
             self._local.conn = conn
+            self._local.generation = generation
             with self._lock:
                 self._all.append(conn)
         return conn
@@ -410,12 +418,16 @@ class PostgresLedger(LedgerBackend):
             with contextlib.suppress(Exception):
                 conn.close()
             self._local.conn = None
+            with self._lock:
+                self._generation += 1
             raise LedgerUnavailableError(
                 f"run ledger {self.display_path} cannot be reached: {self._reason(exc)}"
             ) from None
         except psycopg.Error as exc:
             if conn.broken or conn.closed:
                 self._local.conn = None
+                with self._lock:
+                    self._generation += 1
                 raise LedgerUnavailableError(
                     f"run ledger {self.display_path} cannot be reached: {self._reason(exc)}"
                 ) from None
@@ -730,16 +742,32 @@ class PostgresLedger(LedgerBackend):
         )
         return [_run(row) for row in rows]
 
-    def renew_leases(self) -> int:
-        """Push back the leases of every row this process holds; return how many."""
+    def renew_leases(self, runs: Collection[tuple[str, datetime]] | None = None) -> int:
+        """Push back the leases of the rows this process holds (only the ``runs`` given,
+        when given, among its run rows); return how many."""
         who = self._who()
+        keys = None if runs is None else list(runs)
         total = 0
         with self._tx() as conn:
-            for table, status in (
-                ("eil_runs", "status = 'running' AND "),
-                ("eil_outbox", "status = 'sending' AND "),
-                ("eil_leases", ""),
-            ):
+            if keys is None or keys:
+                only = (
+                    ""
+                    if keys is None
+                    else " AND (pipeline, scheduled_at) IN"
+                    " (SELECT * FROM unnest(%(names)s::text[], %(times)s::timestamptz[]))"
+                )
+                cursor = conn.execute(
+                    "UPDATE eil_runs SET lease_until = now() + make_interval(secs => %(lease)s)"
+                    " WHERE status = 'running' AND owner_token = %(token)s AND pid = %(pid)s"
+                    f" AND host = %(host)s{only}",
+                    {
+                        **who,
+                        "names": [k[0] for k in keys or []],
+                        "times": [_aware(k[1], "scheduled_at") for k in keys or []],
+                    },
+                )
+                total += cursor.rowcount
+            for table, status in (("eil_outbox", "status = 'sending' AND "), ("eil_leases", "")):
                 cursor = conn.execute(
                     f"UPDATE {table} SET lease_until = now() + make_interval(secs => %(lease)s)"
                     f" WHERE {status}owner_token = %(token)s AND pid = %(pid)s"

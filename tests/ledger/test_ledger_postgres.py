@@ -105,6 +105,11 @@ def test_the_heartbeat_renews_every_lease_this_process_holds(pg_ledger, pg_ledge
     _expire(pg_ledger_server, "eil_leases")
     assert pg_ledger.renew_leases() == 2
     assert pg_ledger.mark_abandoned() == []
+    # Only the runs in flight: a row whose run ended without its finish is let go.
+    pg_ledger.claim("sales", T0 + timedelta(days=1), run_id="r2", now=NOW)
+    _expire(pg_ledger_server)
+    assert pg_ledger.renew_leases([("sales", T0)]) == 2
+    assert [r.scheduled_at for r in pg_ledger.mark_abandoned()] == [T0 + timedelta(days=1)]
     with PostgresLedger(pg_ledger_server.url, create=False) as other:
         # Same process: the lease's holder is alive and renewed, so it is refused.
         assert other.acquire_lease("backfill:sales", holder="x") is not None
