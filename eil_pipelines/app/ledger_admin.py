@@ -21,7 +21,9 @@ from typing import Any
 from ..errors import EilError
 from ..ledger import LedgerBackend, LedgerError, open_ledger
 from ..ledger.factory import POSTGRES_SCHEMES, redact_url
+from ..ledger.postgres_schema import PG_SCHEMA_VERSION, grants_sql
 from ..ledger.schema import from_text
+from ..spec.project import load_project_settings
 from . import ledger_path
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ledger_settings",
     "migrate_ledger",
     "open_project_ledger",
+    "runner_grants",
 ]
 
 
@@ -39,8 +42,6 @@ def ledger_settings(
     root: Path, env: Mapping[str, str] | None = None
 ) -> tuple[str | None, timedelta]:
     """``[ledger] url`` (``None``: the SQLite file) and ``lease`` of the project at ``root``."""
-    from ..spec.project import load_project_settings
-
     settings = load_project_settings(root, env=os.environ if env is None else env)
     return settings.ledger.url, settings.ledger.lease
 
@@ -69,11 +70,14 @@ def init_ledger(url: str) -> str:
     """Create the Postgres ledger's tables at ``url`` (idempotent); return what was done."""
     if not _is_postgres(url):
         raise EilError(f"ledger init: {redact_url(url)} is not a postgresql:// URL")
-    from ..ledger.postgres_schema import PG_SCHEMA_VERSION
-
     with open_ledger(url, create=True) as ledger:
         version = ledger.schema_version()
     return f"run ledger {redact_url(url)} is ready (schema version {version}/{PG_SCHEMA_VERSION})"
+
+
+def runner_grants(role: str) -> list[str]:
+    """The ``GRANT`` statements that give ``role`` the least privileges a runner needs."""
+    return grants_sql(role)
 
 
 @dataclass

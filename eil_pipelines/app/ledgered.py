@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..ledger import LedgerStateError, LedgerUnavailableError
+from ..ledger.postgres import PostgresLedger
 from ..run.context import RunContext
 from ..run.pipeline import FENCED, RunResult, publish_status, run_pipeline
 from ..schedule.durations import format_duration
@@ -252,8 +253,6 @@ def _shared_hooks(
 ) -> tuple[Callable[[], bool] | None, Callable[[], Any] | None]:
     """The fencing check and the site lock of a ledger shared by several runners
     (``(None, None)`` for the SQLite ledger of one machine)."""
-    from ..ledger.postgres import PostgresLedger
-
     if not isinstance(ledger, PostgresLedger):
         return None, None
     patience = _finish_patience(ledger)

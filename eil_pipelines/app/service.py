@@ -45,7 +45,8 @@ from typing import Any
 
 from ..deliver import Dispatcher, load_project_settings
 from ..errors import ConfigError, ConfigErrors, EilError
-from ..ledger import Ledger, LedgerUnavailableError, NewSkip
+from ..ledger import Ledger, LedgerUnavailableError, NewSkip, open_ledger
+from ..ledger.postgres import PostgresLedger
 from ..run.context import make_context, pipeline_trigger, pipeline_zone
 from ..schedule.loop import Clock, Firing, JobOptions, Scheduler, SystemClock
 from ..sources.guard import QueryGuard
@@ -58,6 +59,7 @@ from ..spec.loader import (
 )
 from . import ledger_path
 from .ledgered import claim_scheduled, dispatch_hook, ledgered_run
+from .runner import Runner, default_node
 
 log = logging.getLogger("eil_pipelines.scheduler")
 
@@ -232,19 +234,13 @@ class SchedulerService:
         """The ledger ``[ledger]`` names (default: the SQLite file under the reports folder)."""
         if settings.ledger.url is None:
             return Ledger(ledger_path(self.reports_dir))
-        from ..ledger import open_ledger
-        from .runner import default_node
-
         self.node = self.node or default_node()
         return open_ledger(settings.ledger.url, lease=settings.ledger.lease, node=self.node)
 
     def _start_runner(self) -> None:
         """Start the heartbeat (lease renewal, takeover, outages) of a shared ledger."""
-        from ..ledger.postgres import PostgresLedger
-
         if not isinstance(self.ledger, PostgresLedger):
             return
-        from .runner import Runner
 
         def options(name: str) -> JobOptions | None:
             pipeline = self._current(name)

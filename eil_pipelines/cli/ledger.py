@@ -70,14 +70,13 @@ def _url(options: argparse.Namespace) -> str:
 def cmd_ledger(options: argparse.Namespace) -> int:
     """Run one ledger action and print its outcome."""
     from ..app import ledger_path
-    from ..app.ledger_admin import check_ledgers, init_ledger, migrate_ledger
-    from ..ledger.postgres_schema import grants_sql
+    from ..app.ledger_admin import check_ledgers, init_ledger, migrate_ledger, runner_grants
 
     url = _url(options)
     if options.action == "init":
         print(init_ledger(url))
         print("A runner's role needs only these privileges:")
-        for statement in grants_sql(options.grant):
+        for statement in runner_grants(options.grant):
             print(f"  {statement};")
         return EXIT_OK
     sqlite_file = ledger_path(reports_dir_for(options))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .common import Parser, add_path, check_counts, configure_logging, parse_at, reports_dir_for
 from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_FAILED, EXIT_OK
+from .schedule import add_scheduler_options
 
 DESCRIPTION = """\
 Executive reports as code: each TOML file in PATH (default pipelines/) is a
@@ -72,19 +73,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         help="processes that draw charts side by side; 0 draws them in the runs' threads "
         "(default: the scheduler starts one per CPU, up to 4; --once draws in its threads)",
     )
-    add(
-        "--grace",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
-    )
-    add(
-        "--node",
-        metavar="NAME",
-        help="scheduler: this runner's name on a shared ([ledger] url) ledger "
-        "(default: the host name and the pid)",
-    )
+    add_scheduler_options(parser)
     add("-v", "--verbose", action="store_true", help="log each step")
     add("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser

@@ -69,6 +69,23 @@ def cmd_schedule(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_scheduler_options(parser: argparse.ArgumentParser) -> None:
+    """The scheduler's own options: ``--grace`` and ``--node``."""
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
+    )
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        help="scheduler: this runner's name on a shared ([ledger] url) ledger "
+        "(default: the host name and the pid)",
+    )
+
+
 def _clock() -> Any:
     """The scheduler's clock: the machine's, or one set off by ``EIL_CLOCK_SKEW`` (tests)."""
     from ..app.runner import clock_from_env

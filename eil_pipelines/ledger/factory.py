@@ -16,26 +16,13 @@ from urllib.parse import urlsplit
 from eil_pipelines.errors import EilError
 
 from .base import LedgerBackend
+from .postgres import DEFAULT_LEASE, PostgresLedger, redact_url
 from .sqlite import SqliteLedger
 
 __all__ = ["POSTGRES_SCHEMES", "open_ledger", "redact_url"]
 
 #: URL schemes of a Postgres ledger.
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its user name and password, for messages: ``postgresql://host:5432/eil``."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    try:
-        port = parts.port
-    except ValueError:  # a port that isn't a number: show none rather than fail here
-        port = None
-    netloc = f"{host}:{port}" if port is not None else host
-    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 def open_ledger(
@@ -80,8 +67,6 @@ def open_ledger(
                     f"ledger URL {redact_url(text)}: the Postgres ledger needs psycopg: "
                     "pip install 'eil-pipelines[postgres]'"
                 ) from None
-            from .postgres import DEFAULT_LEASE, PostgresLedger
-
             return PostgresLedger(
                 text,
                 display_path=display_path,

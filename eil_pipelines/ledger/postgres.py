@@ -67,7 +67,7 @@ from .records import (
 )
 from .schema import to_text
 
-__all__ = ["DEFAULT_LEASE", "PostgresLedger"]
+__all__ = ["DEFAULT_LEASE", "PostgresLedger", "redact_url"]
 
 #: How long a claim stays held without a heartbeat.
 DEFAULT_LEASE = timedelta(seconds=30)
@@ -153,6 +153,20 @@ def _delivery(row: Sequence[Any]) -> DeliveryRecord:
         last_error=error,
         content_hash=content_hash,
     )
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its user name and password, for messages: ``postgresql://host:5432/eil``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = parts.port
+    except ValueError:  # a port that isn't a number: show none rather than fail here
+        port = None
+    netloc = f"{host}:{port}" if port is not None else host
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 def _redactor(url: str) -> Callable[[str], str]:
@@ -297,8 +311,6 @@ class PostgresLedger(LedgerBackend):
         connect_timeout: float = 5.0,
         clock: Callable[[], datetime] | None = None,
     ):
-        from .factory import redact_url
-
         if lease <= timedelta(0):
             raise ValueError(f"lease must be positive, got {lease}")
         self._url = url
