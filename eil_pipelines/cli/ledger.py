@@ -42,6 +42,8 @@ def build_ledger_parser() -> argparse.ArgumentParser:
         default="eil_runner",
         help="init: the role named in the printed grants (default: eil_runner)",
     )
+    parser.add_argument("--reports", metavar="DIR", help="reports folder holding the SQLite ledger")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser
 
 
