@@ -151,8 +151,9 @@ def run_pipeline(
     ``fence`` (a shared ledger's fencing check) is asked just before the files
     go into place: when it says the run is no longer this process's (a runner
     that came back after another took its run over), nothing is published and
-    the run fails.  ``site_lock`` is held while the site index is rebuilt, so
-    runners on several machines never interleave their writes.
+    the run fails.  ``site_lock`` is held while the files go into place and
+    while the site index is rebuilt, so runners on several machines never
+    interleave their writes and ``latest.*`` only moves forward.
 
     Never raises for a problem of the pipeline: every :class:`EilError` (and any
     unexpected exception) becomes a failed :class:`RunResult` carrying the
@@ -189,6 +190,7 @@ def run_pipeline(
             clock,
             stages,
             fence,
+            site_lock,
         )
         stages.write = _time.perf_counter() - t
     except EilError as exc:
@@ -268,6 +270,7 @@ def _write(
     clock: Clock,
     stages: StageTimes,
     fence: Callable[[], bool] | None = None,
+    site_lock: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> _Written:
     """The write stage: exports and manifest, the files in place, then retention."""
 
@@ -331,7 +334,10 @@ def _write(
             f"{FENCED}: another runner took this run over (its lease expired); "
             "its report stands and this one is not published"
         )
-    paths = write_report(pipeline_dir, files)
+    # Under the shared lock: "is this stamp the newest?" and the write of latest.* are
+    # one step across runners, so latest.* only moves forward.
+    with site_lock() if site_lock is not None else contextlib.nullcontext():
+        paths = write_report(pipeline_dir, files)
     written = _Written(files=paths)
     for path in paths:
         if path.parent == pipeline_dir and path.stem == ctx.stamp:
