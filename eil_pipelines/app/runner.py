@@ -190,7 +190,8 @@ class Runner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Takeovers already decided run to their end: their rows say abandoned until then.
+        self._pool.shutdown(wait=True)
         with contextlib.suppress(LedgerError):
             self._beat(stopped=True)
 

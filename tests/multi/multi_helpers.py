@@ -24,8 +24,9 @@ from servers import DATABASE, READER_PASSWORD
 
 from eil_pipelines.ledger.postgres import PostgresLedger
 
-#: The lease of the tests' runners: short, so fail-over is quick.
-LEASE_S = 3
+#: The lease of the tests' runners: short, so fail-over is quick, yet long enough that a
+#: heartbeat starved by a loaded machine doesn't lose its runs.
+LEASE_S = 5
 
 
 def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
