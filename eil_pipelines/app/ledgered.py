@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..ledger import LedgerFullError, LedgerStateError
+from ..ledger import LedgerFullError, LedgerStateError, LedgerUnavailableError
+from ..ledger.postgres import PostgresLedger
 from ..run.context import RunContext
-from ..run.pipeline import RunResult, publish_status, run_pipeline
+from ..run.pipeline import FENCED, RunResult, publish_status, run_pipeline
 from ..schedule.durations import format_duration
 from ..spec.loader import Pipeline
 
@@ -180,6 +182,7 @@ def ledgered_run(
             ctx.attempt,
             extra=_run_fields(name, at, ctx.run_id, ctx.attempt),
         )
+    fence, site_lock = _shared_hooks(ledger, name, at, ctx)
     result = run_pipeline(
         pipeline,
         ctx,
@@ -187,6 +190,8 @@ def ledgered_run(
         clock=clock,
         guard=guard,
         chart_processes=chart_processes,
+        fence=fence,
+        site_lock=site_lock,
     )
     status, error = result.status, result.error
     if guard is not None and guard.stop_reason == "timeout" and not result.ok:
@@ -197,16 +202,19 @@ def ledgered_run(
         # The run recorded itself as failed for the report site; it timed out.
         publish_status(pipeline, ctx, reports_dir, status, error, clock())
     try:
-        ledger.finish(
-            name,
-            at,
-            status=status,
-            now=clock(),
-            error=error,
-            files=[str(f) for f in result.files],
-            run_id=ctx.run_id,
-            attempt=ctx.attempt,
-            summary=result.summary(),
+        _retrying(
+            lambda: ledger.finish(
+                name,
+                at,
+                status=status,
+                now=clock(),
+                error=error,
+                files=[str(f) for f in result.files],
+                run_id=ctx.run_id,
+                attempt=ctx.attempt,
+                summary=result.summary(),
+            ),
+            retry_for=_finish_patience(ledger),
         )
     except LedgerFullError as exc:
         # The report is written; its row stays running, and the next start
@@ -217,11 +225,15 @@ def ledgered_run(
         if log is None:
             raise
         return LedgeredOutcome(ctx, result, status, error, recorded=False)
-    except LedgerStateError as exc:
+    except (LedgerStateError, LedgerUnavailableError) as exc:
         # Abandoned at shutdown (or by another process's recovery) meanwhile:
         # the row is no longer this run's, and its new state stands.
         logging.getLogger("eil_pipelines.scheduler").warning(
-            "not recorded: %s at %s: %s", name, at.isoformat(), exc
+            "not recorded: %s at %s: %s%s",
+            name,
+            at.isoformat(),
+            exc,
+            "; its files were not published" if (error or "").startswith(FENCED) else "",
         )
         return LedgeredOutcome(ctx, result, status, error, recorded=False)
     if log is not None:
@@ -284,6 +296,60 @@ def ledgered_failure(
     if deliver is not None:
         deliver(pipeline, ctx, result, "failed", error)
     return LedgeredOutcome(ctx, result, "failed", error, recorded=True)
+
+
+#: How long a run's finish waits at least for a shared ledger that can't be reached.
+FINISH_PATIENCE_S = 120.0
+#: Pauses between tries of a shared ledger that cannot be reached (the last repeats).
+_BACKOFF = (0.5, 1.0, 2.0, 5.0)
+
+
+def _retrying(call: Callable[[], Any], *, retry_for: float) -> Any:
+    """``call()``, tried again with backoff for up to ``retry_for`` seconds while the
+    ledger cannot be reached: a run in flight keeps its outcome through an outage."""
+    deadline = time.monotonic() + retry_for
+    for n in range(1_000_000):
+        try:
+            return call()
+        except LedgerUnavailableError:
+            pause = _BACKOFF[min(n, len(_BACKOFF) - 1)]
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _finish_patience(ledger: Any) -> float:
+    """How long a finish waits for a shared ledger to come back (0 for SQLite)."""
+    lease = getattr(ledger, "lease", None)
+    # Long enough to ride out a restart of the database: the heartbeat keeps the
+    # lease while the run is in flight, and fencing refuses the finish if the run
+    # was taken over meanwhile.
+    return 0.0 if lease is None else FINISH_PATIENCE_S + 2 * lease.total_seconds()
+
+
+def _shared_hooks(
+    ledger: Any, name: str, at: datetime, ctx: RunContext
+) -> tuple[Callable[[], bool] | None, Callable[[], Any] | None]:
+    """The fencing check and the site lock of a ledger shared by several runners
+    (``(None, None)`` for the SQLite ledger of one machine)."""
+    if not isinstance(ledger, PostgresLedger):
+        return None, None
+    patience = _finish_patience(ledger)
+
+    def fence() -> bool:
+        # Unreachable all this time: the run is likely someone else's by now; don't publish.
+        try:
+            return bool(
+                _retrying(
+                    lambda: ledger.holds(name, at, run_id=ctx.run_id, attempt=ctx.attempt),
+                    retry_for=patience,
+                )
+            )
+        except LedgerUnavailableError:
+            return False
+
+    return fence, ledger.site_lock
 
 
 def _log_end(

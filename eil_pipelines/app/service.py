@@ -38,6 +38,7 @@ Policies, documented in docs/scheduler.md:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -52,7 +53,8 @@ from typing import Any
 from .. import __version__
 from ..deliver import Dispatcher, load_project_settings
 from ..errors import ConfigError, ConfigErrors, EilError
-from ..ledger import Ledger, LedgerError, NewSkip, RunRequest
+from ..ledger import Ledger, LedgerError, LedgerUnavailableError, NewSkip, RunRequest, open_ledger
+from ..ledger.postgres import PostgresLedger
 from ..ledger.process import host_name
 from ..run.context import make_context, pipeline_trigger, pipeline_zone
 from ..schedule.loop import Clock, Firing, JobOptions, Scheduler, SystemClock
@@ -74,6 +76,7 @@ from .ledgered import (
     ledgered_failure,
     ledgered_run,
 )
+from .runner import Runner, default_node
 from .waiting import Waiter, needs_wait
 from .watch import FileWatcher, declared_references, pipeline_references
 
@@ -155,8 +158,8 @@ class SchedulerService:
         self.waiter: Waiter | None = None
         """Runs waiting for their upstream pipelines or their freshness gate."""
         self._resumed: set[tuple[str, datetime]] = set()
-        self.node = node or f"{host_name()}-{os.getpid()}"
-        """This runner's name in the ledger's heartbeats (default: ``host-pid``)."""
+        self.node = node or default_node()
+        """This runner's name in the ledger's heartbeats (``--node``; default: ``host-pid``)."""
         self.beat_interval = beat_interval
         """Seconds between heartbeats; each also takes the waiting "run now" requests."""
         self.started_at = self.clock.now()
@@ -164,6 +167,9 @@ class SchedulerService:
         self._beater: threading.Thread | None = None
         self._adhoc: ThreadPoolExecutor | None = None
         self._adhoc_runs: set[Future[Any]] = set()
+        self.runner: Any = None
+        """The :class:`~eil_pipelines.app.runner.Runner` (lease renewal, takeover, outages)
+        when the ledger is shared by several runners; ``None`` for the SQLite file."""
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -181,13 +187,7 @@ class SchedulerService:
         look = self._files.look()
         pipelines, errors = load_pipelines_lenient(self.path, env=self.env)
         settings = load_project_settings(self.root, env=self.env)  # eil.toml, before any file
-        # Claims and skips wait out another process's lock: a fire time's row
-        # comes late rather than never (docs/scheduler.md, "Exactly once").  The
-        # service's clock is the ledger's too: heartbeats and requests are stamped
-        # with it, so tests that move the clock see them move.
-        self.ledger = Ledger(
-            ledger_path(self.reports_dir), lock_patience=None, clock=self.clock.now
-        )
+        self.ledger = self._open_ledger(settings)
         self.deliveries = Dispatcher(
             self.ledger, settings, pipelines=self.pipelines, clock=self.clock.now
         )
@@ -222,6 +222,7 @@ class SchedulerService:
             fail=self._give_up,
         )
         self.scheduler.start(loop=loop)
+        self._start_runner()
         if loop:  # without the loop, tests drive sending with self.deliveries.process_due()
             self.deliveries.start(self.clock)
             self.waiter.start(self.clock.wait)  # without it, tests call self.waiter.check()
@@ -246,6 +247,9 @@ class SchedulerService:
             self._beater.join(timeout=5)
         finished = self.scheduler.shutdown(grace)
         finished = self._stop_adhoc(grace) and finished
+        if self.runner is not None:
+            # After the runs: their leases were renewed while they finished.
+            self.runner.stop()
         if not finished and self.ledger is not None:
             me = os.getpid()
             left = self.ledger.mark_abandoned(
@@ -297,15 +301,15 @@ class SchedulerService:
                 taken = self.ledger.take_run_requests(self.node, [p.name for p in self.pipelines()])
             for request in taken:
                 self._start_requested(request)
-            with self._lock:
-                adhoc = sum(not f.done() for f in self._adhoc_runs)
+            if self.runner is not None:
+                return taken  # a shared ledger's runner beats, with its leases
             self.ledger.beat(
                 self.node,
                 host=host_name(),
                 pid=os.getpid(),
                 version=__version__,
                 started_at=self.started_at,
-                running=self.scheduler.in_flight + adhoc,
+                running=self._running(),
                 last_error=self._last_error,
                 stopped=stopped,
             )
@@ -313,6 +317,12 @@ class SchedulerService:
             self._last_error = self._redact(str(exc))
             log.error("heartbeat: %s", self._last_error)
         return taken
+
+    def _running(self) -> int:
+        """Runs in flight: scheduled ones and "run now" ones."""
+        with self._lock:
+            adhoc = sum(not f.done() for f in self._adhoc_runs)
+        return self.scheduler.in_flight + adhoc
 
     def _beat_loop(self) -> None:
         while not self._stop.wait(self.beat_interval):
@@ -382,6 +392,54 @@ class SchedulerService:
         pool.shutdown(wait=False)
         _, left = wait_futures(runs, timeout=grace)
         return not left
+
+    # -- several runners on one ledger ------------------------------------------------
+
+    def _open_ledger(self, settings: Any) -> Any:
+        """The ledger ``[ledger]`` names (default: the SQLite file under the reports folder)."""
+        if settings.ledger.url is None:
+            # Claims and skips wait out another process's lock: a fire time's row
+            # comes late rather than never (docs/scheduler.md, "Exactly once").  The
+            # service's clock is the ledger's too: heartbeats and requests are stamped
+            # with it, so tests that move the clock see them move.
+            return Ledger(ledger_path(self.reports_dir), lock_patience=None, clock=self.clock.now)
+        self.node = self.node or default_node()
+        return open_ledger(settings.ledger.url, lease=settings.ledger.lease, node=self.node)
+
+    def _start_runner(self) -> None:
+        """Start the heartbeat (lease renewal, takeover, outages) of a shared ledger."""
+        if not isinstance(self.ledger, PostgresLedger):
+            return
+
+        def options(name: str) -> JobOptions | None:
+            pipeline = self._current(name)
+            return job_options(pipeline) if pipeline and pipeline.spec.schedule else None
+
+        self.runner = Runner(
+            self.ledger,
+            node=self.node or self.ledger.node,
+            run=self._run,
+            options=options,
+            in_flight=self._running,
+            held=self._held_runs,
+            clock=self.clock.now,
+            version=__version__,
+        )
+        self.runner.start()
+
+    def _held_runs(self) -> list[tuple[str, datetime]]:
+        """The (pipeline, scheduled time) of the runs in flight: the leases to renew."""
+        with self._lock:
+            return list(self._flights)
+
+    def _ledger_down(self, name: str, firing: Firing) -> bool:
+        """True (and the time kept for catch-up) when the shared ledger is unreachable:
+        a runner claims nothing new during an outage."""
+        runner = self.runner
+        if runner is None or not runner.outage.down:
+            return False
+        runner.missed(name, firing.scheduled_at)
+        return True
 
     def _chart_pool(self, *, warm: bool = False) -> Any:
         """The chart processes, started when a pipeline with charts first needs them.
@@ -563,7 +621,31 @@ class SchedulerService:
             # The loop retries while firing.attempt <= retries: only after that is a failure final.
             return status == "succeeded" or schedule is None or firing.attempt > schedule.retries
 
-        outcome = ledgered_run(
+        if self._ledger_down(name, firing):
+            return True
+        try:
+            outcome = self._ledgered(pipeline, firing, guard, final, resumed=resumed)
+        except LedgerUnavailableError as exc:
+            # The claim could not be made: nothing ran; the time waits for the catch-up.
+            if self.runner is None:
+                raise
+            self.runner.outage.failed(exc)
+            self.runner.missed(name, firing.scheduled_at)
+            return True
+        if self.waiter is not None:
+            self.waiter.poke()  # a run ended: runs waiting for it may start
+        return outcome.ok
+
+    def _ledgered(
+        self,
+        pipeline: Pipeline,
+        firing: Firing,
+        guard: QueryGuard,
+        final: Callable[[str], bool],
+        *,
+        resumed: bool,
+    ) -> Any:
+        return ledgered_run(
             pipeline,
             make_context(pipeline, firing.scheduled_at, attempt=firing.attempt),
             ledger=self.ledger,
@@ -575,9 +657,6 @@ class SchedulerService:
             deliver=dispatch_hook(self.deliveries, final),
             log=log,
         )
-        if self.waiter is not None:
-            self.waiter.poke()  # a run ended: runs waiting for it may start
-        return outcome.ok
 
     def _on_timeout(self, firing: Firing) -> None:
         key = (firing.key, firing.scheduled_at.astimezone(UTC))
@@ -592,9 +671,10 @@ class SchedulerService:
 
     def _on_skip(self, firing: Firing, reason: str) -> None:
         log.info("skipped: %s at %s: %s", firing.key, firing.scheduled_at.isoformat(), reason)
-        self.ledger.record_skipped(
-            firing.key, firing.scheduled_at, reason=reason, now=self.clock.now()
-        )
+        with self._outage_tolerated():
+            self.ledger.record_skipped(
+                firing.key, firing.scheduled_at, reason=reason, now=self.clock.now()
+            )
         pipeline = self._current(firing.key)
         if pipeline is not None and firing.attempt == 1:
             self._record_holidays(pipeline, firing.scheduled_at, firing.scheduled_at)
@@ -610,6 +690,18 @@ class SchedulerService:
         if skips:
             self.ledger.record_skipped_many(skips, now=self.clock.now())
 
+    @contextlib.contextmanager
+    def _outage_tolerated(self) -> Any:
+        """A skip that can't be recorded during a shared ledger's outage is told once (by
+        the runner) and left out: the ledger then has no row for it, which is what the
+        catch-up after the outage and ``history`` read as "not run"."""
+        try:
+            yield
+        except LedgerUnavailableError as exc:
+            if self.runner is None:
+                raise
+            self.runner.outage.failed(exc)
+
     def _on_skip_many(self, firings: list[Firing], reason: str) -> None:
         # A long outage or a clock jump skips thousands of times: one log line and
         # one ledger transaction per batch, so a run's finish() is never starved.
@@ -622,9 +714,10 @@ class SchedulerService:
             last.scheduled_at.isoformat(),
             reason,
         )
-        self.ledger.record_skipped_many(
-            [NewSkip(f.key, f.scheduled_at, reason) for f in firings], now=self.clock.now()
-        )
+        with self._outage_tolerated():
+            self.ledger.record_skipped_many(
+                [NewSkip(f.key, f.scheduled_at, reason) for f in firings], now=self.clock.now()
+            )
         pipeline = self._current(first.key)
         if pipeline is not None:
             self._record_holidays(pipeline, first.scheduled_at, last.scheduled_at)

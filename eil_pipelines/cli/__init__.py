@@ -38,6 +38,7 @@ COMMANDS = {
     "serve": "eil_pipelines.cli.serve:build_serve_parser:cmd_serve",
     "connections": "eil_pipelines.cli.connections:build_connections_parser:cmd_connections",
     "graph": "eil_pipelines.cli.graph:build_graph_parser:cmd_graph",
+    "ledger": "eil_pipelines.cli.ledger:build_ledger_parser:cmd_ledger",
 }
 #: ``eil-run [--once] [PATH]``: the scheduler, or one run of each pipeline.
 MAIN = "eil_pipelines.cli.once:build_main_parser:cmd_main"

@@ -18,6 +18,7 @@ from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_FAILED, EXIT_OK
 from .help_text import DESCRIPTION
 from .logs import add_log_options, configure_logging
 from .moments import parse_at
+from .schedule import add_scheduler_options
 
 
 def build_main_parser() -> argparse.ArgumentParser:
@@ -68,13 +69,7 @@ def build_main_parser() -> argparse.ArgumentParser:
         help="processes that draw charts side by side; 0 draws them in the runs' threads "
         "(default: the scheduler starts one per CPU, up to 4; --once draws in its threads)",
     )
-    add(
-        "--grace",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
-    )
+    add_scheduler_options(parser)
     add_log_options(parser, log_file=True)
     add("--debug", action="store_true", help="show tracebacks of internal errors")
     return parser

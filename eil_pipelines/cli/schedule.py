@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from ..spec.loader import project_root_for
@@ -45,6 +46,8 @@ def cmd_schedule(options: argparse.Namespace) -> int:
         reports_dir=reports,
         workers=options.workers,
         chart_processes=options.chart_processes,
+        node=_node(options),
+        clock=_clock(),
     )
     reload_asked = threading.Event()
     log = logging.getLogger("eil_pipelines.scheduler")
@@ -69,3 +72,40 @@ def cmd_schedule(options: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
+
+
+def add_scheduler_options(parser: argparse.ArgumentParser) -> None:
+    """The scheduler's own options: ``--grace`` and ``--node``."""
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="scheduler: at shutdown, wait this long for runs in flight (default: 30)",
+    )
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        help="scheduler: this runner's name on a shared ([ledger] url) ledger "
+        "(default: the host name and the pid)",
+    )
+
+
+def _clock() -> Any:
+    """The scheduler's clock: the machine's, or one set off by ``EIL_CLOCK_SKEW`` (tests)."""
+    from ..app.runner import clock_from_env
+
+    try:
+        return clock_from_env(os.environ)
+    except ValueError as exc:
+        raise UsageError(f"eil-run: {exc}") from None
+
+
+def _node(options: argparse.Namespace) -> str | None:
+    """``--node``, checked: a runner's name is shown in logs and the status view."""
+    node = getattr(options, "node", None)
+    if node is None:
+        return None
+    if not node.strip() or len(node) > 100 or any(not c.isprintable() for c in node):
+        raise UsageError("eil-run: --node must be 1 to 100 printable characters")
+    return node.strip()

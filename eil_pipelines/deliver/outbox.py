@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..ledger import DeliveryRecord, Ledger
+from ..ledger import DeliveryRecord, Ledger, LedgerUnavailableError
 from ..spec.project import ProjectSettings
 from .email import SendError, send_email
 from .messages import NO_SMTP
@@ -198,6 +198,8 @@ class OutboxWorker:
             try:
                 self.outbox.process_due()
                 due = self.outbox.ledger.next_delivery_due()
+            except LedgerUnavailableError:
+                due = None  # a shared ledger's outage: its runner logs it, once
             except Exception:  # the worker must outlive any one failure (a locked ledger)
                 log.exception("delivery: the outbox worker failed; trying again")
                 due = None

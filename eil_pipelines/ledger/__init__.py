@@ -22,6 +22,10 @@ The package, along its seams:
     translation), ``runs``, ``outbox``, ``leases`` and ``nodes`` (heartbeats,
     run requests, the status overview); ``schema`` holds its
     tables and migrations, ``process`` the process identity and liveness.
+``postgres``
+    :class:`~eil_pipelines.ledger.postgres.PostgresLedger`, the ledger shared
+    by several runners (leases on the database's clock, fencing by attempt);
+    ``postgres_schema`` holds its tables and the least privileges.
 ``factory``
     :func:`open_ledger`: a path or a URL to a backend.
 """
@@ -43,6 +47,7 @@ from .records import (
     LedgerFullError,
     LedgerLockedError,
     LedgerStateError,
+    LedgerUnavailableError,
     NewDelivery,
     NewSkip,
     NodeRecord,
@@ -72,6 +77,7 @@ __all__ = [
     "LedgerFullError",
     "LedgerLockedError",
     "LedgerStateError",
+    "LedgerUnavailableError",
     "NewDelivery",
     "NewSkip",
     "NodeRecord",

@@ -466,7 +466,7 @@ class LedgerBackend(ABC):
     def release_lease(self, name: str) -> bool:
         """Give back a lease this process holds; ``False`` (and no change) when it held none."""
 
-    # -- runners' heartbeats and run requests --
+    # -- runners: heartbeats and run requests --
 
     @abstractmethod
     def beat(
@@ -544,6 +544,37 @@ class LedgerBackend(ABC):
                 streak += 1
             out[name] = PipelineOverview(name, finished[0] if finished else None, running, streak)
         return out
+
+    # -- shared ledgers: leases of held rows, fencing --
+
+    def renew_leases(self, runs: Collection[tuple[str, datetime]] | None = None) -> int:
+        """Push back the lease of the rows this process holds (running runs, messages
+        being sent, named leases); return how many rows were renewed.
+
+        ``runs`` limits the run rows renewed to these (pipeline, scheduled time)
+        keys: the runs really in flight, so a row whose run ended without
+        recording its outcome (the ledger was down too long) expires and is
+        taken over instead of being held for ever.  A runner's heartbeat calls
+        this.  SQLite has no expiry (a row's owner is alive while its pid is):
+        nothing to renew, 0.
+        """
+        return 0
+
+    def holds(self, pipeline: str, scheduled_at: datetime, *, run_id: str, attempt: int) -> bool:
+        """Whether the run ``run_id`` at ``attempt`` still holds its ``running`` row.
+
+        The fencing check before a run publishes its files: ``False`` once the
+        row was abandoned or reclaimed by someone else.  Advisory (the finish
+        is the authoritative check), but it keeps a late runner's files from
+        replacing a newer run's.
+        """
+        row = self.get(pipeline, scheduled_at)
+        return (
+            row is not None
+            and row.status == "running"
+            and row.run_id == run_id
+            and row.attempt == attempt
+        )
 
     # -- lifetime --
 

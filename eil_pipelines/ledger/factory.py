@@ -1,22 +1,22 @@
 """Open the ledger a setting names: :func:`open_ledger`.
 
-Today every ledger is a SQLite file.  A ``postgresql://`` URL (issue 13:
-several machines, one ledger) is recognised and refused with a clear
-message, so the setting can be designed, validated and documented before
-the backend exists.
+A file path (or ``sqlite:///path``) is the SQLite ledger of one machine; a
+``postgresql://`` URL is the Postgres ledger shared by several runners
+(:class:`~eil_pipelines.ledger.postgres.PostgresLedger`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from eil_pipelines.errors import EilError
 
 from .base import LedgerBackend
+from .postgres import DEFAULT_LEASE, PostgresLedger, redact_url
 from .sqlite import SqliteLedger
 
 __all__ = ["POSTGRES_SCHEMES", "open_ledger", "redact_url"]
@@ -25,34 +25,25 @@ __all__ = ["POSTGRES_SCHEMES", "open_ledger", "redact_url"]
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its user name and password, for messages: ``postgresql://host:5432/eil``."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    try:
-        port = parts.port
-    except ValueError:  # a port that isn't a number: show none rather than fail here
-        port = None
-    netloc = f"{host}:{port}" if port is not None else host
-    return f"{parts.scheme}://{netloc}{parts.path}"
-
-
 def open_ledger(
     target: str | os.PathLike[str],
     *,
     display_path: str | None = None,
     read_only: bool = False,
     clock: Callable[[], datetime] | None = None,
+    lease: timedelta | None = None,
+    node: str | None = None,
+    create: bool = True,
 ) -> LedgerBackend:
     """The ledger at ``target``: a file path, or a URL.
 
     A path (or a ``sqlite:///path`` URL) opens the SQLite ledger in that
     file (see :class:`~eil_pipelines.ledger.sqlite.SqliteLedger` for
     ``display_path``, ``read_only`` and ``clock``).  A ``postgresql://`` URL
-    raises :class:`EilError`: the Postgres ledger is not supported yet.  So
-    does any other URL scheme.  Messages never show a URL's password.
+    opens the Postgres ledger (``lease``, ``node`` and ``create``: see
+    :class:`~eil_pipelines.ledger.postgres.PostgresLedger`; the driver comes
+    with ``pip install 'eil-pipelines[postgres]'``).  Any other URL scheme
+    raises :class:`EilError`.  Messages never show a URL's password.
     """
     text = os.fspath(target)
     if isinstance(target, str) and "://" in text:
@@ -69,9 +60,20 @@ def open_ledger(
                 Path(path), display_path=display_path or path, read_only=read_only, clock=clock
             )
         if scheme in POSTGRES_SCHEMES:
-            raise EilError(
-                f"ledger URL {redact_url(text)}: a Postgres ledger is not supported yet; "
-                "leave the ledger setting out to use the SQLite file reports/.eil/ledger.sqlite3"
+            try:
+                import psycopg  # noqa: F401
+            except ImportError:
+                raise EilError(
+                    f"ledger URL {redact_url(text)}: the Postgres ledger needs psycopg: "
+                    "pip install 'eil-pipelines[postgres]'"
+                ) from None
+            return PostgresLedger(
+                text,
+                display_path=display_path,
+                read_only=read_only,
+                lease=lease or DEFAULT_LEASE,
+                node=node,
+                create=create,
             )
         raise EilError(
             f"ledger URL {redact_url(text)}: unknown scheme {parts.scheme!r}; "

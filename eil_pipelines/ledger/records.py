@@ -27,6 +27,7 @@ __all__ = [
     "LedgerFullError",
     "LedgerLockedError",
     "LedgerStateError",
+    "LedgerUnavailableError",
     "NewDelivery",
     "NewSkip",
     "NodeRecord",
@@ -77,6 +78,13 @@ class LedgerFullError(LedgerError, CouldNotRun):
 
 class LedgerStateError(LedgerError):
     """A run is not in the state the operation needs (finishing a run that isn't running)."""
+
+
+class LedgerUnavailableError(LedgerError):
+    """A shared ledger's database could not be reached (down, network cut, refused login).
+
+    Nothing is known to have been written; the caller keeps what it holds and retries later.
+    """
 
 
 def check_status(status: str, name: str = "status") -> None:

@@ -10,10 +10,12 @@ and rebuilds the site too, so the failure shows there.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time as _time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
     from ..spec.models import ChartSpec
 
 log = logging.getLogger("eil_pipelines.run")
+
+#: How the error of a run that lost its claim to another runner begins.
+FENCED = "not published"
 
 Clock = Callable[[], datetime]
 
@@ -147,8 +152,17 @@ def run_pipeline(
     clock: Clock = utc_now,
     guard: QueryGuard | None = None,
     chart_processes: ChartProcesses | None = None,
+    fence: Callable[[], bool] | None = None,
+    site_lock: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> RunResult:
     """Run ``pipeline`` once for ``ctx`` and write its reports under ``reports_dir``.
+
+    ``fence`` (a shared ledger's fencing check) is asked just before the files
+    go into place: when it says the run is no longer this process's (a runner
+    that came back after another took its run over), nothing is published and
+    the run fails.  ``site_lock`` is held while the files go into place and
+    while the site index is rebuilt, so runners on several machines never
+    interleave their writes and ``latest.*`` only moves forward.
 
     Never raises for a problem of the pipeline: every :class:`EilError` (and any
     unexpected exception) becomes a failed :class:`RunResult` carrying the
@@ -175,7 +189,17 @@ def run_pipeline(
             alert_data = produced.data.get(pipeline.spec.alert.query)
         t = _time.perf_counter()
         written = _write(
-            pipeline, ctx, reports_dir, produced, pipeline_sha256, started, t0, clock, stages
+            pipeline,
+            ctx,
+            reports_dir,
+            produced,
+            pipeline_sha256,
+            started,
+            t0,
+            clock,
+            stages,
+            fence,
+            site_lock,
         )
         stages.write = _time.perf_counter() - t
     except EilError as exc:
@@ -186,9 +210,18 @@ def run_pipeline(
         status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
     t = _time.perf_counter()
     finished = clock()
-    publish_status(
-        pipeline, ctx, reports_dir, status, error, finished, touched=_stamps_of(written.deleted)
-    )
+    if not isinstance(error, str) or not error.startswith(FENCED):
+        # A fenced-out run publishes nothing: the status is the newer run's to write.
+        publish_status(
+            pipeline,
+            ctx,
+            reports_dir,
+            status,
+            error,
+            finished,
+            touched=_stamps_of(written.deleted),
+            site_lock=site_lock,
+        )
     stages.write += _time.perf_counter() - t
     return RunResult(
         pipeline=pipeline.name,
@@ -254,6 +287,8 @@ def _write(
     t0: float,
     clock: Clock,
     stages: StageTimes,
+    fence: Callable[[], bool] | None = None,
+    site_lock: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> _Written:
     """The write stage: exports and manifest, the files in place, then retention."""
 
@@ -312,7 +347,15 @@ def _write(
         reports_dir=reports_dir,
     )
     pipeline_dir = reports_dir / pipeline.name
-    paths = write_report(pipeline_dir, files)
+    if fence is not None and not fence():
+        raise EilError(
+            f"{FENCED}: another runner took this run over (its lease expired); "
+            "its report stands and this one is not published"
+        )
+    # Under the shared lock: "is this stamp the newest?" and the write of latest.* are
+    # one step across runners, so latest.* only moves forward.
+    with site_lock() if site_lock is not None else contextlib.nullcontext():
+        paths = write_report(pipeline_dir, files)
     written = _Written(files=paths)
     for path in paths:
         if path.parent == pipeline_dir and path.stem == ctx.stamp:
@@ -361,41 +404,56 @@ def publish_status(
     finished: datetime,
     *,
     touched: Iterable[str] = (),
+    site_lock: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> None:
     """Record the run's status and update the site; never fails the run.
 
     The site looks again at the run's own stamp and at ``touched`` (the
     stamps retention deleted), and at nothing else of the pipeline's folder.
 
+    ``site_lock`` (a shared ledger's advisory lock) is held around the writes.
+
     :func:`run_pipeline` calls it as a run ends; a supervisor calls it again
     when it judges the run otherwise (the scheduler's ``timed_out``).
     A failed run writes only here (``reports/.eil/status/``), never into the
     pipeline's report folder, so its earlier reports stay exactly as they were.
     """
-
-    spec = pipeline.spec
     try:
-        write_status(
-            reports_dir,
-            {
-                "pipeline": pipeline.name,
-                "title": spec.title,
-                "description": spec.description,
-                "schedule": schedule_words(pipeline),
-                "timezone": ctx.zone.key,
-                "status": status,
-                "scheduled_at": ctx.scheduled_at.isoformat(),
-                "stamp": ctx.stamp,
-                "run_id": ctx.run_id,
-                "finished_at": finished.isoformat(),
-                "error": error,
-            },
-        )
-        update_site(reports_dir, touched={pipeline.name: {ctx.stamp, *touched}})
+        with site_lock() if site_lock is not None else contextlib.nullcontext():
+            _write_status_and_site(pipeline, ctx, reports_dir, status, error, finished, touched)
     except (OSError, EilError) as exc:
         # The report itself is written (or the run failed anyway): a stale site
         # is logged, not turned into a failed run.
         log.warning("could not update the report site in %s: %s", reports_dir, exc)
+
+
+def _write_status_and_site(
+    pipeline: Pipeline,
+    ctx: RunContext,
+    reports_dir: Path,
+    status: str,
+    error: str | None,
+    finished: datetime,
+    touched: Iterable[str],
+) -> None:
+    spec = pipeline.spec
+    write_status(
+        reports_dir,
+        {
+            "pipeline": pipeline.name,
+            "title": spec.title,
+            "description": spec.description,
+            "schedule": schedule_words(pipeline),
+            "timezone": ctx.zone.key,
+            "status": status,
+            "scheduled_at": ctx.scheduled_at.isoformat(),
+            "stamp": ctx.stamp,
+            "run_id": ctx.run_id,
+            "finished_at": finished.isoformat(),
+            "error": error,
+        },
+    )
+    update_site(reports_dir, touched={pipeline.name: {ctx.stamp, *touched}})
 
 
 def run_queries(

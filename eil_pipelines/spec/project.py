@@ -47,6 +47,7 @@ PROJECT_ENV_KEYS: tuple[tuple[str, ...], ...] = (
     ("delivery", "failure_recipient"),
     ("delivery", "report_base_url"),
     ("serve", "run_token"),
+    ("ledger", "url"),
 )
 
 _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
@@ -249,6 +250,40 @@ class ConnectionSettings(StrictModel):
         return "sqlalchemy"
 
 
+class LedgerSettings(StrictModel):
+    """Where the run ledger lives: ``[ledger]``.  Without it, the SQLite file
+    ``reports/.eil/ledger.sqlite3`` of one machine."""
+
+    url: str | None = None
+    """The ledger shared by several runners, such as
+    ``"postgresql://${EIL_LEDGER_USER}:${EIL_LEDGER_PASSWORD}@pg.internal/eil"``
+    (``${ENV_VAR}`` is expanded; a password must be written as ``${ENV_VAR}``),
+    or ``"sqlite:///path/to/ledger.sqlite3"``.  Default: the SQLite file under
+    the reports folder."""
+
+    lease: Duration = timedelta(seconds=30)
+    """How long a runner keeps its runs without a heartbeat: a runner that stops
+    (killed, cut off) loses them to another runner after this."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in ("postgresql", "postgres", "sqlite"):
+            raise ValueError("expected a postgresql:// or sqlite:/// URL")
+        return value
+
+    @field_validator("lease")
+    @classmethod
+    def _long_enough(cls, value: timedelta) -> timedelta:
+        # The heartbeat beats three times per lease; below a second it would be a busy loop.
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
+
+
 class TargetSettings(StrictModel):
     """One target: ``[targets.NAME]``, chosen by ``--target NAME`` or ``EIL_TARGET``."""
 
@@ -278,6 +313,9 @@ class ProjectSettings(StrictModel):
     connections: dict[str, ConnectionSettings] = Field(default_factory=dict)
     """Named connections pipelines use with ``source = "NAME"``."""
 
+    ledger: LedgerSettings = LedgerSettings()
+    """Where the run ledger lives (default: the SQLite file under the reports folder)."""
+
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
     """Overrides of connections per environment (``dev``, ``prod`` …), as dbt's targets."""
 
@@ -299,10 +337,13 @@ class ProjectSettings(StrictModel):
             found += [v for v in (self.smtp.username, self.smtp.password) if v]
         if self.serve.run_token:
             found.append(self.serve.run_token)
-        for connection in self.connections.values():
-            if connection.url:
-                found.append(connection.url)
-                match = _URL_PASSWORD.match(connection.url)
+        urls = [connection.url for connection in self.connections.values() if connection.url]
+        if self.ledger.url:
+            urls.append(self.ledger.url)
+        for url in urls:
+            if url:
+                found.append(url)
+                match = _URL_PASSWORD.match(url)
                 if match and match.group(1):
                     from urllib.parse import unquote
 
@@ -405,6 +446,24 @@ def _password_problem(key: str, values: Any) -> list[tuple[str, str]]:
     return []
 
 
+def _ledger_url_problems(raw: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A literal password in ``[ledger] url`` (checked before ``${ENV}`` expansion)."""
+    ledger = raw.get("ledger")
+    url = ledger.get("url") if isinstance(ledger, dict) else None
+    if not isinstance(url, str):
+        return []
+    match = _URL_PASSWORD.match(url)
+    if match and match.group(1) and not _ENV_ONLY.match(match.group(1)):
+        return [
+            (
+                "ledger.url",
+                'write the password as "${ENV_VAR}" and set that variable: '
+                "secrets are never kept in files",
+            )
+        ]
+    return []
+
+
 def load_project_settings(
     root: Path | str,
     *,
@@ -455,6 +514,7 @@ def load_project_settings(
                     "secrets are never kept in files",
                 )
             )
+    problems.extend(_ledger_url_problems(raw))
     problems.extend(expand_env(raw, env, keys=PROJECT_ENV_KEYS))
     settings: ProjectSettings | None = None
     try:
@@ -462,7 +522,7 @@ def load_project_settings(
     except ValidationError as exc:
         for key, message in pydantic_problems(exc, raw, ProjectSettings):
             # A type error on a credential would print its value: say only what was expected.
-            if key in ("smtp.password", "smtp.username", "serve.run_token") or (
+            if key in ("smtp.password", "smtp.username", "serve.run_token", "ledger.url") or (
                 key.startswith("connections.") and key.endswith(".url")
             ):
                 message = message.split(", got ")[0]

@@ -19,6 +19,7 @@ from eil_pipelines.errors import EilError
 from eil_pipelines.ledger import (
     Ledger,
     LedgerBackend,
+    LedgerUnavailableError,
     SqliteLedger,
     open_ledger,
 )
@@ -98,12 +99,11 @@ def test_open_ledger_takes_a_sqlite_url(tmp_path: Path, monkeypatch: pytest.Monk
     assert absolute.exists()
 
 
-def test_a_postgres_url_is_refused_without_showing_its_password():
-    with pytest.raises(EilError) as caught:
-        open_ledger("postgresql://eil_runner:s3cret-pw@pg.internal:5432/eil")
-    assert str(caught.value) == (
-        "ledger URL postgresql://pg.internal:5432/eil: a Postgres ledger is not supported "
-        "yet; leave the ledger setting out to use the SQLite file reports/.eil/ledger.sqlite3"
+def test_an_unreachable_postgres_url_is_a_ledger_error_without_its_password():
+    with pytest.raises(LedgerUnavailableError) as caught:
+        open_ledger("postgresql://eil_runner:s3cret-pw@pg.invalid:5432/eil")
+    assert str(caught.value).startswith(
+        "run ledger postgresql://pg.invalid:5432/eil cannot be reached: "
     )
     assert "s3cret" not in str(caught.value) and "eil_runner" not in str(caught.value)
 
