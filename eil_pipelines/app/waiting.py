@@ -93,6 +93,8 @@ class Waiter:
         self._changed = threading.Condition(self._lock)
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._pokes = 0
+        """Runs ended so far: a hold that saw one end meanwhile is checked at once."""
 
     # -- asked by a worker ------------------------------------------------------------
 
@@ -102,6 +104,8 @@ class Waiter:
         schedule = pipeline.spec.schedule
         assert schedule is not None
         now = self.now()
+        with self._lock:
+            pokes = self._pokes
         held = _Held(
             pipeline=pipeline.name,
             firing=firing,
@@ -123,6 +127,10 @@ class Waiter:
             )
         log.info("waiting: %s at %s: %s", pipeline.name, firing.scheduled_at.isoformat(), held.note)
         with self._changed:
+            if self._pokes != pokes:
+                # An upstream ended between the look above and now: its poke found
+                # nothing to wake, so this run is due at once rather than at RECHECK.
+                held.next_check = now
             self._held[_key(pipeline.name, firing.scheduled_at)] = held
             self._changed.notify_all()
         return False
@@ -147,6 +155,7 @@ class Waiter:
     def poke(self) -> None:
         """A run ended: check the waiting runs' upstreams now."""
         with self._changed:
+            self._pokes += 1
             now = self.now()
             for held in self._held.values():
                 held.next_check = min(held.next_check, now)

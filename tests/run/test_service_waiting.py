@@ -11,7 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from eil_pipelines.app.service import SchedulerService
+from eil_pipelines.app.waiting import Waiter
+from eil_pipelines.ledger import Ledger
+from eil_pipelines.run.context import make_context
+from eil_pipelines.schedule.loop import Firing
 from eil_pipelines.schedule.testing import ManualClock
+from eil_pipelines.spec.loader import load_pipelines_lenient
 
 
 def utc(*args: int) -> datetime:
@@ -116,6 +121,39 @@ def test_an_upstream_that_fails_then_succeeds_on_retry(project, make_service):
     got = rows(service)
     assert got[("load", utc(2026, 6, 3, 6))][0] == "succeeded"
     assert got[("report", utc(2026, 6, 3, 6))] == ("succeeded", None)
+
+
+def test_an_upstream_that_ends_while_a_run_is_put_on_hold_makes_it_due_at_once(project, tmp_path):
+    # The upstream's end (its poke) comes between the hold's look at the ledger and
+    # the run joining the held ones: the poke finds nothing to wake, so the hold
+    # itself must make the run due now, not after the re-check interval.
+    project.pipeline("load", text('daily = "06:00"'))
+    project.pipeline("report", text('daily = "06:00"\nafter = ["load"]'))
+    pipelines, errors = load_pipelines_lenient(project.pipelines)
+    assert errors == []
+    by_name = {p.name: p for p in pipelines}
+    at = utc(2026, 6, 3, 6)
+    poked: list[bool] = []
+
+    def known():
+        if not poked:  # the first look, inside hold(): the upstream ends now
+            poked.append(True)
+            waiter.poke()
+        return by_name
+
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        waiter = Waiter(
+            ledger=ledger,
+            now=lambda: at,
+            known=known,
+            start=lambda name, firing: None,
+            fail=lambda name, firing, message: None,
+        )
+        report = by_name["report"]
+        run_id = make_context(report, at).run_id
+        assert waiter.hold(report, Firing("report", at), run_id) is False
+        assert poked == [True]
+        assert waiter.next_due() == at
 
 
 def gate_project(project, flag_value: int | None) -> None:
