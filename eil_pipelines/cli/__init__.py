@@ -37,6 +37,7 @@ COMMANDS = {
     "serve": "eil_pipelines.cli.serve:build_serve_parser:cmd_serve",
     "connections": "eil_pipelines.cli.connections:build_connections_parser:cmd_connections",
     "graph": "eil_pipelines.cli.graph:build_graph_parser:cmd_graph",
+    "diff": "eil_pipelines.cli.diff:build_diff_parser:cmd_diff",
 }
 #: ``eil-run [--once] [PATH]``: the scheduler, or one run of each pipeline.
 MAIN = "eil_pipelines.cli.once:build_main_parser:cmd_main"
