@@ -22,9 +22,8 @@ from ..errors import ConfigError, ConfigErrors, UsageError
 from ..text import printable
 from .exitcodes import EXIT_FAILED, exit_code
 
-#: Subcommands: name -> "module:parser_builder:handler", imported only when used so
-#: each command's dependencies stay off the others' start-up path.  A new command
-#: is a module eil_pipelines/cli/<name>.py and one line here.
+#: Subcommands: name -> "module:parser_builder:handler", imported only when used (each
+#: command's dependencies stay off the others' start-up); a new one is a module and a line.
 COMMANDS = {
     "validate": "eil_pipelines.cli.validate:build_validate_parser:cmd_validate",
     "list": "eil_pipelines.cli.listing:build_list_parser:cmd_list",
@@ -38,6 +37,7 @@ COMMANDS = {
     "connections": "eil_pipelines.cli.connections:build_connections_parser:cmd_connections",
     "graph": "eil_pipelines.cli.graph:build_graph_parser:cmd_graph",
     "diff": "eil_pipelines.cli.diff:build_diff_parser:cmd_diff",
+    "dev": "eil_pipelines.cli.dev:build_dev_parser:cmd_dev",
 }
 #: ``eil-run [--once] [PATH]``: the scheduler, or one run of each pipeline.
 MAIN = "eil_pipelines.cli.once:build_main_parser:cmd_main"

@@ -19,6 +19,7 @@ commands:
   eil-run connections [PATH]     test the connections named in eil.toml
   eil-run graph [PATH]           which pipelines wait for which ([schedule] after)
   eil-run diff [PATH] --base REV what a change does to the reports (0 same, 1 changed)
+  eil-run dev [PATH]             live preview on 127.0.0.1, reloaded on every edit
 
 PATH is a pipelines folder or a single pipeline file.  Exit status: 0 success,
 1 a run failed, 2 invalid configuration or arguments, 3 could not run (ledger

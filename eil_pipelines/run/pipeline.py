@@ -208,7 +208,7 @@ def run_pipeline(
 
 
 @dataclass
-class _Produced:
+class Produced:
     """What the stages before writing hand to the write stage."""
 
     data: dict[str, pd.DataFrame]
@@ -242,7 +242,7 @@ def _write(
     pipeline: Pipeline,
     ctx: RunContext,
     reports_dir: Path,
-    produced: _Produced,
+    produced: Produced,
     pipeline_sha256: str | None,
     started: datetime,
     t0: float,
@@ -413,10 +413,9 @@ def _produce(
     stages: StageTimes,
     guard: QueryGuard | None,
     chart_processes: ChartProcesses | None = None,
-) -> _Produced:
+) -> Produced:
     spec = pipeline.spec
     formats = spec.report.formats
-    currency = spec.report.currency
     if "pdf" in formats:
         # Before the queries: a missing extra is known without spending a run on it.
 
@@ -426,7 +425,26 @@ def _produce(
     t = _time.perf_counter()
     data = run_queries(pipeline, ctx, guard)
     stages.query = _time.perf_counter() - t
+    return render_documents(pipeline, ctx, data, stages, chart_processes)
 
+
+def render_documents(
+    pipeline: Pipeline,
+    ctx: RunContext,
+    data: dict[str, pd.DataFrame],
+    stages: StageTimes | None = None,
+    chart_processes: ChartProcesses | None = None,
+) -> Produced:
+    """Everything a run makes from its query results: metrics, charts, the documents.
+
+    The run calls it after its queries; ``eil-run dev`` calls it with results
+    it cached, so a template edit re-renders without running a query again.
+    Writes nothing.
+    """
+    spec = pipeline.spec
+    formats = spec.report.formats
+    currency = spec.report.currency
+    stages = stages if stages is not None else StageTimes()
     metrics = [compute_metric(m, data[m.query], currency=currency) for m in spec.metrics]
     insights = build_insights(
         metrics,
@@ -485,7 +503,7 @@ def _produce(
         t = _time.perf_counter()
         files.documents["pdf"] = _render_pdf(pipeline, ctx, rendered["html"])
         stages.pdf = _time.perf_counter() - t
-    return _Produced(data=data, metrics=metrics, files=files, template=template)
+    return Produced(data=data, metrics=metrics, files=files, template=template)
 
 
 SUMMARY_ROWS = 10
