@@ -215,7 +215,7 @@ def main() -> None:
         except ImportError:
             print("dev: eil_pipelines.app.dev is not there yet: skipped")
         else:
-            bench_dev(root, touched)
+            bench_dev(root, touched, options.rounds + 2)
     finally:
         if options.keep:
             print(f"kept: {scratch}")
@@ -223,9 +223,87 @@ def main() -> None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def bench_dev(root: Path, touched: str) -> None:
-    """Template edit → reloaded render, queries cached (filled in with ``eil-run dev``)."""
-    print("dev: not measured")
+DEV_TEMPLATE = """# {{ pipeline.title }} ROUND
+
+{% for m in metrics %}- {{ m.label }}: {{ m.text }} ({{ m.change_text }})
+{% endfor %}
+
+{{ charts.trend }}
+
+{{ charts.regions }}
+
+{{ charts.area }}
+
+{{ charts.channels }}
+"""
+
+
+def bench_dev(root: Path, touched: str, rounds: int = 5) -> None:
+    """Template edit → the event that makes the page reload → the reloaded report.
+
+    In this process: the dev session and its server on 127.0.0.1, the watcher
+    polling as ``eil-run dev`` does; the four-chart report of the touched
+    pipeline, PATH the folder of all the pipelines.
+    """
+    import threading
+    import urllib.request
+
+    from eil_pipelines.app.dev import DevSession
+    from eil_pipelines.web.dev import make_dev_server
+
+    template = root / "templates" / "dev.md.j2"
+    template.parent.mkdir(exist_ok=True)
+    template.write_text(DEV_TEMPLATE.replace("ROUND", "0"), encoding="utf-8")
+    pipeline = root / "pipelines" / f"{touched}.toml"
+    text = pipeline.read_text(encoding="utf-8")
+    pipeline.write_text(
+        text.replace(
+            "[queries.kpis]", '[report]\ntemplate = "templates/dev.md.j2"\n[queries.kpis]'
+        ),
+        encoding="utf-8",
+    )
+    from datetime import datetime
+
+    session = DevSession(root / "pipelines", at=datetime.fromisoformat(AT))
+    server = make_dev_server(session, 0)
+    stop = threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    watcher = threading.Thread(target=session.watch, args=(stop,))
+    watcher.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        first = session.state(touched)
+        print(f"dev, the four-chart report {touched} (PATH: the folder of all pipelines):")
+        print(f"  first render: {first.seconds:.2f} s, {first.queries_run} queries run")
+        events = urllib.request.urlopen(f"{base}/events/{touched}", timeout=60)
+        events.readline(), events.readline()  # the current state
+        times, renders = [], []
+        for n in range(1, rounds + 1):
+            time.sleep(0.3)  # not timed: the next edit lands in a later poll
+            t = time.perf_counter()
+            template.write_text(DEV_TEMPLATE.replace("ROUND", str(n)), encoding="utf-8")
+            while not events.readline().startswith(b"data: "):
+                pass
+            html = urllib.request.urlopen(f"{base}/report/{touched}", timeout=60).read()
+            times.append(time.perf_counter() - t)
+            state = session.state(touched)
+            assert f" {n}</h1>".encode() in html, html[:500]
+            assert state.error is None, state.error
+            assert (state.queries_run, state.charts_drawn) == (0, 0)
+            renders.append(state.seconds)
+        m = statistics.median(times)
+        print(f"  re-render (queries and charts cached): median {statistics.median(renders):.3f} s")
+        print(
+            f"  save → event → reloaded report: median {m:.3f} s "
+            f"({', '.join(f'{x:.3f}' for x in times)}); target < 0.5 s: "
+            f"{'PASS' if m < 0.5 else 'MISS'}"
+        )
+        events.close()
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+        watcher.join()
 
 
 if __name__ == "__main__":

@@ -26,12 +26,13 @@ import dataclasses
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..charts.work import ChartJob, RenderedChart, render_job
 from ..errors import ConfigErrors, EilError, UsageError
 from ..run.context import make_context
 from ..run.pipeline import render_documents, utc_now
@@ -41,8 +42,42 @@ from .watch import FileWatcher, declared_references, pipeline_references
 
 __all__ = ["DevSession", "DevState"]
 
-#: Query results kept, least recently used first out.
+#: Query results (and drawn charts) kept, least recently used first out.
 CACHE_SIZE = 128
+
+
+class ChartCache:
+    """Draws charts, keeping each drawing by (chart, result, formats).
+
+    A result is known by identity: the query cache hands the same DataFrame
+    out again until its SQL or parameters change, and each entry keeps its
+    frame alive, so an ``id`` is never reused while its entry exists.  A
+    template edit then re-renders without drawing a chart.
+    """
+
+    def __init__(self, size: int = CACHE_SIZE):
+        self.size = size
+        self.drawn = 0
+        """Charts drawn (not found in the cache) by the latest :meth:`render`."""
+        self._entries: OrderedDict[tuple[Any, ...], tuple[Any, RenderedChart]] = OrderedDict()
+
+    def render(self, jobs: Sequence[ChartJob]) -> list[RenderedChart]:
+        """Each job's images, from the cache or drawn now."""
+        out = []
+        self.drawn = 0
+        for job in jobs:
+            key = (job.spec.model_dump_json(), id(job.data), job.currency, job.svg, job.png)
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                out.append(self._entries[key][1])
+                continue
+            images = render_job(job)
+            self.drawn += 1
+            self._entries[key] = (job.data, images)
+            out.append(images)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return out
 
 
 @dataclass
@@ -61,6 +96,8 @@ class DevState:
     """How long the latest render took."""
     queries_run: int = 0
     """Queries the latest render ran (the others came from the cache)."""
+    charts_drawn: int = 0
+    """Charts the latest render drew (the others came from the cache)."""
 
 
 @dataclass
@@ -81,6 +118,7 @@ class DevSession:
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
     _problems: list[str] = field(default_factory=list)
     _files: set[Path] = field(default_factory=set)
+    _charts: ChartCache = field(default_factory=ChartCache)
 
     def __post_init__(self) -> None:
         if self.at is None:
@@ -147,6 +185,7 @@ class DevSession:
         state.version += 1
         try:
             state.html, state.queries_run = self._html(name)
+            state.charts_drawn = self._charts.drawn
             state.error = None
             state.good_version = state.version
         except ConfigErrors as exc:
@@ -169,7 +208,8 @@ class DevSession:
         assert self.at is not None
         ctx = make_context(pipeline, self.at)
         data, ran = self._queries(pipeline, ctx)
-        produced = render_documents(pipeline, ctx, data)
+        self._charts.drawn = 0
+        produced = render_documents(pipeline, ctx, data, chart_processes=self._charts)
         html = produced.files.documents["html"]
         return html if isinstance(html, str) else html.decode("utf-8"), ran
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time as _time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ChartError, CouldNotRun, EilError, RenderError
 from ..formatting import infer_column_format
@@ -39,12 +39,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..charts.processes import ChartProcesses
+    from ..charts.work import ChartJob, RenderedChart
     from ..sources.guard import QueryGuard
     from ..spec.models import ChartSpec
 
 log = logging.getLogger("eil_pipelines.run")
 
 Clock = Callable[[], datetime]
+
+
+class ChartRenderer(Protocol):
+    """What draws a run's charts: chart processes, or a cache of drawn charts (``dev``)."""
+
+    def render(self, jobs: Sequence[ChartJob]) -> list[RenderedChart]:
+        """The images of each job, in order."""
+        ...
 
 
 def utc_now() -> datetime:
@@ -433,7 +442,7 @@ def render_documents(
     ctx: RunContext,
     data: dict[str, pd.DataFrame],
     stages: StageTimes | None = None,
-    chart_processes: ChartProcesses | None = None,
+    chart_processes: ChartRenderer | None = None,
 ) -> Produced:
     """Everything a run makes from its query results: metrics, charts, the documents.
 
@@ -605,7 +614,7 @@ def draw_charts(
     *,
     want_png: bool,
     want_svg: bool,
-    processes: ChartProcesses | None = None,
+    processes: ChartRenderer | None = None,
 ) -> dict[str, Any]:
     """Draw every chart once, render the formats the report needs, and return template assets.
 

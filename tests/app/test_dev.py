@@ -26,17 +26,23 @@ def repo(tmp_path: Path) -> Repo:
 def test_a_template_edit_renders_again_from_cached_queries(repo):
     session = DevSession(repo.pipelines, at=WHEN)
     first = session.state("sales")
-    assert first.error is None and first.queries_run == 2
+    assert first.error is None and first.queries_run == 2 and first.charts_drawn == 1
     assert "<h1" in first.html and "Sales" in first.html
     repo.edit("templates/sales.md.j2", "# {{ pipeline.title }}", "# {{ pipeline.title }} edited")
     session.reload()
     again = session.render("sales")
     assert again.queries_run == 0  # every result came from the cache
+    assert again.charts_drawn == 0  # and every chart
     assert "Sales edited" in again.html
     # An edited query runs again; the other comes from the cache.
     repo.edit("sql/kpis.sql", "AS p\n", "AS p, 1 AS one\n")
     session.reload()
     assert session.render("sales").queries_run == 1
+    # The chart's query changed: the chart is drawn again.
+    repo.edit("pipelines/sales.toml", "GROUP BY region ORDER BY region", "GROUP BY ALL ORDER BY 1")
+    session.reload()
+    state = session.render("sales")
+    assert (state.queries_run, state.charts_drawn) == (1, 1)
 
 
 def test_an_error_keeps_the_last_good_render_and_names_file_and_line(repo):
