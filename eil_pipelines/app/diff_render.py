@@ -185,7 +185,7 @@ def _cell(value: object) -> str:
 
 
 def _markdown(result: DiffResult, limit: int) -> str:
-    head = ["## Report diff", "", _summary_line(result), ""]
+    head = ["# Report diff", "", _summary_line(result), ""]
     if result.pipelines:
         head += [
             "| pipeline | status | KPIs changed | charts changed |",
@@ -211,11 +211,11 @@ def _markdown(result: DiffResult, limit: int) -> str:
             out += tail
             break
         out += section
-    return out
+    return out.rstrip("\n") + "\n"
 
 
 def _markdown_section(p: PipelineDiff) -> str:
-    lines = [f"### {_cell(_title(p))}", ""]
+    lines = [f"## {_cell(_title(p))}", ""]
     if p.touched_by:
         lines += ["Touched by " + ", ".join(f"`{_cell(f)}`" for f in p.touched_by) + ".", ""]
     for side, error in p.errors.items():

@@ -14,7 +14,10 @@ for the person at this machine.  Routes:
   (file and line) in the banner, keeping the last good report visible.
 
 The report keeps its own Content-Security-Policy (no script); the preview
-page allows only its own script file.  Nothing is loaded from elsewhere.
+page allows only its own script file.  Nothing is loaded from elsewhere.  A
+request whose ``Host`` is not ``127.0.0.1:PORT`` or ``localhost:PORT`` gets
+403, so a web page whose host name was re-pointed at this machine (DNS
+rebinding) cannot read the reports.
 """
 
 from __future__ import annotations
@@ -103,6 +106,12 @@ class DevHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """Answer one of the routes, 404 for anything else."""
+        port = self.server.server_address[1]
+        if self.headers.get("Host", "") not in (f"{DEV_HOST}:{port}", f"localhost:{port}"):
+            # A page elsewhere whose name was pointed at 127.0.0.1 (DNS rebinding)
+            # must not read the reports: only this machine's own names are answered.
+            self._send(HTTPStatus.FORBIDDEN, "text/plain; charset=utf-8", "forbidden host\n")
+            return
         path = urlsplit(self.path).path
         head, _, rest = path.lstrip("/").partition("/")
         name = unquote(rest)

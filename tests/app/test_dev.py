@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -84,6 +85,10 @@ def test_the_watcher_rerenders_and_the_event_stream_says_so(repo):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         page = urllib.request.urlopen(f"{base}/p/sales", timeout=60).read().decode()
+        rebound = urllib.request.Request(f"{base}/report/sales", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebound, timeout=60)
+        assert refused.value.code == 403
         assert '<script src="/dev.js"></script>' in page
         events = urllib.request.urlopen(f"{base}/events/sales", timeout=60)
         first = json.loads(events.readline().decode().removeprefix("data: "))

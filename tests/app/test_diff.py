@@ -293,13 +293,37 @@ def test_markdown_format_summary_first_and_under_its_limit(changed):
     )
     assert out.returncode == 1, out.stderr
     text = out.stdout
-    assert text.startswith("## Report diff\n\n1 of 1 touched pipeline changed")
-    assert text.index("| sales | report changed |") < text.index("### sales")
+    assert text.startswith("# Report diff\n\n1 of 1 touched pipeline changed")
+    assert text.index("| sales | report changed |") < text.index("## sales")
     assert "| Sales \\<b\\>&\\</b\\> | — | $44.00 | new |" in text
     result = diff_reports(changed.pipelines, base="base", head="HEAD", at=WHEN)
     short = render_diff(result, "markdown", limit=400)
     assert len(short) <= 400
-    assert "1 more pipelines left out" in short and "### sales" not in short
+    assert "1 more pipelines left out" in short and "## sales" not in short
+
+
+def test_markdown_format_passes_markdownlint(changed, tmp_path):
+    import shutil
+
+    cli = REPO_ROOT / "node_modules" / "markdownlint-cli2" / "markdownlint-cli2-bin.mjs"
+    node = shutil.which("node")
+    if node is None or not cli.is_file():
+        message = "node or markdownlint-cli2 is missing: bash scripts/setup-test-env.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    result = diff_reports(changed.pipelines, base="base", head="HEAD", at=WHEN)
+    target = tmp_path / "diff.md"
+    target.write_text(render_diff(result, "markdown"), encoding="utf-8")
+    done = subprocess.run(
+        [node, str(cli), "--config", str(REPO_ROOT / ".markdownlint-cli2.jsonc"), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+    assert "Linting: 1 file" in done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_html_format_is_escaped_and_self_contained(changed):
@@ -385,4 +409,4 @@ def test_the_documented_github_actions_step_runs(changed, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert outputs.read_text().splitlines() == ["status=1"]
-    assert (changed.root / "diff.md").read_text().startswith("## Report diff")
+    assert (changed.root / "diff.md").read_text().startswith("# Report diff")
