@@ -200,7 +200,8 @@ class PipelineDiff:
     name: str
     """The pipeline's name at head (at base for a removed one)."""
     status: str
-    """``added``, ``removed``, ``renamed``, ``changed``, ``unchanged`` or ``failed``."""
+    """``added``, ``removed``, ``renamed``, ``changed``, ``unchanged``, ``failed`` (a
+    render failed) or ``invalid`` (the change made the pipeline's file invalid)."""
     touched_by: list[str] = field(default_factory=list)
     """The changed files that touch it, relative to the repository."""
     old_name: str | None = None
@@ -511,7 +512,7 @@ def diff_reports(
                     clock,
                 )
                 for label, entry_pipelines in (
-                    ("base", [e.base for e in plan if e.base is not None]),
+                    ("base", [e.base for e in plan if e.base is not None and not e.invalid]),
                     ("head", [e.head for e in plan if e.head is not None]),
                 )
             }
@@ -538,6 +539,8 @@ class _Entry:
     head: Pipeline | None
     touched_by: list[str]
     renamed_from: str | None = None
+    invalid: str | None = None
+    """The head file's problems when the change made it invalid (then nothing renders)."""
 
 
 def _plan(sides: dict[str, _Side], changed: set[str], renames: dict[str, str]) -> list[_Entry]:
@@ -550,10 +553,17 @@ def _plan(sides: dict[str, _Side], changed: set[str], renames: dict[str, str]) -
         touching = sorted(files & changed)
         if b is None or h is None or touching:
             entries[name] = _Entry(name, b, h, touching)
+    # A pipeline whose head file is invalid is not removed: the change broke it.
+    broken = {_relative(e.file, head.top): e for e in head.problems}
+    for entry in entries.values():
+        if entry.base is not None and entry.head is None:
+            error = broken.get(_relative(entry.base.file, base.top))
+            if error is not None:
+                entry.invalid = _problem_text(error, head.top)
     # A removed and an added pipeline whose files git pairs as a rename: renamed.
     head_by_file = {_relative(p.file, head.top): n for n, p in head.pipelines.items()}
     for old_name, entry in list(entries.items()):
-        if entry.head is not None or entry.base is None:
+        if entry.head is not None or entry.base is None or entry.invalid:
             continue
         new_file = renames.get(_relative(entry.base.file, base.top) or "")
         new_name = head_by_file.get(new_file)
@@ -625,7 +635,10 @@ def _compare(
         b = after.documents.get(fmt) if after else None
         if (a.read_bytes() if a else None) != (b.read_bytes() if b else None):
             diff.documents_changed.append(fmt)
-    if entry.base is None:
+    if entry.invalid is not None:
+        diff.status = "invalid"
+        diff.errors["head"] = entry.invalid
+    elif entry.base is None:
         diff.status = "added"
     elif entry.head is None:
         diff.status = "removed"

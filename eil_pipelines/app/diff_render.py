@@ -36,6 +36,7 @@ _STATUS_WORDS = {
     "changed": "report changed",
     "unchanged": "report unchanged",
     "failed": "render failed",
+    "invalid": "invalid at head",
 }
 
 

@@ -250,6 +250,10 @@ def test_an_invalid_file_at_head_is_listed_and_exits_2(repo):
     assert out.returncode == 2
     assert "invalid files at head:" in out.stdout
     assert "pipelines/sales.toml: schedule.period" in out.stdout
+    assert "sales: invalid at head" in out.stdout  # broken, not removed
+    result = diff(repo)
+    assert [(p.name, p.status) for p in result.pipelines] == [("sales", "invalid")]
+    assert result.rendered == [] and result.failed
 
 
 # --- every format -----------------------------------------------------------------------------
