@@ -149,7 +149,8 @@ def _text(result: DiffResult) -> str:
         if p.touched_by:
             lines.append("  touched by: " + ", ".join(p.touched_by))
         for side, error in p.errors.items():
-            lines.append(f"  {side} failed: {error}")
+            what = "invalid" if p.status == "invalid" else "failed"
+            lines.append(f"  {side} {what}: {error}")
         if p.schedule is not None and p.schedule.changed and p.status != "added":
             s = p.schedule
             lines.append(f"  schedule: {s.before} → {s.after}")
