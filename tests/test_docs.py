@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from eil_pipelines.cli.commands import COMMANDS
+from eil_pipelines.cli.help_text import DESCRIPTION
 from eil_pipelines.cli.once import build_main_parser
 from eil_pipelines.render.filters import make_filters
 from eil_pipelines.run.context import RunContext
@@ -121,3 +123,8 @@ def test_every_cli_option_is_documented(parser):
     ]
     assert options
     assert [o for o in options if not re.search(rf"`{re.escape(o)}[` ]", text)] == []
+
+
+def test_the_main_help_names_every_subcommand():
+    missing = [name for name in COMMANDS if f"eil-run {name} " not in DESCRIPTION]
+    assert missing == []

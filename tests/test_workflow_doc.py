@@ -18,7 +18,12 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "workflow.md"
 def commands() -> list[tuple[list[str], list[str]]]:
     """(arguments after ``eil-run``, output lines shown) for each command on the page."""
     found: list[tuple[list[str], list[str]]] = []
-    for block in re.findall(r"```\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S):
+    text = DOC.read_text(encoding="utf-8")
+    # Fences are paired by line, so a block with a language (```sh, ```yaml: shown,
+    # not run) never swallows the prose after it.
+    for lang, block in re.findall(r"^```([^\n]*)\n(.*?)^```", text, flags=re.S | re.M):
+        if lang.strip():
+            continue
         for line in block.splitlines():
             if line.startswith("$ eil-run "):
                 found.append((shlex.split(line)[2:], []))

@@ -19,6 +19,8 @@ COMMANDS = {
     "connections": "eil_pipelines.cli.connections:build_connections_parser:cmd_connections",
     "graph": "eil_pipelines.cli.graph:build_graph_parser:cmd_graph",
     "ledger": "eil_pipelines.cli.ledger:build_ledger_parser:cmd_ledger",
+    "diff": "eil_pipelines.cli.diff:build_diff_parser:cmd_diff",
+    "dev": "eil_pipelines.cli.dev:build_dev_parser:cmd_dev",
 }
 #: ``eil-run [--once] [PATH]``: the scheduler, or one run of each pipeline.
 MAIN = "eil_pipelines.cli.once:build_main_parser:cmd_main"

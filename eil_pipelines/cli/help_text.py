@@ -10,6 +10,7 @@ commands:
   eil-run validate [PATH]        check every pipeline file without running queries
   eil-run list [PATH]            schedules in words, next fire times, last status
   eil-run history [PATH]         recent runs from the run ledger
+  eil-run status [PATH]          is the scheduler alive; failing pipelines (a health check)
   eil-run send FILE --to ADDR    mail a pipeline's latest report to ADDR, for testing
   eil-run new NAME               a new pipeline file and template that run at once
   eil-run explain FILE           a schedule's next fire times, periods, DST notes
@@ -18,6 +19,9 @@ commands:
   eil-run serve [PATH]           serve the reports folder on 127.0.0.1 (--port N)
   eil-run connections [PATH]     test the connections named in eil.toml
   eil-run graph [PATH]           which pipelines wait for which ([schedule] after)
+  eil-run diff [PATH] --base REV what a change does to the reports (0 same, 1 changed)
+  eil-run dev [PATH]             live preview on 127.0.0.1, reloaded on every edit
+  eil-run ledger init|migrate|check [PATH]   the Postgres ledger several runners share
 
 PATH is a pipelines folder or a single pipeline file.  Exit status: 0 success,
 1 a run failed, 2 invalid configuration or arguments, 3 could not run (ledger

@@ -14,12 +14,12 @@ import contextlib
 import dataclasses
 import logging
 import time as _time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ChartError, CouldNotRun, EilError, OutputError, RenderError
 from ..formatting import infer_column_format
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..charts.processes import ChartProcesses
+    from ..charts.work import ChartJob, RenderedChart
     from ..sources.guard import QueryGuard
     from ..spec.models import ChartSpec
 
@@ -56,6 +57,14 @@ log = logging.getLogger("eil_pipelines.run")
 FENCED = "not published"
 
 Clock = Callable[[], datetime]
+
+
+class ChartRenderer(Protocol):
+    """What draws a run's charts: chart processes, or a cache of drawn charts (``dev``)."""
+
+    def render(self, jobs: Sequence[ChartJob]) -> list[RenderedChart]:
+        """The images of each job, in order."""
+        ...
 
 
 def utc_now() -> datetime:
@@ -247,7 +256,7 @@ def run_pipeline(
 
 
 @dataclass
-class _Produced:
+class Produced:
     """What the stages before writing hand to the write stage."""
 
     data: dict[str, pd.DataFrame]
@@ -281,7 +290,7 @@ def _write(
     pipeline: Pipeline,
     ctx: RunContext,
     reports_dir: Path,
-    produced: _Produced,
+    produced: Produced,
     pipeline_sha256: str | None,
     started: datetime,
     t0: float,
@@ -477,10 +486,9 @@ def _produce(
     stages: StageTimes,
     guard: QueryGuard | None,
     chart_processes: ChartProcesses | None = None,
-) -> _Produced:
+) -> Produced:
     spec = pipeline.spec
     formats = spec.report.formats
-    currency = spec.report.currency
     if "pdf" in formats:
         # Before the queries: a missing extra is known without spending a run on it.
 
@@ -495,7 +503,26 @@ def _produce(
     t = _time.perf_counter()
     data = run_queries(pipeline, ctx, guard)
     stages.query = _time.perf_counter() - t
+    return render_documents(pipeline, ctx, data, stages, chart_processes)
 
+
+def render_documents(
+    pipeline: Pipeline,
+    ctx: RunContext,
+    data: dict[str, pd.DataFrame],
+    stages: StageTimes | None = None,
+    chart_processes: ChartRenderer | None = None,
+) -> Produced:
+    """Everything a run makes from its query results: metrics, charts, the documents.
+
+    The run calls it after its queries; ``eil-run dev`` calls it with results
+    it cached, so a template edit re-renders without running a query again.
+    Writes nothing.
+    """
+    spec = pipeline.spec
+    formats = spec.report.formats
+    currency = spec.report.currency
+    stages = stages if stages is not None else StageTimes()
     metrics = [compute_metric(m, data[m.query], currency=currency) for m in spec.metrics]
     insights = build_insights(
         metrics,
@@ -554,7 +581,7 @@ def _produce(
         t = _time.perf_counter()
         files.documents["pdf"] = _render_pdf(pipeline, ctx, rendered["html"])
         stages.pdf = _time.perf_counter() - t
-    return _Produced(data=data, metrics=metrics, files=files, template=template)
+    return Produced(data=data, metrics=metrics, files=files, template=template)
 
 
 SUMMARY_ROWS = 10
@@ -656,7 +683,7 @@ def draw_charts(
     *,
     want_png: bool,
     want_svg: bool,
-    processes: ChartProcesses | None = None,
+    processes: ChartRenderer | None = None,
 ) -> dict[str, Any]:
     """Draw every chart once, render the formats the report needs, and return template assets.
 
