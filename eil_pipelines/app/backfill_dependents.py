@@ -60,6 +60,8 @@ class Dependents:
     """Every valid pipeline of the folder by name (the upstream as given, with its params)."""
     invalid: list[str]
     """Files of the folder that did not validate (left out: their dependents are unknown)."""
+    disabled: list[str]
+    """Dependents with ``enabled = false``: left out, as the scheduler leaves them."""
 
 
 def dependents_of(pipeline: str, pipelines: Sequence[Pipeline]) -> list[Pipeline]:
@@ -98,12 +100,15 @@ def find_dependents(
     known = {p.name: p for p in pipelines}
     known[pipeline.name] = pipeline
     last = min(end, now if now is not None else utc_now())
-    order = []
+    order, disabled = [], []
     for dependent in dependents_of(pipeline.name, list(known.values())):
+        if not dependent.spec.enabled:
+            disabled.append(dependent.name)
+            continue
         trigger = backfill_trigger(dependent)
         order.append(Dependent(dependent, fire_times(trigger, start, last), trigger.describe()))
     invalid = [e.shown or display_path(e.file) for e in errors]
-    return Dependents(pipeline, order, known, invalid)
+    return Dependents(pipeline, order, known, invalid, disabled)
 
 
 def backfill_dependent(

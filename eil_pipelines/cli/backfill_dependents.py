@@ -56,7 +56,11 @@ def then_dependents(
     found = find_dependents(pipeline, start, end)
     for shown_file in found.invalid:
         print(f"(left out: {shown_file} is not valid; eil-run validate says why)")
+    for name in found.disabled:
+        print(f"(left out: {name} is disabled, so the scheduler does not run it)")
     if not found.order:
+        if found.disabled:
+            return code
         print(
             f"\nNo pipeline waits for {pipeline.name} ([schedule] after): no dependents to backfill."
         )

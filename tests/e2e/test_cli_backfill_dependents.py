@@ -6,6 +6,7 @@ A real project (pipeline files, a CSV, DuckDB) and the real ledger, through the 
 
 from __future__ import annotations
 
+from argparse import Namespace
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ import pytest
 from eil_pipelines.app import ledger_path
 from eil_pipelines.app.backfill_dependents import dependents_of
 from eil_pipelines.cli import main
+from eil_pipelines.cli.progress import resume_command
 from eil_pipelines.ledger import Ledger
 from eil_pipelines.spec.loader import load_pipelines
 
@@ -173,3 +175,29 @@ def test_without_the_option_dependents_are_left_alone(chain, capsys, monkeypatch
     assert main(["backfill", "pipelines/sales.toml", *RANGE]) == 0
     assert "Dependents" not in capsys.readouterr().out
     assert {r.pipeline for r in records(chain)} == {"sales"}
+
+
+def test_a_disabled_dependent_is_left_out_and_said(chain, capsys, monkeypatch):
+    chain.pipeline("review", "enabled = false\n" + waiting("Review", "0 9 * * MON", "weekly"))
+    monkeypatch.chdir(chain.root)
+    assert main(["backfill", "pipelines/sales.toml", *RANGE, "--with-dependents"]) == 0
+    out = capsys.readouterr().out
+    assert "(left out: review is disabled, so the scheduler does not run it)" in out
+    assert "Dependents of sales, upstream first: weekly." in out
+    assert {r.pipeline for r in records(chain)} == {"sales", "weekly"}
+
+
+def test_the_resume_command_keeps_with_dependents():
+    options = Namespace(
+        file="pipelines/sales.toml",
+        end="2025-03-17",
+        reprocess="none",
+        workers=1,
+        reports=None,
+        with_dependents=True,
+    )
+    moment = datetime(2025, 3, 4, 7, tzinfo=UTC)
+    assert resume_command(options, moment) == (
+        "eil-run backfill pipelines/sales.toml --from 2025-03-04T07:00:00+00:00 "
+        "--to 2025-03-17 --with-dependents"
+    )
