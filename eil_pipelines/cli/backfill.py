@@ -141,6 +141,5 @@ def cmd_backfill(options: argparse.Namespace) -> int:
     if left:
         print(f"  {resume_command(options, left[0].scheduled_at.astimezone(zone))}")
         return EXIT_INTERRUPTED
-    return then_dependents(
-        options, pipeline, start, end, reports, EXIT_FAILED if failed else EXIT_OK
-    )
+    code = EXIT_FAILED if failed else EXIT_OK
+    return then_dependents(options, pipeline, start, end, reports, code, stop.is_set())

@@ -45,13 +45,21 @@ def then_dependents(
     end: datetime,
     reports: Path,
     code: int,
+    interrupted: bool = False,
 ) -> int:
     """After the upstream's backfill (or its dry run) ended with ``code``: the dependents'
-    (with ``--with-dependents``).  Returns the exit status of the whole backfill."""
+    (with ``--with-dependents``); none when the upstream's was ``interrupted``.  Returns
+    the exit status of the whole backfill."""
     if not getattr(options, "with_dependents", False):
         return code
+    if interrupted:  # Ctrl-C as the upstream's last runs ended: the dependents wait
+        print("\nInterrupted: the dependents did not start.  Resume with:")
+        print(f"  {resume_command(options, start)}")
+        return EXIT_INTERRUPTED
     from ..app.backfill import dry_run
     from ..app.backfill_dependents import backfill_dependent, find_dependents
+    from ..run.context import pipeline_zone
+    from ..spec.dependencies import upstream_names
 
     found = find_dependents(pipeline, start, end)
     for shown_file in found.invalid:
@@ -71,8 +79,8 @@ def then_dependents(
         threading.Event(), signals=(signal.SIGINT,), on_first=say_stopping
     ) as stop:
         for dependent in found.order:
-            shown = local_text(_zone(dependent.pipeline))
-            what = f"{dependent.name} ({dependent.described}, after {', '.join(_ups(dependent))})"
+            shown = local_text(pipeline_zone(dependent.pipeline))
+            what = f"{dependent.name} ({dependent.described}, after {', '.join(upstream_names(dependent.pipeline))})"
             if not dependent.times:
                 print(f"\nNo fire times of {what} in the range: nothing to backfill.")
                 continue
@@ -129,15 +137,3 @@ def then_dependents(
                 print(f"  {resume_command(options, start)}")
                 return EXIT_INTERRUPTED
     return code
-
-
-def _ups(dependent: Any) -> list[str]:
-    from ..spec.dependencies import upstream_names
-
-    return upstream_names(dependent.pipeline)
-
-
-def _zone(pipeline: Any) -> Any:
-    from ..run.context import pipeline_zone
-
-    return pipeline_zone(pipeline)

@@ -15,9 +15,10 @@ import pytest
 from eil_pipelines.app import ledger_path
 from eil_pipelines.app.backfill_dependents import dependents_of
 from eil_pipelines.cli import main
+from eil_pipelines.cli.backfill_dependents import then_dependents
 from eil_pipelines.cli.progress import resume_command
 from eil_pipelines.ledger import Ledger
-from eil_pipelines.spec.loader import load_pipelines
+from eil_pipelines.spec.loader import load_pipeline, load_pipelines
 
 # A daily sales report (period: the day before); a day with no rows fails its run.
 DAILY = """
@@ -201,3 +202,25 @@ def test_the_resume_command_keeps_with_dependents():
         "eil-run backfill pipelines/sales.toml --from 2025-03-04T07:00:00+00:00 "
         "--to 2025-03-17 --with-dependents"
     )
+
+
+def test_a_stop_as_the_upstream_ends_starts_no_dependent(chain, capsys, monkeypatch):
+    monkeypatch.chdir(chain.root)
+    options = Namespace(
+        file="pipelines/sales.toml",
+        end="2025-03-17",
+        reprocess="none",
+        workers=1,
+        reports=None,
+        with_dependents=True,
+        dry_run=False,
+    )
+    sales = load_pipeline(chain.pipelines / "sales.toml")
+    start, end = datetime(2025, 3, 4, tzinfo=UTC), datetime(2025, 3, 18, tzinfo=UTC)
+    assert then_dependents(options, sales, start, end, chain.reports, 0, True) == 130
+    assert capsys.readouterr().out == (
+        "\nInterrupted: the dependents did not start.  Resume with:\n"
+        "  eil-run backfill pipelines/sales.toml --from 2025-03-04T00:00:00+00:00 "
+        "--to 2025-03-17 --with-dependents\n"
+    )
+    assert not ledger_path(chain.reports).exists()
