@@ -32,7 +32,7 @@ progress goes to callbacks.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,7 +45,8 @@ from ..run.context import make_context, pipeline_trigger
 from ..run.pipeline import utc_now
 from ..spec.loader import Pipeline, display_path
 from . import ledger_path
-from .ledgered import claim_reprocess, ledgered_run
+from .dependencies import unmet_upstreams
+from .ledgered import claim_reprocess, ledgered_failure, ledgered_run
 
 __all__ = [
     "REPROCESS",
@@ -170,13 +171,16 @@ def run_backfill(
     stop: threading.Event | None = None,
     clock: Callable[[], datetime] = utc_now,
     on_done: Callable[[Outcome], None] | None = None,
+    known: Mapping[str, Pipeline] | None = None,
 ) -> list[Outcome]:
     """Run the planned times that run, oldest first, up to ``workers`` at once.
 
     ``on_done`` is called in the calling thread as each run ends (for
     progress).  Once ``stop`` is set no further run starts; the runs in
     flight finish and are recorded.  Returns the outcomes in the order the
-    runs ended.
+    runs ended.  With ``known`` (the folder's pipelines by name), a time whose
+    upstream runs (``after``) have not all succeeded is not run: it is recorded
+    ``failed``, naming them (``backfill --with-dependents``).
     """
     stop = stop or threading.Event()
     trigger = pipeline_trigger(pipeline)
@@ -186,6 +190,12 @@ def run_backfill(
 
     def one(item: Planned) -> Outcome:
         try:
+            if known is not None:
+                unmet = _unmet(pipeline, item, trigger, ledger, known)
+                if unmet:
+                    return _fail_one(
+                        pipeline, item, trigger, ledger, reports_dir, allowed, clock, unmet
+                    )
             return _run_one(pipeline, item, trigger, ledger, reports_dir, allowed, clock)
         except Exception as exc:  # a ledger or disk problem: report it as this run's failure
             return Outcome(item.scheduled_at, "failed", f"{type(exc).__name__}: {exc}")
@@ -239,6 +249,44 @@ def _run_one(
     )
 
 
+def _unmet(
+    pipeline: Pipeline, item: Planned, trigger: Any, ledger: Any, known: Mapping[str, Pipeline]
+) -> str:
+    """What ``item`` still waits for, in words (the rule of :mod:`.dependencies`); empty when
+    every upstream run of its period succeeded."""
+    ctx = make_context(pipeline, item.scheduled_at, trigger=trigger)
+    unmet = unmet_upstreams(ledger, pipeline, ctx, known)
+    return "; ".join(u.describe() for u in unmet)
+
+
+def _fail_one(
+    pipeline: Pipeline,
+    item: Planned,
+    trigger: Any,
+    ledger: Any,
+    reports_dir: Path,
+    allowed: tuple[str, ...],
+    clock: Callable[[], datetime],
+    unmet: str,
+) -> Outcome:
+    """Record ``item`` failed without running it: its upstream runs did not succeed."""
+    error = f"not run: its upstream runs did not succeed: {unmet}"
+    outcome = ledgered_failure(
+        pipeline,
+        make_context(pipeline, item.scheduled_at, trigger=trigger),
+        error,
+        ledger=ledger,
+        reports_dir=reports_dir,
+        claim=claim_reprocess(item.previous, item.attempt, allowed),
+        clock=clock,
+    )
+    if outcome.result is None:
+        current = ledger.get(pipeline.name, item.scheduled_at)
+        state = current.status if current is not None else "gone"
+        return Outcome(item.scheduled_at, "skipped", f"taken meanwhile (now {state})")
+    return Outcome(item.scheduled_at, "failed", error)
+
+
 class BackfillRunning(CouldNotRun):
     """Another process holds the backfill lease of the pipeline."""
 
@@ -255,6 +303,7 @@ def backfill(
     clock: Callable[[], datetime] = utc_now,
     on_planned: Callable[[list[Planned]], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    known: Mapping[str, Pipeline] | None = None,
 ) -> tuple[list[Planned], list[Outcome]]:
     """The backfill use case: take the pipeline's lease, plan against the ledger, run.
 
@@ -262,7 +311,8 @@ def backfill(
     :class:`BackfillRunning` when another backfill of the pipeline holds the
     lease.  ``on_planned`` sees the plan before the first run starts.  Once
     ``stop`` is set no further run starts (the caller decides what sets it:
-    a signal, a button).  Returns the plan and the outcomes.
+    a signal, a button).  With ``known``, a time runs only when its upstream
+    runs succeeded (:func:`run_backfill`).  Returns the plan and the outcomes.
     """
     with Ledger(ledger_path(reports_dir)) as ledger:
         lease = lease_name(pipeline.name)
@@ -286,6 +336,7 @@ def backfill(
                 stop=stop,
                 clock=clock,
                 on_done=on_done,
+                known=known,
             )
         finally:
             ledger.release_lease(lease)

@@ -267,12 +267,16 @@ def ledgered_failure(
     deliver: DeliveryHook | None = None,
     log: logging.Logger | None = None,
 ) -> LedgeredOutcome:
-    """Record a run that failed before it started (it waited too long): claim, publish the
-    failure on the site, finish ``failed``, and send the failure notice like any failed run."""
+    """Record a run that failed before it started (it waited too long, or a backfill found
+    its upstream runs had not succeeded): claim, publish the failure on the site, finish
+    ``failed``, and send the failure notice like any failed run."""
     name, at = pipeline.name, ctx.scheduled_at
     started = clock()
-    if claim(ledger, name, at, ctx.run_id, started) is None:
+    record = claim(ledger, name, at, ctx.run_id, started)
+    if record is None:
         return LedgeredOutcome(ctx)
+    # The ledger's count: a backfill that reprocesses a failed time claims it as attempt 2.
+    attempt = record.attempt
     result = RunResult(
         pipeline=name,
         scheduled_at=at,
@@ -287,7 +291,7 @@ def ledgered_failure(
     publish_status(pipeline, ctx, reports_dir, "failed", error, started)
     try:
         ledger.finish(
-            name, at, status="failed", now=clock(), error=error, run_id=ctx.run_id, attempt=1
+            name, at, status="failed", now=clock(), error=error, run_id=ctx.run_id, attempt=attempt
         )
     except LedgerStateError:
         return LedgeredOutcome(ctx, result, "failed", error, recorded=False)

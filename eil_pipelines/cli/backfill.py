@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .backfill_dependents import add_scope_options, then_dependents
 from .common import Parser, add_debug, add_target, load_one, with_param_options
 from .exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from .moments import parse_moment, parse_to
@@ -48,13 +49,7 @@ def build_backfill_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list the fire times and what would run or be skipped; run and record nothing",
     )
-    parser.add_argument(
-        "--reprocess",
-        choices=("none", "failed", "all"),
-        default="none",
-        help="run recorded times again: none (default), failed (also failed, timed-out and "
-        "abandoned runs), all (also succeeded ones)",
-    )
+    add_scope_options(parser)  # --reprocess, --with-dependents
     parser.add_argument(
         "--workers",
         type=int,
@@ -100,13 +95,13 @@ def cmd_backfill(options: argparse.Namespace) -> int:
     times = fire_times(trigger, start, min(end, now))
     later = " (fire times after now are left to the scheduler)" if end > now else ""
     what = f"{pipeline.name} ({trigger.describe()})"
+    reports = Path(options.reports).resolve() if options.reports else pipeline.root / "reports"
     if not times:
         print(
             f"No fire times of {what} from {options.start} to {options.end}{later}: "
             "nothing to backfill."
         )
-        return EXIT_OK
-    reports = Path(options.reports).resolve() if options.reports else pipeline.root / "reports"
+        return then_dependents(options, pipeline, start, end, reports, EXIT_OK)
     if options.dry_run:
         planned = dry_run(pipeline, times, reports_dir=reports, reprocess=options.reprocess)
         print(f"Backfill of {what}: {len(times)} fire times{later}:")
@@ -114,7 +109,7 @@ def cmd_backfill(options: argparse.Namespace) -> int:
             print(f"  {shown(item.scheduled_at)}  {item.reason}")
         runs = sum(1 for p in planned if p.run)
         print(f"\nWould run {runs}, skip {len(planned) - runs}.  (Dry run: nothing was run.)")
-        return EXIT_OK
+        return then_dependents(options, pipeline, start, end, reports, EXIT_OK)
 
     def on_planned(planned: list[Any]) -> None:
         runs = sum(1 for p in planned if p.run)
@@ -146,4 +141,5 @@ def cmd_backfill(options: argparse.Namespace) -> int:
     if left:
         print(f"  {resume_command(options, left[0].scheduled_at.astimezone(zone))}")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if failed else EXIT_OK
+    code = EXIT_FAILED if failed else EXIT_OK
+    return then_dependents(options, pipeline, start, end, reports, code, stop.is_set())

@@ -20,6 +20,8 @@ def resume_command(options: argparse.Namespace, first_left: datetime) -> str:
         words += ["--workers", str(options.workers)]
     if options.reports:
         words += ["--reports", options.reports]
+    if getattr(options, "with_dependents", False):
+        words.append("--with-dependents")
     return " ".join(shlex.quote(w) for w in words)
 
 
