@@ -138,9 +138,12 @@ def software_versions() -> dict[str, str]:
 
 
 def _weasyprint_version() -> str | None:
+    return _version_of("weasyprint")
 
+
+def _version_of(package: str) -> str | None:
     try:
-        return metadata.version("weasyprint")
+        return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
 
@@ -207,6 +210,11 @@ def build_manifest(
         version = _weasyprint_version()
         if version:
             software["weasyprint"] = version
+    if getattr(pipeline, "calendar", None) is not None:
+        # The holiday tables decide which days run: a new release can move one.
+        version = _version_of("holidays")
+        if version:
+            software["holidays"] = version
     try:
         pipeline_path = pipeline.file.resolve().relative_to(pipeline.root.resolve()).as_posix()
     except ValueError:

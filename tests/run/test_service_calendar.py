@@ -5,7 +5,9 @@ Time is a :class:`ManualClock`; the service is stepped with ``run_due``.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from importlib import metadata
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -67,6 +69,19 @@ def test_easter_is_skipped_with_its_names_and_the_tuesday_run_covers_it(project,
     ]
     report = (project.reports / "daily" / "2026-04-07.md").read_text(encoding="utf-8")
     assert "Period: 2 Apr 2026 07:00 – 7 Apr 2026 07:00" in report  # from Thursday's fire
+    # The holiday tables decided which days ran: the manifest names their version.
+    manifest = json.loads((project.reports / "daily" / "2026-04-07.json").read_text())
+    assert manifest["software"]["holidays"] == metadata.version("holidays") == "0.109"
+
+
+def test_a_report_without_a_calendar_does_not_name_the_holiday_tables(project, service_for):
+    plain = 'title = "P"\n[schedule]\ndaily = "07:00"\ntimezone = "UTC"\n'
+    project.pipeline("plain", plain + '[queries.q]\nsql = "SELECT 1 AS x"\n')
+    service = service_for(ManualClock(datetime(2026, 4, 2, 6, tzinfo=UTC)))
+    assert step(service, datetime(2026, 4, 2, 7, tzinfo=UTC)) == 1
+    manifest = json.loads((project.reports / "plain" / "2026-04-02.json").read_text())
+    assert "holidays" not in manifest["software"]
+    assert manifest["software"]["eil-pipelines"]
 
 
 def test_a_moved_monthly_run_records_where_it_went(project, service_for):
