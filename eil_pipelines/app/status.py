@@ -275,6 +275,18 @@ def _last_row(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def _waiting_rows(overview: PipelineOverview, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "scheduled_at": _iso(r.scheduled_at),
+            "waiting_s": _seconds(now - r.started_at) if r.started_at else None,
+            "for": r.error,
+            "checks": (r.summary or {}).get("checks", 0),
+        }
+        for r in overview.waiting
+    ]
+
+
 def _running_rows(overview: PipelineOverview, now: datetime) -> list[dict[str, Any]]:
     return [
         {
@@ -287,6 +299,12 @@ def _running_rows(overview: PipelineOverview, now: datetime) -> list[dict[str, A
         }
         for r in overview.running
     ]
+
+
+def _after(pipeline: Pipeline) -> list[str]:
+    """The pipelines ``pipeline`` waits for (``[schedule] after``)."""
+    schedule = pipeline.spec.schedule
+    return list(schedule.after) if schedule is not None else []
 
 
 @dataclass
@@ -451,6 +469,7 @@ def status_report(
     finally:
         if own and ledger is not None:
             ledger.close()
+    after = {e.row["pipeline"]: _after(e.pipeline) for e in entries}
     rows = []
     for entry in entries:
         name = entry.row["pipeline"]
@@ -461,6 +480,9 @@ def status_report(
                 "next": _next_fire(entry, moment),
                 "last": _shown_last(folder, overview.last),
                 "running": _running_rows(overview, moment),
+                "waiting": _waiting_rows(overview, moment),
+                "after": after[name],
+                "before": sorted(other for other, names in after.items() if name in names),
                 "failures_in_a_row": overview.failures_in_a_row,
                 "requested": requested.get(name, 0),
             }

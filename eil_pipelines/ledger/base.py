@@ -536,13 +536,16 @@ class LedgerBackend(ABC):
         for name in names:
             rows = self.history(pipeline=name, limit=None)
             running = tuple(sorted((r for r in rows if r.status == "running"), key=_started))
-            finished = [r for r in rows if r.status not in ("running", "skipped")]
+            waiting = tuple(sorted((r for r in rows if r.status == "waiting"), key=_started))
+            finished = [r for r in rows if r.status not in ("running", "waiting", "skipped")]
             streak = 0
             for row in finished:
                 if row.status not in FAILED_STATUSES:
                     break
                 streak += 1
-            out[name] = PipelineOverview(name, finished[0] if finished else None, running, streak)
+            out[name] = PipelineOverview(
+                name, finished[0] if finished else None, running, waiting, streak
+            )
         return out
 
     # -- shared ledgers: leases of held rows, fencing --

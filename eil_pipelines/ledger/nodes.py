@@ -4,7 +4,7 @@ The contracts are :class:`~eil_pipelines.ledger.base.LedgerBackend`'s
 (:meth:`beat`, :meth:`nodes`, :meth:`request_run`, :meth:`take_run_requests`,
 :meth:`overview`).  The overview is three queries whatever the number of
 pipelines, each an index seek per pipeline (see the ``runs_status_pipeline``
-index of schema version 4), so the status page stays fast on a large ledger.
+index of schema version 5), so the status page stays fast on a large ledger.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class SqliteNodes(SqliteConnections):
         last_rows = self._read(
             f"SELECT {_COLUMNS} FROM runs WHERE id IN ("
             " SELECT (SELECT r.id FROM runs r WHERE r.pipeline = p.value"
-            "  AND r.status NOT IN ('running', 'skipped')"
+            "  AND r.status NOT IN ('running', 'waiting', 'skipped')"
             "  ORDER BY r.scheduled_at DESC LIMIT 1)"
             " FROM json_each(?) p)",
             (given,),
@@ -171,20 +171,27 @@ class SqliteNodes(SqliteConnections):
             (given,),
         )
         running_rows = self._read(
-            f"SELECT {_COLUMNS} FROM runs WHERE status = 'running' ORDER BY started_at, id"
+            f"SELECT {_COLUMNS} FROM runs WHERE status IN ('running', 'waiting')"
+            " ORDER BY started_at, id"
         )
         last: dict[str, RunRecord] = {}
         for row in last_rows:
             record = _record(row)
             last[record.pipeline] = record
         running: dict[str, list[RunRecord]] = {}
+        waiting: dict[str, list[RunRecord]] = {}
         for row in running_rows:
             record = _record(row)
-            running.setdefault(record.pipeline, []).append(record)
+            held = running if record.status == "running" else waiting
+            held.setdefault(record.pipeline, []).append(record)
         streak = {name: count for name, count in streaks}
         return {
             name: PipelineOverview(
-                name, last.get(name), tuple(running.get(name, ())), streak.get(name, 0)
+                name,
+                last.get(name),
+                tuple(running.get(name, ())),
+                tuple(waiting.get(name, ())),
+                streak.get(name, 0),
             )
             for name in names
         }

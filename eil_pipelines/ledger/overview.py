@@ -24,9 +24,13 @@ class PipelineOverview:
     pipeline: str
     """The pipeline's name."""
     last: RunRecord | None = None
-    """Its newest row that is neither ``running`` nor ``skipped`` (by scheduled time)."""
+    """Its newest row that is neither ``running``, ``waiting`` nor ``skipped`` (by scheduled
+    time)."""
     running: tuple[RunRecord, ...] = field(default_factory=tuple)
     """Its rows that are ``running`` now, oldest start first."""
+    waiting: tuple[RunRecord, ...] = field(default_factory=tuple)
+    """Its rows that are ``waiting`` for upstream runs or a freshness gate, oldest first;
+    each ``error`` says what it waits for."""
     failures_in_a_row: int = 0
     """How many of its newest finished runs failed (``failed``, ``timed_out`` or
     ``abandoned``) since its last success; skipped times are not counted and do

@@ -1,4 +1,4 @@
-"""Tests of the ledger's heartbeats, "run now" requests and status overview (schema 4)."""
+"""Tests of the ledger's heartbeats, "run now" requests and status overview (schema 5)."""
 
 from __future__ import annotations
 

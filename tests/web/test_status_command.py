@@ -150,6 +150,9 @@ def test_the_json_format_is_the_documented_document(daily, capsys) -> None:
         "next",
         "last",
         "running",
+        "waiting",
+        "after",
+        "before",
         "failures_in_a_row",
         "requested",
     }

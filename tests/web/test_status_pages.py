@@ -300,3 +300,58 @@ def test_run_now_of_an_unknown_pipeline_or_path_is_404(serve, filled) -> None:
     too_big = b"csrf=" + b"x" * 5000
     assert server.request("POST", "/status/hourly/run", too_big, _post_headers(server))[0] == 413
     assert _open_requests(filled) == []
+
+
+DAILY = """
+title = "Daily"
+[schedule]
+daily = "06:00"
+timezone = "UTC"
+[queries.q]
+sql = "SELECT 1 AS x"
+"""
+WEEKLY = """
+title = "Weekly"
+[schedule]
+cron = "0 6 * * MON"
+timezone = "UTC"
+after = ["daily"]
+[queries.q]
+sql = "SELECT 1 AS x"
+"""
+
+
+def test_a_waiting_run_and_the_pipelines_links_show_in_the_api_and_the_pages(
+    serve, filled, clock
+) -> None:
+    (filled / "pipelines" / "daily.toml").write_text(DAILY)
+    (filled / "pipelines" / "weekly.toml").write_text(WEEKLY)
+    at = NOW - timedelta(minutes=5)
+    with Ledger(ledger_path(filled / "reports"), clock=clock) as ledger:
+        note = "waiting for daily 2026-12-07 06:00 (running)"
+        ledger.wait("weekly", at, run_id="w1", note=note, now=at)
+        ledger.note_waiting(
+            "weekly", at, note="waiting for daily 2026-12-07 06:00 (running)", checks=2
+        )
+    server = serve()
+    status, _, body = server.request("GET", "/api/status")
+    assert status == 200
+    rows = {p["pipeline"]: p for p in json.loads(body)["pipelines"]}
+    assert rows["weekly"]["waiting"] == [
+        {
+            "scheduled_at": at.isoformat(),
+            "waiting_s": 300.0,
+            "for": "waiting for daily 2026-12-07 06:00 (running)",
+            "checks": 2,
+        }
+    ]
+    assert rows["weekly"]["running"] == [] and rows["weekly"]["last"] is None
+    assert (rows["weekly"]["after"], rows["weekly"]["before"]) == (["daily"], [])
+    assert (rows["daily"]["after"], rows["daily"]["before"]) == ([], ["weekly"])
+    overview = server.request("GET", "/status/")[2].decode()
+    assert '<span class="status waiting">waiting</span> waiting for daily' in overview
+    page = server.request("GET", "/status/weekly/")[2].decode()
+    assert '<a href="/status/daily/"><code>daily</code></a>' in page
+    assert '<span class="status waiting">waiting</span>' in page  # its runs' table too
+    upstream = server.request("GET", "/status/daily/")[2].decode()
+    assert '<dd data-field="before"><a href="/status/weekly/"><code>weekly</code></a>' in upstream

@@ -83,6 +83,11 @@
         badge("running"),
         " for " + seconds(p.running[0].running_s),
       ]);
+    } else if (p.waiting && p.waiting.length) {
+      replace(row.querySelector('[data-field="running"]'), [
+        badge("waiting"),
+        " " + (p.waiting[0]["for"] || ""),
+      ]);
     } else {
       replace(row.querySelector('[data-field="running"]'), ["no"]);
     }
