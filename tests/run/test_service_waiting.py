@@ -249,3 +249,25 @@ def test_once_checks_the_gate_once_and_says_when_it_is_shut(project):
     forced = subprocess.run([*command, "--ignore-require"], capture_output=True, text=True)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert len(list((project.reports / "gated").glob("*.md"))) >= 1
+
+
+def test_list_and_history_show_a_waiting_run_and_what_it_waits_for(project):
+    import subprocess
+    import sys
+
+    project.pipeline("daily", text('daily = "06:00"'))
+    project.pipeline("weekly", text('cron = "0 6 * * MON"\nafter = ["daily"]'))
+    note = "waiting for daily 2026-12-07 06:00 (running)"
+    with Ledger(project.reports / ".eil" / "ledger.sqlite3") as ledger:
+        ledger.wait("weekly", utc(2026, 12, 7, 6), run_id="w1", note=note)
+    command = [sys.executable, "-m", "eil_pipelines"]
+    listed = subprocess.run(
+        [*command, "list", str(project.pipelines)], capture_output=True, text=True, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "last run: waiting (scheduled 2026-12-07" in listed.stdout
+    history = subprocess.run(
+        [*command, "history", str(project.pipelines)], capture_output=True, text=True, check=False
+    )
+    assert history.returncode == 0, history.stderr
+    assert "weekly    waiting" in history.stdout and note in history.stdout
