@@ -11,7 +11,7 @@ from deploykit import BIN, REPO, need, run
 
 def test_mkdocs_builds_the_site_strictly(tmp_path):
     mkdocs = shutil.which("mkdocs") or (BIN / "mkdocs" if (BIN / "mkdocs").is_file() else None)
-    need("mkdocs", mkdocs, "pip install -e '.[docs]'")
+    need("mkdocs", mkdocs, "pip install -e '.[test]' (or '.[docs]')")
     result = run([str(mkdocs), "build", "--strict", "--site-dir", str(tmp_path / "site")], REPO)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "site" / "deploy" / "index.html").is_file()
