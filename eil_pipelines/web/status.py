@@ -40,9 +40,10 @@ from markupsafe import Markup
 
 from ..app import ledger_path
 from ..app.status import DEFAULT_MAX_AGE, PipelineFolder, pipeline_history, status_report
-from ..errors import EilError
+from ..errors import ConfigError, EilError
 from ..ledger import Ledger, LedgerError
 from ..render.environment import render_page
+from ..spec.overrides import parse_param_options, with_params
 
 __all__ = ["STATUS_CSP", "Answer", "StatusSite"]
 
@@ -251,14 +252,18 @@ class StatusSite:
             pipelines, _ = self.folder.load()
         except EilError as exc:
             return self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"status: {exc}")
-        if name not in {p.name for p in pipelines}:
+        found = next((p for p in pipelines if p.name == name), None)
+        if found is None:
             return self._not_found()
+        params = self._params(found, body)
+        if isinstance(params, Answer):
+            return params
         try:
             with self._lock:
                 if self._writer is None:
                     self._writer = Ledger(ledger_path(self.reports), clock=self.clock)
                 writer = self._writer
-            request_id = writer.request_run(name, requested_by=requested_by)
+            request_id = writer.request_run(name, requested_by=requested_by, params=params)
         except LedgerError as exc:
             return self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"run now: {exc}")
         if "application/json" in (headers.get("Accept") or ""):
@@ -270,6 +275,20 @@ class StatusSite:
             b"run requested\n",
             location=f"/status/{quote(name, safe='')}/",
         )
+
+    def _params(self, pipeline: Any, body: bytes) -> dict[str, str] | Answer:
+        """The ``param=name=value`` fields of the form (as ``--param``), checked
+        against the pipeline's ``[params]`` now, so a typo is refused here (400)
+        rather than found by the scheduler later; or the refusal."""
+        form = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=60)
+        try:
+            params = parse_param_options(form.get("param", []))
+            with_params(pipeline, params)
+        except ValueError as exc:
+            return self._text(HTTPStatus.BAD_REQUEST, f"run now: {exc}")
+        except ConfigError as exc:
+            return self._text(HTTPStatus.BAD_REQUEST, f"run now: {exc}")
+        return params
 
     def _who(self, headers: Any, body: bytes, client: str) -> str | None:
         """Who asks, for the ledger ("serve 127.0.0.1", "serve token"), or ``None``: refused."""

@@ -300,3 +300,40 @@ def test_run_now_of_an_unknown_pipeline_or_path_is_404(serve, filled) -> None:
     too_big = b"csrf=" + b"x" * 5000
     assert server.request("POST", "/status/hourly/run", too_big, _post_headers(server))[0] == 413
     assert _open_requests(filled) == []
+
+
+RANKED = """
+title = "Ranked"
+[schedule]
+every = "1h"
+timezone = "UTC"
+[params]
+top_n = 10
+[queries.q]
+sql = "SELECT $top_n AS x"
+"""
+
+
+def test_run_now_with_params_stores_them_and_a_wrong_one_is_refused(serve, filled, project) -> None:
+    project.pipeline("ranked", RANKED)
+    server = serve(allow_run=True, run_token="s3cret-token")
+    token = {"Authorization": "Bearer s3cret-token", "Accept": "application/json"}
+    status, _, _ = server.request(
+        "POST", "/status/ranked/run", urlencode({"param": "top_n=5"}).encode(), token
+    )
+    assert status == 202
+    with Ledger(ledger_path(filled / "reports"), read_only=True) as ledger:
+        assert [(r.pipeline, r.params) for r in ledger.open_run_requests()] == [
+            ("ranked", {"top_n": "5"})
+        ]
+    for form, message in [
+        ({"param": "top_n=five"}, '--param top_n="five": expected a whole number'),
+        ({"param": "region=EMEA"}, "the file declares no such parameter"),
+        ({"param": "top_n"}, "--param: expected name=value"),
+    ]:
+        status, _, body = server.request(
+            "POST", "/status/ranked/run", urlencode(form).encode(), token
+        )
+        assert status == 400, form
+        assert body.decode().startswith("run now: ") and message in body.decode(), body
+    assert len(_open_requests(filled)) == 1  # only the good one
