@@ -226,7 +226,8 @@ class StatusSite:
         for row in history:
             row["local"] = datetime.fromisoformat(row["scheduled_at"]).astimezone(zone).isoformat()
         body = self._render(
-            "site_status_pipeline.html.j2", {"report": report, "p": found, "history": history}
+            "site_status_pipeline.html.j2",
+            {"report": report, "p": found, "history": history, "params": self._declared(name)},
         )
         return Answer(HTTPStatus.OK, "text/html; charset=utf-8", body)
 
@@ -276,13 +277,39 @@ class StatusSite:
             location=f"/status/{quote(name, safe='')}/",
         )
 
+    def _declared(self, name: str) -> list[tuple[str, str]]:
+        """The pipeline's ``[params]`` as (name, the file's value as text), for the
+        "run now with other values" form; none when run now is off."""
+        if not self.allow_run:
+            return []
+        try:
+            pipelines, _ = self.folder.load()
+        except EilError:
+            return []
+        found = next((p for p in pipelines if p.name == name), None)
+        if found is None:
+            return []
+        return [
+            (key, str(value).lower() if isinstance(value, bool) else str(value))
+            for key, value in found.spec.params.items()
+        ]
+
     def _params(self, pipeline: Any, body: bytes) -> dict[str, str] | Answer:
         """The ``param=name=value`` fields of the form (as ``--param``), checked
         against the pipeline's ``[params]`` now, so a typo is refused here (400)
         rather than found by the scheduler later; or the refusal."""
         form = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=60)
+        # The page's form has one field per parameter, "param.NAME"; an empty one
+        # (dropped by parse_qs) keeps the file's value.
+        options = list(form.get("param", []))
+        options += [
+            f"{key.removeprefix('param.')}={value}"
+            for key, values in form.items()
+            if key.startswith("param.")
+            for value in values
+        ]
         try:
-            params = parse_param_options(form.get("param", []))
+            params = parse_param_options(options)
             with_params(pipeline, params)
         except ValueError as exc:
             return self._text(HTTPStatus.BAD_REQUEST, f"run now: {exc}")

@@ -508,3 +508,23 @@ def test_each_chart_is_encoded_only_in_the_formats_the_report_needs(project, mon
     assert documents[("html",)]["html"] == both["html"]
     assert documents[("md",)]["md"] == both["md"]
     assert b"<svg" in both["html"] and b"by_region.png" in both["md"]
+
+
+def test_a_once_run_without_at_stands_for_the_whole_second(project):
+    """``--once`` without ``--at`` runs "now": whole seconds, as "run now", so the
+    time reads as people expect and is a valid HTML datetime on the status page."""
+    from datetime import UTC
+
+    from eil_pipelines.app.once import once
+
+    pipeline = make(project)
+    outcome = once(
+        [pipeline],
+        reports_dir=project.reports,
+        clock=lambda: datetime(2026, 12, 7, 6, 49, 50, 644987, tzinfo=UTC),
+    )
+    assert outcome.ok
+    manifest = json.loads((project.reports / "sales" / "2026-12-07.json").read_text())
+    assert manifest["scheduled_at"] == "2026-12-07T07:49:50+01:00"
+    status = json.loads((project.reports / ".eil" / "status" / "sales.json").read_text())
+    assert status["scheduled_at"] == "2026-12-07T07:49:50+01:00"

@@ -337,3 +337,25 @@ def test_run_now_with_params_stores_them_and_a_wrong_one_is_refused(serve, fille
         assert status == 400, form
         assert body.decode().startswith("run now: ") and message in body.decode(), body
     assert len(_open_requests(filled)) == 1  # only the good one
+
+
+def test_the_pipeline_page_asks_for_params_and_its_form_sends_them(serve, filled, project) -> None:
+    project.pipeline("ranked", RANKED)
+    server = serve(allow_run=True)
+    site = server.server.status
+    assert site is not None
+    _, _, page = server.request("GET", "/status/ranked/")
+    assert b'name="param.top_n" placeholder="10"' in page
+    assert b'<label for="param-top_n">' in page
+    # Without run now there is no form to fill.
+    assert b"param.top_n" not in serve().request("GET", "/status/ranked/")[2]
+    form = urlencode({"csrf": site.csrf, "param.top_n": "3"}).encode()
+    status, _, _ = server.request("POST", "/status/ranked/run", form, _post_headers(server))
+    assert status == 303
+    empty = urlencode({"csrf": site.csrf, "param.top_n": ""}).encode()  # keeps the file's value
+    assert server.request("POST", "/status/ranked/run", empty, _post_headers(server))[0] == 303
+    with Ledger(ledger_path(filled / "reports"), read_only=True) as ledger:
+        assert [r.params for r in ledger.open_run_requests()] == [{"top_n": "3"}, {}]
+    bad = urlencode({"csrf": site.csrf, "param.top_n": "many"}).encode()
+    status, _, body = server.request("POST", "/status/ranked/run", bad, _post_headers(server))
+    assert status == 400 and b"expected a whole number" in body
