@@ -351,7 +351,7 @@ def test_ledger_init_creates_the_tables_and_prints_the_grants(pg_ledger_server, 
     args = ["ledger", "init", str(tmp_path / "pipelines"), "--url", pg_ledger_server.admin_url]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "is ready (schema version 1/1)" in out
+    assert "is ready (schema version 2/2)" in out
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON eil_meta" in out
     assert "SECRET" not in out
 
