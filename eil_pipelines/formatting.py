@@ -6,10 +6,11 @@ inferred here too (:func:`infer_column_format`), so a table and a chart of
 the same column agree.
 
 
-Babel was measured for locale-aware separators and left out: importing
-``babel.numbers`` costs about 40 ms and its locale data 30 MB, against a
-report whose numbers all follow one house style (``1,234``; ``$2.92B``).
-A locale option can be added behind this module without touching callers.
+Babel was measured for locale-aware separators and left out (docs/reports.md,
+"Number formats without Babel"): 36 MB installed, about 36 ms to import
+``babel.numbers`` and 34 ms more for a locale's first number, against reports
+whose numbers all follow one house style (``1,234``; ``$2.92B``).  A locale
+option can be added behind this module without touching callers.
 """
 
 from __future__ import annotations

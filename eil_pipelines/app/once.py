@@ -103,6 +103,10 @@ def once(
     is ``skipped`` and says why, unless ``ignore_require``.  ``after`` is not
     waited for: a one-shot run is the author's, not the schedule's.
     """
+    if at is None:
+        # Whole seconds, as "run now": the time reads as people expect and is a
+        # valid HTML datetime (at most three digits of a second) on the status page.
+        at = clock().replace(microsecond=0)
     held = {} if ignore_require else _shut_gates(pipelines, at, clock)
     if held:
         runnable = [p for p in pipelines if p.name not in held]

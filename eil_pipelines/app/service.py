@@ -66,6 +66,7 @@ from ..spec.loader import (
     pipeline_files,
     project_root_for,
 )
+from ..spec.overrides import with_params
 from . import ledger_path
 from .holidays import holiday_skips
 from .ledgered import (
@@ -343,6 +344,13 @@ class SchedulerService:
                 "run now: %s is not loaded here; request %d dropped", request.pipeline, request.id
             )
             return
+        if request.params:
+            try:
+                # Checked again: the file may have changed since the page asked.
+                pipeline = with_params(pipeline, request.params)
+            except ConfigError as exc:
+                log.error("run now: %s: request %d dropped: %s", pipeline.name, request.id, exc)
+                return
         log.info("run now: %s, asked by %s", pipeline.name, request.requested_by)
         with self._lock:
             if self._stop.is_set():

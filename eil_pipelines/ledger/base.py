@@ -494,12 +494,16 @@ class LedgerBackend(ABC):
         """Every runner that ever beat, newest beat first.  Works on a read-only ledger."""
 
     @abstractmethod
-    def request_run(self, pipeline: str, *, requested_by: str) -> int:
+    def request_run(
+        self, pipeline: str, *, requested_by: str, params: Mapping[str, str] | None = None
+    ) -> int:
         """Ask the running scheduler to run ``pipeline`` now; return the request's id.
 
         ``requested_at`` is the backend's clock.  ``requested_by`` says who
-        asked, for people (never a secret).  Nothing runs here: a scheduler
-        takes the request with :meth:`take_run_requests` at its next beat.
+        asked, for people (never a secret).  ``params`` are ``[params]`` values
+        for that run only, as typed (``{"top_n": "5"}``), like ``--param``.
+        Nothing runs here: a scheduler takes the request with
+        :meth:`take_run_requests` at its next beat.
         """
 
     @abstractmethod

@@ -10,7 +10,7 @@ index of schema version 5), so the status page stays fast on a large ledger.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from .connection import SqliteConnections
@@ -41,8 +41,19 @@ def _node(row: tuple) -> NodeRecord:
 
 
 def _request(row: tuple) -> RunRequest:
-    id_, pipeline, requested_at, requested_by = row
-    return RunRequest(id_, pipeline, from_text(requested_at), requested_by)  # type: ignore[arg-type]
+    id_, pipeline, requested_at, requested_by, params = row
+    return RunRequest(
+        id_,
+        pipeline,
+        from_text(requested_at),  # type: ignore[arg-type]
+        requested_by,
+        json.loads(params) if params else {},
+    )
+
+
+def _params_text(params: Mapping[str, str] | None) -> str | None:
+    """A request's params as stored: JSON text, or NULL for none."""
+    return json.dumps(dict(params), sort_keys=True) if params else None
 
 
 class SqliteNodes(SqliteConnections):
@@ -83,12 +94,15 @@ class SqliteNodes(SqliteConnections):
         rows = self._read(f"SELECT {_NODE_COLUMNS} FROM nodes ORDER BY last_beat DESC, node")
         return [_node(row) for row in rows]
 
-    def request_run(self, pipeline: str, *, requested_by: str) -> int:
+    def request_run(
+        self, pipeline: str, *, requested_by: str, params: Mapping[str, str] | None = None
+    ) -> int:
         """Store a "run now" request for ``pipeline``; return its id."""
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO run_requests (pipeline, requested_at, requested_by) VALUES (?, ?, ?)",
-                (pipeline, self._stamp(None), requested_by),
+                "INSERT INTO run_requests (pipeline, requested_at, requested_by, params)"
+                " VALUES (?, ?, ?, ?)",
+                (pipeline, self._stamp(None), requested_by, _params_text(params)),
             )
             return int(cursor.lastrowid or 0)
 
@@ -98,7 +112,7 @@ class SqliteNodes(SqliteConnections):
         if names == "[]":
             return []
         select = (
-            "SELECT id, pipeline, requested_at, requested_by FROM run_requests"
+            "SELECT id, pipeline, requested_at, requested_by, params FROM run_requests"
             " WHERE taken_by IS NULL AND pipeline IN (SELECT value FROM json_each(?)) ORDER BY id"
         )
         # Called at every beat: a read first, so an idle scheduler never takes the
@@ -117,7 +131,7 @@ class SqliteNodes(SqliteConnections):
     def open_run_requests(self) -> list[RunRequest]:
         """The requests no runner has taken yet, oldest first."""
         rows = self._read(
-            "SELECT id, pipeline, requested_at, requested_by FROM run_requests"
+            "SELECT id, pipeline, requested_at, requested_by, params FROM run_requests"
             " WHERE taken_by IS NULL ORDER BY id"
         )
         return [_request(row) for row in rows]

@@ -1150,11 +1150,14 @@ class PostgresLedger(LedgerBackend):
             for r in rows
         ]
 
-    def request_run(self, pipeline: str, *, requested_by: str) -> int:
+    def request_run(
+        self, pipeline: str, *, requested_by: str, params: Mapping[str, str] | None = None
+    ) -> int:
         """Ask for a run of ``pipeline`` now; returns the request's id."""
         row = self._one(
-            "INSERT INTO eil_run_requests (pipeline, requested_by) VALUES (%s, %s) RETURNING id",
-            (pipeline, requested_by),
+            "INSERT INTO eil_run_requests (pipeline, requested_by, params)"
+            " VALUES (%s, %s, %s) RETURNING id",
+            (pipeline, requested_by, json.dumps(dict(params), sort_keys=True) if params else None),
         )
         return int(row[0])
 
@@ -1167,11 +1170,14 @@ class PostgresLedger(LedgerBackend):
             "UPDATE eil_run_requests SET taken_by = %s, taken_at = now()"
             " WHERE id IN (SELECT id FROM eil_run_requests WHERE taken_by IS NULL"
             " AND pipeline = ANY(%s) ORDER BY id FOR UPDATE SKIP LOCKED)"
-            " RETURNING id, pipeline, requested_at, requested_by",
+            " RETURNING id, pipeline, requested_at, requested_by, params",
             (node, names),
         )
         return sorted(
-            (RunRequest(r[0], r[1], _utc(r[2]), r[3]) for r in rows),  # type: ignore[arg-type]
+            (
+                RunRequest(r[0], r[1], _utc(r[2]), r[3], json.loads(r[4]) if r[4] else {})  # type: ignore[arg-type]
+                for r in rows
+            ),
             key=lambda request: request.id,
         )
 

@@ -139,8 +139,11 @@ _STEP_1 = (
     " WHERE taken_by IS NULL",
 )
 
+#: "Run now" with parameters: the values as typed, JSON text; NULL for none.
+_STEP_2: tuple[str, ...] = ("ALTER TABLE eil_run_requests ADD COLUMN IF NOT EXISTS params text",)
+
 #: Step ``i`` brings a database from schema version ``i`` to ``i + 1``.
-_STEPS: tuple[tuple[str, ...], ...] = (_STEP_1,)
+_STEPS: tuple[tuple[str, ...], ...] = (_STEP_1, _STEP_2)
 #: The schema version this code writes.
 PG_SCHEMA_VERSION = len(_STEPS)
 #: The tables of the newest schema.

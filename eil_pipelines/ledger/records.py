@@ -8,7 +8,8 @@ never sees a driver's types or exceptions.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -167,6 +168,9 @@ class RunRequest:
     requested_at: datetime
     requested_by: str
     """Who asked: "serve 127.0.0.1" or the token's label; never a secret."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """``[params]`` values for this run only (name → the text as typed, like
+    ``--param``), checked against the pipeline file when the run starts."""
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,12 @@ def _migrate_to_5(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX runs_status_pipeline ON runs (status, pipeline, scheduled_at)")
 
 
+def _migrate_to_6(conn: sqlite3.Connection) -> None:
+    # "Run now" with parameters (--param from the status page): the values as
+    # typed, JSON text; NULL for a request without any (every older request).
+    conn.execute("ALTER TABLE run_requests ADD COLUMN params TEXT")
+
+
 #: Step ``i`` brings a file from schema version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_to_1,
@@ -215,6 +221,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_to_3,
     _migrate_runs_waiting,
     _migrate_to_5,
+    _migrate_to_6,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -225,6 +232,7 @@ TABLES: tuple[frozenset[str], ...] = (
     frozenset({"runs", "leases"}),
     frozenset({"runs", "leases", "outbox", "delivery_state"}),
     frozenset({"runs", "leases", "outbox", "delivery_state"}),
+    frozenset({"runs", "leases", "outbox", "delivery_state", "nodes", "run_requests"}),
     frozenset({"runs", "leases", "outbox", "delivery_state", "nodes", "run_requests"}),
 )
 

@@ -482,9 +482,14 @@ def _zone(name: Any) -> ZoneInfo | None:
         return None
 
 
-def _when(iso: Any, zone_name: Any) -> tuple[str, str] | str | None:
+def _when(iso: Any, zone_name: Any, stamp: Any = None) -> tuple[str, str] | str | None:
     """An ISO date-time as (``datetime`` attribute, words) in the pipeline's zone; the
-    text itself when it does not parse; ``None`` when there is none."""
+    text itself when it does not parse; ``None`` when there is none.
+
+    The words stop at the minute ("07:49", not "07:49:50" for a ``--once`` run
+    without ``--at``) unless the run's ``stamp`` itself has seconds (a schedule
+    that fires more than once a minute), where the minute would not tell runs apart.
+    """
     if not isinstance(iso, str):
         return None
     try:
@@ -495,7 +500,8 @@ def _when(iso: Any, zone_name: Any) -> tuple[str, str] | str | None:
     if zone is not None and moment.tzinfo is not None:
         moment = moment.astimezone(zone)
     label = f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M}"
-    if moment.second:
+    parsed = parse_stamp(stamp) if isinstance(stamp, str) else None
+    if moment.second and parsed is not None and parsed[1] == "second":
         label += f":{moment:%S}"
     if moment.tzinfo is not None:
         label += f" {moment.tzname()}"
@@ -616,7 +622,7 @@ def _pipeline_view(state: PipelineState) -> dict[str, Any]:
             "css": str(status) if str(status) in _STATUS_WORDS else "other",
             "mark": mark,
             "word": word,
-            "when": _when(last.get("scheduled_at"), zone),
+            "when": _when(last.get("scheduled_at"), zone, last.get("stamp")),
         }
         if status not in (None, "succeeded"):
             view["failure"] = {

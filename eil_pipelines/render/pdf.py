@@ -109,9 +109,7 @@ def html_to_pdf(html: str, *, created: datetime | None = None, title: str | None
     import weasyprint
 
     with _LOCK, _quiet_weasyprint():
-        document = weasyprint.HTML(string=html, url_fetcher=_url_fetcher()).render(
-            stylesheets=[weasyprint.CSS(string=PDF_CSS)]
-        )
+        document = _layout(html)
         metadata: Any = document.metadata
         if title:
             metadata.title = title
@@ -121,6 +119,24 @@ def html_to_pdf(html: str, *, created: datetime | None = None, title: str | None
         # Tags (structure for screen readers, as the HTML has) where this WeasyPrint has them.
         options = {"pdf_tags": True} if "pdf_tags" in weasyprint.DEFAULT_OPTIONS else {}
         return document.write_pdf(**options)
+
+
+def layout_pdf(html: str) -> Any:
+    """The PDF's pages as WeasyPrint lays them out from ``html`` (its ``Document``:
+    each page's size and boxes), before any byte is written; for tests of the layout."""
+    with _LOCK, _quiet_weasyprint():
+        return _layout(html)
+
+
+def _layout(html: str) -> Any:
+    reason = pdf_unavailable_reason()
+    if reason is not None:
+        raise PdfUnavailableError(f'the "pdf" format {reason}')
+    import weasyprint
+
+    return weasyprint.HTML(string=html, url_fetcher=_url_fetcher()).render(
+        stylesheets=[weasyprint.CSS(string=PDF_CSS)]
+    )
 
 
 class _Collect(logging.Handler):

@@ -40,9 +40,10 @@ from markupsafe import Markup
 
 from ..app import ledger_path
 from ..app.status import DEFAULT_MAX_AGE, PipelineFolder, pipeline_history, status_report
-from ..errors import EilError
+from ..errors import ConfigError, EilError
 from ..ledger import Ledger, LedgerError
 from ..render.environment import render_page
+from ..spec.overrides import parse_param_options, with_params
 
 __all__ = ["STATUS_CSP", "Answer", "StatusSite"]
 
@@ -225,7 +226,8 @@ class StatusSite:
         for row in history:
             row["local"] = datetime.fromisoformat(row["scheduled_at"]).astimezone(zone).isoformat()
         body = self._render(
-            "site_status_pipeline.html.j2", {"report": report, "p": found, "history": history}
+            "site_status_pipeline.html.j2",
+            {"report": report, "p": found, "history": history, "params": self._declared(name)},
         )
         return Answer(HTTPStatus.OK, "text/html; charset=utf-8", body)
 
@@ -251,14 +253,18 @@ class StatusSite:
             pipelines, _ = self.folder.load()
         except EilError as exc:
             return self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"status: {exc}")
-        if name not in {p.name for p in pipelines}:
+        found = next((p for p in pipelines if p.name == name), None)
+        if found is None:
             return self._not_found()
+        params = self._params(found, body)
+        if isinstance(params, Answer):
+            return params
         try:
             with self._lock:
                 if self._writer is None:
                     self._writer = Ledger(ledger_path(self.reports), clock=self.clock)
                 writer = self._writer
-            request_id = writer.request_run(name, requested_by=requested_by)
+            request_id = writer.request_run(name, requested_by=requested_by, params=params)
         except LedgerError as exc:
             return self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"run now: {exc}")
         if "application/json" in (headers.get("Accept") or ""):
@@ -270,6 +276,46 @@ class StatusSite:
             b"run requested\n",
             location=f"/status/{quote(name, safe='')}/",
         )
+
+    def _declared(self, name: str) -> list[tuple[str, str]]:
+        """The pipeline's ``[params]`` as (name, the file's value as text), for the
+        "run now with other values" form; none when run now is off."""
+        if not self.allow_run:
+            return []
+        try:
+            pipelines, _ = self.folder.load()
+        except EilError:
+            return []
+        found = next((p for p in pipelines if p.name == name), None)
+        if found is None:
+            return []
+        return [
+            (key, str(value).lower() if isinstance(value, bool) else str(value))
+            for key, value in found.spec.params.items()
+        ]
+
+    def _params(self, pipeline: Any, body: bytes) -> dict[str, str] | Answer:
+        """The ``param=name=value`` fields of the form (as ``--param``), checked
+        against the pipeline's ``[params]`` now, so a typo is refused here (400)
+        rather than found by the scheduler later; or the refusal."""
+        form = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=60)
+        # The page's form has one field per parameter, "param.NAME"; an empty one
+        # (dropped by parse_qs) keeps the file's value.
+        options = list(form.get("param", []))
+        options += [
+            f"{key.removeprefix('param.')}={value}"
+            for key, values in form.items()
+            if key.startswith("param.")
+            for value in values
+        ]
+        try:
+            params = parse_param_options(options)
+            with_params(pipeline, params)
+        except ValueError as exc:
+            return self._text(HTTPStatus.BAD_REQUEST, f"run now: {exc}")
+        except ConfigError as exc:
+            return self._text(HTTPStatus.BAD_REQUEST, f"run now: {exc}")
+        return params
 
     def _who(self, headers: Any, body: bytes, client: str) -> str | None:
         """Who asks, for the ledger ("serve 127.0.0.1", "serve token"), or ``None``: refused."""

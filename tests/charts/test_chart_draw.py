@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 import numpy as np
@@ -309,3 +310,51 @@ def test_upright_and_lying_bars_each_use_their_own_axes(kind):
         assert ax.get_ylim() == (3.0, -1.0)
         assert target == [(55.0, 1.0)]  # above the plot
     assert {"50", "40", "60"} <= set(texts(fig))
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        pd.date_range("2026-01-05", periods=26, freq="W-MON"),
+        pd.date_range("2026-01-01", periods=60, freq="D"),
+        pd.date_range("2026-01-01", periods=48, freq="h"),
+        pd.date_range("2025-01-01", periods=13, freq="MS"),
+        pd.date_range("2026-11-22", periods=7, freq="D"),
+        pd.date_range("2024-01-01", periods=8, freq="QS"),
+    ],
+    ids=["26-weeks", "60-days", "48-hours", "13-months", "7-days", "8-quarters"],
+)
+@pytest.mark.parametrize("series", [False, True], ids=["one-line", "three-lines"])
+def test_end_ticks_never_collide_with_each_other_the_edge_or_the_end_labels(days, series):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    n = len(days)
+    frame = pd.DataFrame({"day": days, "revenue": np.linspace(115e6, 125e6, n)})
+    kw = dict(type="line", x="day", y="revenue", format="currency")
+    if series:
+        frame = pd.concat(
+            [
+                frame.assign(region=r, revenue=frame.revenue * (1 + i / 10))
+                for i, r in enumerate(["EMEA", "APAC", "AMER"])
+            ]
+        )
+        kw["series"] = "region"
+    fig = draw_chart(spec(**kw), frame)
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    width, _ = fig.canvas.get_width_height()
+    ax = fig.axes[0]
+    ticks = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    assert len(ticks) >= 3
+    boxes = [t.get_window_extent(renderer) for t in ticks]
+    for (a, box_a), (b, box_b) in itertools.pairwise(zip(ticks, boxes, strict=True)):
+        assert box_a.x1 < box_b.x0, f"{a.get_text()!r} runs into {b.get_text()!r}"
+    # The first and last tick labels keep clear of the figure's edges …
+    assert boxes[0].x0 >= 4 and boxes[-1].x1 <= width - 4, [t.get_text() for t in ticks]
+    # … and of the value labels at the lines' ends.
+    ends = [t for t in ax.texts if t.get_visible() and t.get_text()]  # end labels, notes
+    assert ends
+    for end in ends:
+        box = end.get_window_extent(renderer)
+        for tick, tick_box in zip(ticks, boxes, strict=True):
+            assert not tick_box.overlaps(box), (tick.get_text(), end.get_text())

@@ -7,6 +7,7 @@ would leave it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -380,3 +381,26 @@ def test_a_terminal_gets_a_progress_bar(sales):
     assert "\r\x1b[K1/2 [############............] " in text
     assert "\r\x1b[K2/2 [########################] " in text and " left" in text
     assert "[1/2]" not in text  # no log lines on a terminal
+
+
+def test_param_changes_a_value_for_every_run_and_a_wrong_one_exits_2(project):
+    project.write("data/s.csv", CSV)
+    project.pipeline(
+        "sales",
+        DAILY.replace("[queries.kpis]", "[params]\nfactor = 1\n[queries.kpis]").replace(
+            "coalesce(sum(v), 0) AS v", "coalesce(sum(v), 0) * $factor AS v"
+        ),
+    )
+    args = ["backfill", "pipelines/sales.toml", "--from", "2025-03-03", "--to", "2025-03-04"]
+    bad = eil(*args, "--param", "factor=ten", cwd=project.root)
+    assert bad.returncode == 2
+    assert 'params.factor: --param factor="ten": expected a whole number' in bad.stderr
+    assert not (project.reports / "sales").exists()
+    result = eil(*args, "--param", "factor=100", cwd=project.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = project.reports / "sales"
+    assert "1,200" in (folder / "2025-03-03.md").read_text()  # 12 × 100
+    assert "1,500" in (folder / "2025-03-04.md").read_text()
+    for stamp in ("2025-03-03", "2025-03-04"):
+        manifest = json.loads((folder / f"{stamp}.json").read_text())
+        assert (manifest["params"], manifest["params_overridden"]) == ({"factor": 100}, ["factor"])

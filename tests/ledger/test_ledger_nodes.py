@@ -147,3 +147,33 @@ def test_the_sqlite_overview_agrees_with_the_interfaces_default(tmp_path: Path) 
         fast = ledger.overview(["a", "b", "c", "never"])
         slow = LedgerBackend.overview(ledger, ["a", "b", "c", "never"])
     assert fast == slow
+
+
+def test_a_run_request_carries_its_params(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite3", clock=Clock()) as ledger:
+        ledger.request_run("daily", requested_by="serve token", params={"top_n": "5"})
+        ledger.request_run("daily", requested_by="serve token")
+        assert [r.params for r in ledger.open_run_requests()] == [{"top_n": "5"}, {}]
+        taken = ledger.take_run_requests("n1", ["daily"])
+        assert [r.params for r in taken] == [{"top_n": "5"}, {}]
+
+
+def test_a_version_5_ledger_gains_request_params_and_keeps_its_requests(tmp_path: Path) -> None:
+    import sqlite3
+
+    from eil_pipelines.ledger.schema import MIGRATIONS
+
+    path = tmp_path / "l.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for step in MIGRATIONS[:5]:
+            step(conn)
+        conn.execute("PRAGMA user_version = 5")
+        conn.execute(
+            "INSERT INTO run_requests (pipeline, requested_at, requested_by)"
+            " VALUES ('daily', '2026-12-07T06:00:00+00:00', 'serve 127.0.0.1')"
+        )
+    conn.close()
+    with Ledger(path, clock=Clock()) as ledger:
+        assert ledger.schema_version() == 6
+        (old,) = ledger.take_run_requests("n1", ["daily"])
+        assert (old.pipeline, old.requested_by, old.params) == ("daily", "serve 127.0.0.1", {})

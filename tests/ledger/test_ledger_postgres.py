@@ -203,6 +203,24 @@ def test_heartbeats_and_run_requests(pg_ledger):
     assert sorted(taken) == ids
     assert pg_ledger.take_run_requests("n9", ["sales"]) == []
     assert [r.pipeline for r in pg_ledger.take_run_requests("n9", ["ops", "sales"])] == ["ops"]
+    pg_ledger.request_run("sales", requested_by="serve token", params={"top_n": "5"})
+    assert [r.params for r in pg_ledger.take_run_requests("n9", ["sales"])] == [{"top_n": "5"}]
+
+
+def test_a_version_1_ledger_gains_request_params_and_keeps_its_requests(
+    pg_ledger_server, pg_ledger
+):
+    from eil_pipelines.ledger.postgres_schema import PG_SCHEMA_VERSION, migrate_postgres
+
+    with pg_ledger_server.admin() as conn:
+        # The ledger as schema version 1 left it, with a request in it.
+        conn.execute("ALTER TABLE eil_run_requests DROP COLUMN params")
+        conn.execute("UPDATE eil_meta SET value = '1' WHERE key = 'schema_version'")
+        conn.execute("INSERT INTO eil_run_requests (pipeline, requested_by) VALUES ('ops', 't')")
+        assert migrate_postgres(conn) == 1
+        assert PG_SCHEMA_VERSION == 2
+    (old,) = pg_ledger.take_run_requests("n1", ["ops"])
+    assert (old.pipeline, old.requested_by, old.params) == ("ops", "t", {})
 
 
 RACE = """
@@ -333,7 +351,7 @@ def test_ledger_init_creates_the_tables_and_prints_the_grants(pg_ledger_server, 
     args = ["ledger", "init", str(tmp_path / "pipelines"), "--url", pg_ledger_server.admin_url]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "is ready (schema version 1/1)" in out
+    assert "is ready (schema version 2/2)" in out
     assert "GRANT SELECT, INSERT, UPDATE, DELETE ON eil_meta" in out
     assert "SECRET" not in out
 

@@ -293,3 +293,35 @@ def test_concurrent_rebuilds_from_two_processes(tmp_path):
 )
 def test_stamp_labels(stamp, expected):
     assert stamp_label(stamp) == expected
+
+
+@pytest.mark.parametrize(
+    ("scheduled_at", "stamp", "shown", "not_shown"),
+    [
+        # --once without --at: the time the command ran, to the microsecond.
+        ("2026-12-07T07:49:50.313636+01:00", "2026-12-07", "Mon 7 Dec 2026, 07:49 CET", ":50"),
+        # A schedule that fires every 30 s: the seconds tell its runs apart.
+        ("2026-12-07T07:49:30+01:00", "2026-12-07T074930", "Mon 7 Dec 2026, 07:49:30 CET", None),
+    ],
+    ids=["ad-hoc-minutes", "sub-minute-seconds"],
+)
+def test_last_run_time_shows_minutes_unless_the_stamp_has_seconds(
+    tmp_path, scheduled_at, stamp, shown, not_shown
+):
+    write_status(
+        tmp_path,
+        {
+            "pipeline": "daily_sales",
+            "title": "Daily Sales",
+            "timezone": "Europe/Berlin",
+            "status": "failed",
+            "scheduled_at": scheduled_at,
+            "stamp": stamp,
+            "error": "no data",
+        },
+    )
+    build_site(tmp_path)
+    text = Page((tmp_path / "index.html").read_text()).text
+    assert shown in text
+    if not_shown is not None:
+        assert f"07:49{not_shown}" not in text

@@ -77,6 +77,22 @@ def test_metric_sentence_states_its_numbers(label, fmt, value, previous):
     assert float(match["amount"].replace(",", "")) == pytest.approx(points, abs=0.051)
     assert match["unit"] == (" points" if fmt == "percent" else "%")
     assert match["period"] == "week"
+    # The figure it rose or fell to is the value, read back from its text.
+    assert printed_value(match["text"], fmt) == pytest.approx(value, rel=0.006, abs=0.0005)
+
+
+def printed_value(text: str, fmt: str) -> float:
+    """``$1.24M`` → 1_240_000; ``12.3%`` → 0.123; ``4,512`` → 4512: written here, not
+    imported, so the sentence is checked against a second reading of its figure."""
+    scale = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+    number = text.removeprefix("$").replace(",", "")
+    if fmt == "percent":
+        assert number.endswith("%"), text
+        return float(number[:-1]) / 100
+    if fmt == "currency":
+        assert text.startswith("$"), text
+    factor = scale.get(number[-1], 1.0)
+    return float(number.rstrip("KMBT")) * factor
 
 
 @pytest.mark.parametrize("label", sorted(LABELS))
@@ -126,6 +142,8 @@ def test_chart_sentence_names_the_leader_and_the_right_whole(values, limited):
     assert sentence is not None
     assert sentence.startswith(f"{leader} led net revenue by nation with $")
     assert sentence.endswith(f" ({share}% of {whole}).")
+    figure = sentence.split(" with ", 1)[1].split(" (", 1)[0]
+    assert printed_value(figure, "currency") == pytest.approx(values[leader], rel=0.006)
     assert "top 10 with" not in sentence
 
 

@@ -469,3 +469,62 @@ def test_xlsx_of_awkward_values(project):
     assert df.loc[0, "c"] == "x" and pd.isna(df.loc[0, "n"])
     assert json.loads(df.loc[0, "l"]) == [1, 2]
     assert len(pd.read_parquet(io.BytesIO(result.exports[1].read_bytes()))) == 1
+
+
+CHART = '[[charts]]\nname = "by_region"\nquery = "rows"\ntype = "bar"\nx = "region"\ny = "v"\n'
+
+
+def test_each_chart_is_encoded_only_in_the_formats_the_report_needs(project, monkeypatch):
+    """SVG for HTML (and PDF), PNG only for Markdown (and email); the reports are
+    the same bytes whichever other formats were asked for."""
+    from eil_pipelines.charts import work
+
+    encoded: list[str] = []
+    real = work.render_chart
+
+    def counting(figure, fmt, **kwargs):
+        encoded.append(fmt)
+        return real(figure, fmt, **kwargs)
+
+    monkeypatch.setattr(work, "render_chart", counting)
+    documents = {}
+    for formats, expected in [
+        (["html"], ["svg"]),
+        (["md"], ["png"]),
+        (["md", "html"], ["svg", "png"]),
+    ]:
+        encoded.clear()
+        pipeline = make(project, f"formats = {formats!r}\n" + CHART)
+        reports = project.root / ("r-" + "-".join(formats))
+        result = run_pipeline(pipeline, make_context(pipeline, AT), reports)
+        assert result.ok, result.error
+        assert encoded == expected, formats
+        charts = reports / "sales" / "2026-11-28_charts"
+        assert (charts / "by_region.png").exists() == ("md" in formats)
+        documents[tuple(formats)] = {
+            fmt: path.read_bytes() for fmt, path in result.documents.items()
+        }
+    both = documents[("md", "html")]
+    assert documents[("html",)]["html"] == both["html"]
+    assert documents[("md",)]["md"] == both["md"]
+    assert b"<svg" in both["html"] and b"by_region.png" in both["md"]
+
+
+def test_a_once_run_without_at_stands_for_the_whole_second(project):
+    """``--once`` without ``--at`` runs "now": whole seconds, as "run now", so the
+    time reads as people expect and is a valid HTML datetime on the status page."""
+    from datetime import UTC
+
+    from eil_pipelines.app.once import once
+
+    pipeline = make(project)
+    outcome = once(
+        [pipeline],
+        reports_dir=project.reports,
+        clock=lambda: datetime(2026, 12, 7, 6, 49, 50, 644987, tzinfo=UTC),
+    )
+    assert outcome.ok
+    manifest = json.loads((project.reports / "sales" / "2026-12-07.json").read_text())
+    assert manifest["scheduled_at"] == "2026-12-07T07:49:50+01:00"
+    status = json.loads((project.reports / ".eil" / "status" / "sales.json").read_text())
+    assert status["scheduled_at"] == "2026-12-07T07:49:50+01:00"

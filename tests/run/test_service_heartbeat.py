@@ -4,6 +4,7 @@ goodbye at a clean stop."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -77,6 +78,44 @@ def test_a_run_request_is_taken_and_run_as_an_ad_hoc_run(service, project) -> No
     assert service.beat() == []  # taken once
     # The request for a pipeline this runner does not have stays open for one that has it.
     assert [r.pipeline for r in service.ledger.open_run_requests()] == ["unknown"]
+
+
+RANKED = """
+title = "Ranked"
+[schedule]
+every = "1h"
+timezone = "UTC"
+[params]
+top_n = 10
+[queries.q]
+sql = "SELECT $top_n AS x"
+"""
+
+
+def test_a_run_request_with_params_runs_with_them_and_the_manifest_says_so(project) -> None:
+    project.pipeline("ranked", RANKED)
+    service = SchedulerService(
+        project.pipelines, reports_dir=project.reports, clock=ManualClock(START), node="p"
+    )
+    service.start(watch=False, loop=False)
+    try:
+        with Ledger(project.reports / ".eil" / "ledger.sqlite3", clock=service.clock.now) as web:
+            web.request_run("ranked", requested_by="serve token", params={"top_n": "3"})
+            # The file changed after the page asked: this one no longer fits, and is dropped.
+            web.request_run("ranked", requested_by="serve token", params={"top_n": "x"})
+        assert len(service.beat()) == 2
+        at = START.replace(microsecond=0)
+        assert wait_for(lambda: (r := service.ledger.get("ranked", at)) and r.status != "running")
+        record = service.ledger.get("ranked", at)
+        assert record is not None and record.status == "succeeded"
+        (manifest,) = (project.reports / "ranked").glob("*.json")
+        facts = json.loads(manifest.read_text())
+        assert (facts["params"]["top_n"], facts["params_overridden"]) == (3, ["top_n"])
+        assert facts["queries"]["q"]["rows"] == 1
+        (report,) = [f for f in facts["files"] if f["path"].endswith(".md")]
+        assert "| 3 |" in (project.reports / "ranked" / report["path"]).read_text()
+    finally:
+        assert service.stop(grace=30)
 
 
 def test_a_clean_stop_says_goodbye(project) -> None:

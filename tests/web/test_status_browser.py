@@ -15,6 +15,7 @@ the reason, unless ``CI`` is set: then it fails.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -203,3 +204,49 @@ def test_status_page_live_run_now_csrf_and_axe(stack, page) -> None:
     assert violations == []
     assert outside == []
     assert [line for line in console if line.startswith("error")] == []
+
+
+RANKED = """
+title = "Ranked report"
+[schedule]
+cron = "0 0 1 1 *"
+timezone = "Europe/Berlin"
+[params]
+top_n = 10
+[queries.q]
+sql = "SELECT $top_n AS top_n"
+"""
+
+
+def test_run_now_with_other_params_from_the_pipeline_page(project, page) -> None:
+    project.pipeline("ranked", RANKED)
+    project.reports.mkdir()
+    port = _free_port()
+    scheduler = Process(project.root, "scheduler", "pipelines", "--grace", "1")
+    server = Process(
+        project.root, "serve", "serve", "pipelines", "--port", str(port), "--allow-run"
+    )
+    try:
+        assert wait_for(lambda: "Status at http://" in server.output()), server.output()
+        page.goto(f"http://127.0.0.1:{port}/status/ranked/")
+        field = page.get_by_label("top_n")
+        assert field.get_attribute("placeholder") == "10"
+        field.fill("3")
+        page.get_by_role("button", name="Run now with these values").click()
+        page.wait_for_url(re.compile(r"/status/ranked/$"))
+        folder = project.reports / "ranked"
+        assert wait_for(lambda: any(folder.glob("*.json"))), scheduler.output()
+        (manifest,) = folder.glob("*.json")
+        facts = json.loads(manifest.read_text())
+        assert (facts["params"], facts["params_overridden"]) == ({"top_n": 3}, ["top_n"])
+        if not AXE.is_file():
+            _tool_missing(f"the npm package axe-core ({AXE})")
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+        violations = page.evaluate(
+            "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+            ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
+        )
+        assert violations == []
+    finally:
+        server.stop()
+        scheduler.stop()

@@ -355,3 +355,62 @@ def test_a_waiting_run_and_the_pipelines_links_show_in_the_api_and_the_pages(
     assert '<span class="status waiting">waiting</span>' in page  # its runs' table too
     upstream = server.request("GET", "/status/daily/")[2].decode()
     assert '<dd data-field="before"><a href="/status/weekly/"><code>weekly</code></a>' in upstream
+
+
+RANKED = """
+title = "Ranked"
+[schedule]
+every = "1h"
+timezone = "UTC"
+[params]
+top_n = 10
+[queries.q]
+sql = "SELECT $top_n AS x"
+"""
+
+
+def test_run_now_with_params_stores_them_and_a_wrong_one_is_refused(serve, filled, project) -> None:
+    project.pipeline("ranked", RANKED)
+    server = serve(allow_run=True, run_token="s3cret-token")
+    token = {"Authorization": "Bearer s3cret-token", "Accept": "application/json"}
+    status, _, _ = server.request(
+        "POST", "/status/ranked/run", urlencode({"param": "top_n=5"}).encode(), token
+    )
+    assert status == 202
+    with Ledger(ledger_path(filled / "reports"), read_only=True) as ledger:
+        assert [(r.pipeline, r.params) for r in ledger.open_run_requests()] == [
+            ("ranked", {"top_n": "5"})
+        ]
+    for form, message in [
+        ({"param": "top_n=five"}, '--param top_n="five": expected a whole number'),
+        ({"param": "region=EMEA"}, "the file declares no such parameter"),
+        ({"param": "top_n"}, "--param: expected name=value"),
+    ]:
+        status, _, body = server.request(
+            "POST", "/status/ranked/run", urlencode(form).encode(), token
+        )
+        assert status == 400, form
+        assert body.decode().startswith("run now: ") and message in body.decode(), body
+    assert len(_open_requests(filled)) == 1  # only the good one
+
+
+def test_the_pipeline_page_asks_for_params_and_its_form_sends_them(serve, filled, project) -> None:
+    project.pipeline("ranked", RANKED)
+    server = serve(allow_run=True)
+    site = server.server.status
+    assert site is not None
+    _, _, page = server.request("GET", "/status/ranked/")
+    assert b'name="param.top_n" placeholder="10"' in page
+    assert b'<label for="param-top_n">' in page
+    # Without run now there is no form to fill.
+    assert b"param.top_n" not in serve().request("GET", "/status/ranked/")[2]
+    form = urlencode({"csrf": site.csrf, "param.top_n": "3"}).encode()
+    status, _, _ = server.request("POST", "/status/ranked/run", form, _post_headers(server))
+    assert status == 303
+    empty = urlencode({"csrf": site.csrf, "param.top_n": ""}).encode()  # keeps the file's value
+    assert server.request("POST", "/status/ranked/run", empty, _post_headers(server))[0] == 303
+    with Ledger(ledger_path(filled / "reports"), read_only=True) as ledger:
+        assert [r.params for r in ledger.open_run_requests()] == [{"top_n": "3"}, {}]
+    bad = urlencode({"csrf": site.csrf, "param.top_n": "many"}).encode()
+    status, _, body = server.request("POST", "/status/ranked/run", bad, _post_headers(server))
+    assert status == 400 and b"expected a whole number" in body
