@@ -83,9 +83,16 @@ def example_project(root: Path, count: int) -> Path:
         if (REPO / folder).is_dir():
             shutil.copytree(REPO / folder, root / folder)
     examples = sorted((REPO / "pipelines").glob("*.toml"))
+    names = [e.stem for e in examples]
     for i in range(count):
         source = examples[i % len(examples)]
-        (root / "pipelines" / f"p{i:04d}_{source.name}").write_text(source.read_text())
+        text = source.read_text()
+        base = i - i % len(examples)
+        # A copy waits for the copies of its own group (`after` names pipelines).
+        for k, name in enumerate(names):
+            if base + k < count:
+                text = text.replace(f'"{name}"', f'"p{base + k:04d}_{name}"')
+        (root / "pipelines" / f"p{i:04d}_{source.name}").write_text(text)
     age(root)
     return root / "pipelines"
 
