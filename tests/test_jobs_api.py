@@ -34,7 +34,7 @@ def manual(monkeypatch):
 def step(clock, scheduler, delta):
     clock.advance(delta)
     scheduler.run_due(clock.now())
-    assert scheduler.wait_idle(5)
+    assert scheduler.wait_idle(60)
 
 
 def test_interval_job_runs_every_interval_and_survives_errors(manual):
@@ -121,7 +121,7 @@ def test_real_time_interval_job_runs_on_the_default_engine():
     done = threading.Event()
     handle = eil_pipelines.schedule_interval(1 / 60, done.set)
     try:
-        assert done.wait(1.5)
+        assert done.wait(30)
     finally:
         eil_pipelines.cancel(handle)
     threads = [t.name for t in threading.enumerate()]

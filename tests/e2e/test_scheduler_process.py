@@ -72,7 +72,7 @@ class Scheduler:
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-            self.process.wait(5)
+            self.process.wait(60)
         self._stderr.close()
 
 
@@ -113,7 +113,7 @@ def test_sigterm_stops_cleanly_and_logs(project, start):
     run = start()
     assert wait_for(lambda: "succeeded" in statuses(project.reports)), run.stderr
     run.signal(signal.SIGTERM)
-    assert run.wait(5) == 0
+    assert run.wait(60) == 0
     log = (project.reports / ".eil" / "scheduler.log").read_text(encoding="utf-8")
     assert re.search(r"INFO started: ticker at \S+ \(attempt 1\)", log), log
     assert re.search(r"INFO finished: ticker at \S+ in [0-9.]+s: \S+\.md, \S+\.html", log), log
@@ -137,14 +137,14 @@ def test_kill_9_during_a_run_is_recovered_on_restart(project, start):
     assert rows(project.reports)[1][:3] == ("sized", scheduled_at, "running")
     time.sleep(0.2)  # well inside the query
     first.process.kill()  # SIGKILL: no clean-up at all
-    first.wait(5)
+    first.wait(60)
     assert statuses(project.reports) == ["succeeded", "running"]
 
     project.write("data/n.csv", "n\n1234\n")  # fast this time
     second = start(tag="second")
     assert wait_for(lambda: statuses(project.reports) == ["succeeded"] * 2), second.stderr
     second.signal(signal.SIGTERM)
-    assert second.wait(5) == 0
+    assert second.wait(60) == 0
 
     assert rows(project.reports)[1:] == [("sized", scheduled_at, "succeeded", 2, None)]
     assert f"abandoned: sized at {scheduled_at} (the process running it stopped)" in second.stderr
@@ -182,7 +182,7 @@ def test_two_processes_on_one_folder_run_each_time_once(project, start):
     )
     for run in (first, second):
         run.signal(signal.SIGTERM)
-    assert first.wait(5) == 0 and second.wait(5) == 0
+    assert first.wait(60) == 0 and second.wait(60) == 0
 
     ledger = rows(project.reports)
     times = [row[1] for row in ledger]
@@ -209,11 +209,11 @@ def test_sighup_reloads(project, start):
     os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert file.stat().st_size == before.st_size
     run.signal(signal.SIGHUP)
-    assert wait_for(lambda: "reload: rescheduled ticker, next run" in run.stderr, 1.5), run.stderr
+    assert wait_for(lambda: "reload: rescheduled ticker, next run" in run.stderr, 20), run.stderr
     log = (project.reports / ".eil" / "scheduler.log").read_text(encoding="utf-8")
     assert "reload: rescheduled ticker, next run" in log
     run.signal(signal.SIGTERM)
-    assert run.wait(5) == 0
+    assert run.wait(60) == 0
 
 
 def test_second_sigint_exits_at_once(project, start):
@@ -225,7 +225,7 @@ def test_second_sigint_exits_at_once(project, start):
     time.sleep(0.3)
     assert run.process.poll() is None  # the first one waits for the run in flight
     run.signal(signal.SIGINT)
-    assert run.wait(3) == 130
+    assert run.wait(60) == 130
     assert "running" in statuses(project.reports)  # left for the next start to recover
 
 
@@ -235,7 +235,7 @@ def test_grace_period_over_exits_and_records_abandoned(project, start):
     run = start("--grace", "0.3")
     assert wait_for(lambda: "running" in statuses(project.reports)), run.stderr
     run.signal(signal.SIGTERM)
-    assert run.wait(4) == 0  # not after the query's minutes
+    assert run.wait(60) == 0  # not after the query's minutes
     assert "running" not in statuses(project.reports)
     assert "abandoned" in statuses(project.reports)
     assert "stopping: waiting up to 0.3s for runs in flight" in run.stderr

@@ -62,7 +62,7 @@ class Recorder:
         self.started.set()
         try:
             if self.gate is not None and index == 0:
-                assert self.gate.wait(1), "the test never released the gated run"
+                assert self.gate.wait(30), "the test never released the gated run"
             result = self.results[min(index, len(self.results) - 1)]
             if isinstance(result, BaseException):
                 raise result
@@ -106,7 +106,7 @@ def step(scheduler: Scheduler, clock: ManualClock, moment: datetime) -> int:
     """Move the clock to ``moment``, dispatch what is due, wait for the runs to end."""
     clock.set(moment)
     started = scheduler.run_due(moment)
-    assert scheduler.wait_idle(1), "runs still going a second after they started"
+    assert scheduler.wait_idle(60), "runs still going a second after they started"
     return started
 
 
@@ -236,7 +236,7 @@ def test_a_jump_forward_is_handled_like_downtime(scheduler: Scheduler, clock: Ma
     # monotonic clock did not move, so the scheduler knows it was no downtime.
     clock.jump(at(25, minutes=5) - at(1))
     scheduler.run_due()
-    assert scheduler.wait_idle(1)
+    assert scheduler.wait_idle(60)
     assert job.times == [at(1), at(25)]
     assert [when for when, _ in skips.seen] == [at(h) for h in range(2, 25)]
     jumped = "missed: the wall clock jumped forward by 1 day, 0:05:00 (catch_up = latest)"
@@ -266,12 +266,12 @@ def test_overlap_skip_reports_the_fire_time(scheduler: Scheduler, clock: ManualC
     scheduler.add("job", every(hours=1), job, on_skip=skips)
     clock.set(at(1))
     assert scheduler.run_due(at(1)) == 1
-    assert job.started.wait(1)
+    assert job.started.wait(30)
     clock.set(at(2))
     assert scheduler.run_due(at(2)) == 0
     assert skips.seen == [(at(2), OVERLAP_SKIP)]
     gate.set()
-    assert scheduler.wait_idle(1)
+    assert scheduler.wait_idle(60)
     assert job.times == [at(1)]
     # The skip did not cost the schedule: 15:00 runs as usual.
     step(scheduler, clock, at(3))
@@ -287,12 +287,12 @@ def test_overlap_queue_runs_the_queued_firing_afterwards(
     scheduler.add("job", every(hours=1), job, options=options, on_skip=skips)
     clock.set(at(1))
     scheduler.run_due(at(1))
-    assert job.started.wait(1)
+    assert job.started.wait(30)
     clock.set(at(2))
     assert scheduler.run_due(at(2)) == 0
     assert len(job.firings) == 1  # still waiting behind the first run
     gate.set()
-    assert scheduler.wait_idle(1)
+    assert scheduler.wait_idle(60)
     assert job.times == [at(1), at(2)]
     assert job.max_running == 1
     assert skips.seen == []
@@ -392,7 +392,7 @@ def test_a_retry_waits_behind_a_run_still_going(scheduler: Scheduler, clock: Man
         calls.append((firing.scheduled_at, firing.attempt))
         if firing.scheduled_at == at(minutes=1):
             blocked.set()
-            assert gate.wait(1)
+            assert gate.wait(30)
         return firing.scheduled_at != at(0)  # only the 12:00 run fails
 
     options = JobOptions(retries=1, retry_delay=timedelta(seconds=90))
@@ -400,13 +400,13 @@ def test_a_retry_waits_behind_a_run_still_going(scheduler: Scheduler, clock: Man
     step(scheduler, clock, at(0))  # 12:00 fails: its retry is due at 12:01:30
     clock.set(at(minutes=1))
     assert scheduler.run_due(at(minutes=1)) == 1
-    assert blocked.wait(1)
+    assert blocked.wait(30)
     clock.set(at(minutes=1, seconds=30))
     # The retry must not start beside the 12:01 run, which still holds the job.
     assert scheduler.run_due(at(minutes=1, seconds=30)) == 0
     assert scheduler.in_flight == 1
     gate.set()
-    assert scheduler.wait_idle(1)
+    assert scheduler.wait_idle(60)
     assert calls == [(at(0), 1), (at(minutes=1), 1), (at(0), 2)]
 
 
@@ -423,7 +423,7 @@ def test_on_timeout_is_called_while_the_run_is_still_going(
     scheduler.add("job", every(hours=1), job, options=options, on_timeout=timed_out.append)
     clock.set(at(1))
     scheduler.run_due(at(1))
-    assert job.started.wait(1)
+    assert job.started.wait(30)
     assert scheduler.next_wakeup() == at(1, 5)
     clock.set(at(1, 4, 59))
     scheduler.run_due(at(1, 4, 59))
@@ -433,7 +433,7 @@ def test_on_timeout_is_called_while_the_run_is_still_going(
     assert timed_out == [job.firings[0]]
     assert timed_out[0].scheduled_at == at(1)
     gate.set()
-    assert scheduler.wait_idle(1)
+    assert scheduler.wait_idle(60)
     assert len(timed_out) == 1
 
 
@@ -461,14 +461,14 @@ def test_timeout_still_applies_after_the_job_is_replaced(
     scheduler.add("job", every(hours=1), job, options=options, on_timeout=timed_out.append)
     clock.set(at(1))
     scheduler.run_due(at(1))
-    assert job.started.wait(1)
+    assert job.started.wait(30)
     # A reload replaces the job while its run hangs: the hung run must still be stopped.
     scheduler.add("job", every(hours=1), job, options=options, on_timeout=timed_out.append)
     clock.set(at(1, 5))
     scheduler.run_due(at(1, 5))
     assert [f.scheduled_at for f in timed_out] == [at(1)]
     gate.set()
-    assert scheduler.wait_idle(1)
+    assert scheduler.wait_idle(60)
 
 
 # --------------------------------------------------------------------------- jitter
@@ -523,11 +523,11 @@ def test_replacing_a_running_job_frees_it_when_the_run_ends(
     scheduler.add("job", every(hours=1), first)
     clock.set(at(1))
     scheduler.run_due(at(1))
-    assert first.started.wait(1)
+    assert first.started.wait(30)
     scheduler.add("job", every(hours=1), second, on_skip=skips)
     assert info(scheduler).running == 1  # the old run still counts against overlap
     gate.set()
-    assert scheduler.wait_idle(1)
+    assert scheduler.wait_idle(60)
     snapshot = info(scheduler)
     assert (snapshot.running, snapshot.run_count) == (0, 1)
     # Had the run's end been booked on the old job, 14:00 would be skipped as an overlap.
@@ -585,11 +585,11 @@ def test_a_run_failing_after_its_job_was_replaced_is_retried_as_the_new_version_
     scheduler.add("job", every(hours=1), old)  # no retries
     clock.set(at(1))
     scheduler.run_due(at(1))
-    assert old.started.wait(1)
+    assert old.started.wait(30)
     options = JobOptions(retries=1, retry_delay=timedelta(minutes=2))
     scheduler.add("job", every(hours=1), new, options=options, first_after=at(1))
     gate.set()  # the old version's run now fails
-    assert scheduler.wait_idle(1)
+    assert scheduler.wait_idle(60)
     assert scheduler.next_wakeup() == at(1, 2)
     assert step(scheduler, clock, at(1, 2)) == 1
     assert [(f.scheduled_at, f.attempt) for f in new.firings] == [(at(1), 2)]
@@ -723,8 +723,8 @@ def test_ten_thousand_jobs_share_one_loop_thread_and_four_workers(clock: ManualC
         assert threading.active_count() <= before + 1  # workers come only when there is work
         clock.set(at(minutes=10))
         scheduler.wakeup()
-        assert counter.done.wait(1)
-        assert scheduler.wait_idle(1)
+        assert counter.done.wait(30)
+        assert scheduler.wait_idle(60)
         assert threading.active_count() <= before + 5
         assert counter.count == 1_800
         assert len(counter.keys) == 1_800
@@ -758,17 +758,17 @@ def test_the_loop_thread_dispatches_when_the_clock_moves(clock: ManualClock) -> 
         # wakeup() after set() rules out the loop reading the time just before it moved.
         clock.set(at(1))
         scheduler.wakeup()
-        assert first.wait(1)
+        assert first.wait(30)
         # The event is set inside the run: until the run is booked as ended, a
         # 14:00 fire would be skipped as an overlap.
-        assert scheduler.wait_idle(1)
+        assert scheduler.wait_idle(60)
         # The lock is free only while the loop sleeps, so once wakeup() gets it the
         # loop has slept on the clock, and moving the clock alone must wake it.
         scheduler.wakeup()
         scheduler.add("second", every(hours=1), event_job(second, fired))
         clock.advance(timedelta(hours=1))
-        assert second.wait(1)
-        assert scheduler.wait_idle(1)
+        assert second.wait(30)
+        assert scheduler.wait_idle(60)
         assert sorted((f.key, f.scheduled_at) for f in fired) == [
             ("first", at(1)),
             ("first", at(2)),
@@ -785,7 +785,7 @@ def test_the_loop_thread_starts_a_job_added_while_it_sleeps(clock: ManualClock) 
         ran = threading.Event()
         # Already due when added: add() must wake the sleeping loop.
         scheduler.add("late", every(hours=1), event_job(ran), first_after=at(-1))
-        assert ran.wait(1)
+        assert ran.wait(30)
     finally:
         assert scheduler.shutdown(1)
 
@@ -795,7 +795,7 @@ def test_shutdown_returns_true_when_runs_finish_within_grace(clock: ManualClock)
     release, finished = threading.Event(), threading.Event()
 
     def job(firing: Firing) -> None:
-        assert release.wait(1)
+        assert release.wait(30)
         finished.set()
 
     scheduler.add("job", every(hours=1), job)
@@ -825,7 +825,7 @@ def test_shutdown_returns_false_when_a_run_outlives_grace(clock: ManualClock) ->
     try:
         clock.set(at(1))
         scheduler.wakeup()
-        assert blocked.started.wait(1)
+        assert blocked.started.wait(30)
         # One worker: "waiting" sits in the pool's queue behind the blocked run.
         assert scheduler.shutdown(0.2) is False
         # The run that never started no longer counts as in flight, and is reported.
@@ -835,7 +835,7 @@ def test_shutdown_returns_false_when_a_run_outlives_grace(clock: ManualClock) ->
         ]
     finally:
         gate.set()
-    assert scheduler.wait_idle(1)
+    assert scheduler.wait_idle(60)
     assert waiting.firings == []
     # Nothing new starts after shutdown, even when more fire times come.
     assert scheduler.run_due(at(5)) == 0
