@@ -9,10 +9,11 @@ run (a :data:`DeliveryHook`, usually :func:`dispatch_hook`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -353,7 +354,15 @@ def _shared_hooks(
         except LedgerUnavailableError:
             return False
 
-    return fence, ledger.site_lock
+    @contextlib.contextmanager
+    def site_lock() -> Iterator[None]:
+        # Taking the lock rides out an outage as the fence does: a run whose
+        # report is ready must not fail because Postgres restarted meanwhile.
+        with contextlib.ExitStack() as stack:
+            _retrying(lambda: stack.enter_context(ledger.site_lock()), retry_for=patience)
+            yield
+
+    return fence, site_lock
 
 
 def _log_end(
