@@ -354,12 +354,14 @@ def _shared_hooks(
         except LedgerUnavailableError:
             return False
 
+    shared_lock = ledger.site_lock  # Postgres only: not in the backends' interface
+
     @contextlib.contextmanager
     def site_lock() -> Iterator[None]:
         # Taking the lock rides out an outage as the fence does: a run whose
         # report is ready must not fail because Postgres restarted meanwhile.
         with contextlib.ExitStack() as stack:
-            _retrying(lambda: stack.enter_context(ledger.site_lock()), retry_for=patience)
+            _retrying(lambda: stack.enter_context(shared_lock()), retry_for=patience)
             yield
 
     return fence, site_lock
