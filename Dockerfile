@@ -38,7 +38,7 @@ EXPOSE 8000
 # Unhealthy when the scheduler's heartbeat in the ledger is older than --max-age,
 # or a pipeline keeps failing (eil-run status; docs/deploy.md).
 HEALTHCHECK --interval=60s --timeout=15s --start-period=60s --retries=3 \
-    CMD ["eil-run", "status", "reports/", "--max-age", "120s"]
+    CMD ["eil-entrypoint", "status", "--max-age", "120s"]
 
 ENTRYPOINT ["eil-entrypoint"]
 CMD ["scheduler"]

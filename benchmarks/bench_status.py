@@ -13,7 +13,8 @@ server in this process on 127.0.0.1, and times ``--rounds`` requests of
 ``/api/status`` over HTTP after one warm-up request (which parses the folder).
 
 Prints the median, 90th percentile and worst latency, the time of the
-ledger's overview query alone, and PASS/MISS for the target: a median under
+ledger's overview query alone, the median right after a ledger write (when
+the runs are read again), and PASS/MISS for the target: both medians under
 50 ms.  This is a benchmark, not a test: nothing imports it.
 """
 
@@ -170,8 +171,14 @@ def main() -> None:
             f"machine: sum(range(10**6)) took {calibration:.0f} ms "
             "(about 15 ms on an idle laptop core; scale the figures above by it)"
         )
-        verdict = "PASS" if median < TARGET_MS else "MISS"
-        print(f"{verdict}: median {median:.1f} ms (target < {TARGET_MS:.0f} ms)")
+        # Both medians: a polled page meets a fresh write about as often as not
+        # (a runner beats every few seconds), so the target holds for both.
+        after_write = statistics.median(changed)
+        verdict = "PASS" if max(median, after_write) < TARGET_MS else "MISS"
+        print(
+            f"{verdict}: median {median:.1f} ms, {after_write:.1f} ms right after a write "
+            f"(target < {TARGET_MS:.0f} ms for both)"
+        )
         server.shutdown()
         server.server_close()
     finally:

@@ -6,6 +6,8 @@
 #   eil-entrypoint serve         the report site on 0.0.0.0:$EIL_PORT (put a proxy in front)
 #   eil-entrypoint once [ARGS]   every pipeline once, now (ARGS: --at, --only ...)
 #   eil-entrypoint validate      check every pipeline file; exit 2 on any problem
+#   eil-entrypoint status [ARGS] the scheduler's health (the image's HEALTHCHECK):
+#                                exit 1 when its heartbeat is old (ARGS: --max-age ...)
 #   eil-entrypoint COMMAND ...   any other eil-run command (status, list, history ...)
 #
 # Environment (all optional):
@@ -38,6 +40,9 @@ once)
     ;;
 validate)
     exec eil-run validate "$pipelines" "$@"
+    ;;
+status)
+    exec eil-run status "$pipelines" --reports "$reports" "$@"
     ;;
 -*)
     echo "eil-entrypoint: unknown option $command; try: scheduler, serve, once, validate" >&2

@@ -173,6 +173,7 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eil-takeover")
         self._missed: dict[str, list[datetime]] = {}
+        self._skips: list[NewSkip] = []
         self._missed_lock = threading.Lock()
         self.taken_over = 0
         """How many runs this runner took over from runners that stopped."""
@@ -252,18 +253,37 @@ class Runner:
         with self._missed_lock:
             self._missed.setdefault(name, []).append(scheduled_at)
 
+    def skipped(self, skips: list[NewSkip]) -> None:
+        """Skips (with their true reasons) that could not be recorded because the
+        ledger was down: recorded after the outage, unless a row is there by then."""
+        with self._missed_lock:
+            self._skips.extend(skips)
+
     def _catch_up(self) -> None:
         with self._missed_lock:
             missed, self._missed = self._missed, {}
-        for name, times in missed.items():
-            options = self._options(name)
-            if options is None:
-                continue
-            run, skip = catch_up_plan(times, options)
-            if skip:
-                self.ledger.record_skipped_many(
-                    [NewSkip(name, t, "missed while the run ledger was unreachable") for t in skip],
-                    now=self._clock(),
-                )
-            for at in run:
-                self._pool.submit(self._run, name, Firing(name, at))
+            skips, self._skips = self._skips, []
+        try:
+            if skips:
+                # Rows already there (another runner ran that time) are left alone.
+                self.ledger.record_skipped_many(skips, now=self._clock())
+                skips = []
+            for name in list(missed):
+                options = self._options(name)
+                if options is not None:
+                    run, skip = catch_up_plan(missed[name], options)
+                    if skip:
+                        reason = "missed while the run ledger was unreachable"
+                        self.ledger.record_skipped_many(
+                            [NewSkip(name, t, reason) for t in skip], now=self._clock()
+                        )
+                    for at in run:
+                        self._pool.submit(self._run, name, Firing(name, at))
+                del missed[name]
+        finally:
+            # The ledger went away again half-way: what is left waits for the next
+            # catch-up, so no fire time is dropped between two outages.
+            with self._missed_lock:
+                self._skips[:0] = skips
+                for name, times in missed.items():
+                    self._missed.setdefault(name, [])[:0] = times

@@ -679,7 +679,7 @@ class SchedulerService:
 
     def _on_skip(self, firing: Firing, reason: str) -> None:
         log.info("skipped: %s at %s: %s", firing.key, firing.scheduled_at.isoformat(), reason)
-        with self._outage_tolerated():
+        with self._outage_tolerated([NewSkip(firing.key, firing.scheduled_at, reason)]):
             self.ledger.record_skipped(
                 firing.key, firing.scheduled_at, reason=reason, now=self.clock.now()
             )
@@ -699,16 +699,18 @@ class SchedulerService:
             self.ledger.record_skipped_many(skips, now=self.clock.now())
 
     @contextlib.contextmanager
-    def _outage_tolerated(self) -> Any:
-        """A skip that can't be recorded during a shared ledger's outage is told once (by
-        the runner) and left out: the ledger then has no row for it, which is what the
-        catch-up after the outage and ``history`` read as "not run"."""
+    def _outage_tolerated(self, skips: list[NewSkip]) -> Any:
+        """``skips`` that can't be recorded during a shared ledger's outage are told once
+        (by the runner) and kept by it, to be recorded when the ledger is back: a run
+        in flight through the outage skips its next fire times ("previous run still
+        going"), and each of them still gets its row."""
         try:
             yield
         except LedgerUnavailableError as exc:
             if self.runner is None:
                 raise
             self.runner.outage.failed(exc)
+            self.runner.skipped(skips)
 
     def _on_skip_many(self, firings: list[Firing], reason: str) -> None:
         # A long outage or a clock jump skips thousands of times: one log line and
@@ -722,10 +724,9 @@ class SchedulerService:
             last.scheduled_at.isoformat(),
             reason,
         )
-        with self._outage_tolerated():
-            self.ledger.record_skipped_many(
-                [NewSkip(f.key, f.scheduled_at, reason) for f in firings], now=self.clock.now()
-            )
+        skips = [NewSkip(f.key, f.scheduled_at, reason) for f in firings]
+        with self._outage_tolerated(skips):
+            self.ledger.record_skipped_many(skips, now=self.clock.now())
         pipeline = self._current(first.key)
         if pipeline is not None:
             self._record_holidays(pipeline, first.scheduled_at, last.scheduled_at)

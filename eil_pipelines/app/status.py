@@ -17,10 +17,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..errors import ConfigError, EilError
-from ..ledger import Ledger, LedgerError, NodeRecord, PipelineOverview, RunRecord
+from ..ledger import (
+    Ledger,
+    LedgerBackend,
+    LedgerError,
+    NodeRecord,
+    PipelineOverview,
+    RunRecord,
+    open_ledger,
+)
 from ..outputs.site import read_status
 from ..run.context import pipeline_trigger, pipeline_zone
-from ..spec.loader import Pipeline, load_pipeline, load_pipelines_lenient
+from ..spec.loader import Pipeline, load_pipeline, load_pipelines_lenient, project_root_for
+from ..spec.project import load_ledger_settings
 from . import ledger_path
 
 __all__ = [
@@ -31,6 +40,7 @@ __all__ = [
     "empty_history_note",
     "health",
     "history_rows",
+    "open_status_ledger",
     "pipeline_history",
     "pipeline_rows",
     "status_report",
@@ -42,11 +52,39 @@ STATUS_FORMAT = 1
 DEFAULT_MAX_AGE = timedelta(seconds=60)
 
 
-def _open_ledger(reports: Path) -> Ledger | None:
+def open_status_ledger(
+    path: Path,
+    reports: Path,
+    *,
+    write: bool = False,
+    clock: Callable[[], datetime] | None = None,
+) -> LedgerBackend | None:
+    """The run ledger of the pipelines at ``path``, as ``list``, ``history``, ``status``
+    and the status page read it: ``[ledger] url`` of the project's ``eil.toml`` (the
+    Postgres ledger several runners share) when set, else the SQLite file under
+    ``reports`` (``None`` before the first run wrote it).
+
+    Read-only unless ``write`` (the status page's "run now" requests).  Only
+    ``[ledger]`` of ``eil.toml`` is read; a problem there raises
+    :class:`ConfigError`; a ledger that cannot be opened raises
+    :class:`LedgerError`, whose message never shows a password.
+    """
+    settings = load_ledger_settings(project_root_for(path))
+    if settings.url is not None:
+        return open_ledger(settings.url, read_only=not write, lease=settings.lease, create=False)
+    file = ledger_path(reports)
+    if write:
+        return Ledger(file, clock=clock)
     # Read-only: `list` and `history` never write, so they work on a ledger (or a
     # folder) the user may only read, and never migrate or repair it behind a writer.
-    path = ledger_path(reports)
-    return Ledger(path, read_only=True) if path.exists() else None
+    return Ledger(file, read_only=True) if file.exists() else None
+
+
+def _open_ledger(reports: Path, path: Path | None = None) -> LedgerBackend | None:
+    if path is not None:
+        return open_status_ledger(path, reports)
+    file = ledger_path(reports)
+    return Ledger(file, read_only=True) if file.exists() else None
 
 
 def pipeline_rows(
@@ -60,7 +98,7 @@ def pipeline_rows(
     ``problems`` is empty.  Rows are sorted by pipeline name.
     """
     pipelines, errors = load_pipelines_lenient(path)
-    ledger = _open_ledger(reports)
+    ledger = _open_ledger(reports, path)
     moment_now = now() if now is not None else datetime.now(UTC)
     rows = []
     try:
@@ -105,7 +143,7 @@ def pipeline_rows(
 
 
 def _last_seen(
-    ledger: Ledger | None, reports: Path, name: str
+    ledger: LedgerBackend | None, reports: Path, name: str
 ) -> tuple[str, datetime, bool] | None:
     """The last run as the report site shows it: ``(status, scheduled time, ad hoc)``.
 
@@ -137,7 +175,7 @@ def _last_seen(
     return (str(site.get("status")), site_at.astimezone(UTC), not in_ledger)
 
 
-def broken_row(error: ConfigError, ledger: Ledger | None = None) -> dict[str, Any]:
+def broken_row(error: ConfigError, ledger: LedgerBackend | None = None) -> dict[str, Any]:
     """The status row of an invalid pipeline file: named after the file, with its problems.
 
     The last run is the ledger's for the file's stem (its usual pipeline name):
@@ -172,7 +210,7 @@ def history_rows(
     elif not path.exists():
         raise EilError(f"{path}: no such file or folder")
     zones = _zones(path)
-    ledger = _open_ledger(reports)
+    ledger = _open_ledger(reports, path)
     if ledger is None:
         return []
     with ledger:
@@ -213,7 +251,7 @@ def empty_history_note(path: Path, reports: Path, *, failed_only: bool) -> str:
     ``--deliver``) are listed as ad hoc, so ``history`` and the site agree.
     """
     pipeline = load_pipeline(path).name if path.is_file() else None
-    ledger = _open_ledger(reports)
+    ledger = _open_ledger(reports, path)
     recorded = 0
     if ledger is not None:
         with ledger:
@@ -435,7 +473,7 @@ def status_report(
     now: datetime | None = None,
     max_age: timedelta = DEFAULT_MAX_AGE,
     max_failures: int | None = None,
-    ledger: Ledger | None = None,
+    ledger: LedgerBackend | None = None,
     folder: PipelineFolder | None = None,
 ) -> dict[str, Any]:
     """Everything the status page and ``eil-run status`` show, as one JSON-able mapping.
@@ -458,7 +496,7 @@ def status_report(
     requested: dict[str, int] = {}
     try:
         if own:
-            ledger = _open_ledger(reports)
+            ledger = _open_ledger(reports, path)
         if ledger is not None:
             overviews = ledger.overview(names)
             nodes = ledger.nodes()
@@ -470,6 +508,12 @@ def status_report(
         if own and ledger is not None:
             ledger.close()
     after = {e.row["pipeline"]: _after(e.pipeline) for e in entries}
+    # The reverse edges once, not a scan of every pipeline per pipeline: a
+    # thousand pipelines would cost a million membership tests per request.
+    before: dict[str, set[str]] = {}
+    for other, upstream in after.items():
+        for name in upstream:
+            before.setdefault(name, set()).add(other)
     rows = []
     for entry in entries:
         name = entry.row["pipeline"]
@@ -482,7 +526,7 @@ def status_report(
                 "running": _running_rows(overview, moment),
                 "waiting": _waiting_rows(overview, moment),
                 "after": after[name],
-                "before": sorted(other for other, names in after.items() if name in names),
+                "before": sorted(before.get(name, ())),
                 "failures_in_a_row": overview.failures_in_a_row,
                 "requested": requested.get(name, 0),
             }
@@ -546,16 +590,23 @@ def health(
 
 
 def pipeline_history(
-    reports: Path, name: str, *, limit: int = 50, ledger: Ledger | None = None
+    reports: Path,
+    name: str,
+    *,
+    limit: int = 50,
+    ledger: LedgerBackend | None = None,
+    path: Path | None = None,
 ) -> list[dict[str, Any]]:
     """The newest ``limit`` runs of pipeline ``name`` (any state), for its status page.
 
     ``ledger`` is the caller's open ledger (the web server's); without it the
-    ledger of ``reports`` is opened read-only.  No ledger: no runs.
+    ledger of the pipelines at ``path`` is opened read-only (see
+    :func:`open_status_ledger`; without ``path``, the SQLite file under
+    ``reports``).  No ledger: no runs.
     """
     own = ledger is None
     if own:
-        ledger = _open_ledger(reports)
+        ledger = _open_ledger(reports, path)
     if ledger is None:
         return []
     try:

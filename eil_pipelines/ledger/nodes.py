@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from typing import Any
 
 from .connection import SqliteConnections
 from .overview import PipelineOverview
@@ -188,10 +189,18 @@ class SqliteNodes(SqliteConnections):
             f"SELECT {_COLUMNS} FROM runs WHERE status IN ('running', 'waiting')"
             " ORDER BY started_at, id"
         )
+        # A finished row rarely changes between two reads of a polled page: the
+        # records parsed last time are kept by their raw row, and only rows that
+        # are new or changed are parsed (three timestamps and JSON each).
+        known: dict[tuple[Any, ...], RunRecord] = getattr(self._local, "last_records", {})
+        parsed: dict[tuple[Any, ...], RunRecord] = {}
         last: dict[str, RunRecord] = {}
         for row in last_rows:
-            record = _record(row)
+            key = tuple(row)
+            record = known.get(key) or _record(row)
+            parsed[key] = record
             last[record.pipeline] = record
+        self._local.last_records = parsed
         running: dict[str, list[RunRecord]] = {}
         waiting: dict[str, list[RunRecord]] = {}
         for row in running_rows:

@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .base import DEFAULT_RECLAIMABLE, SKIP_BATCH_SIZE, LedgerBackend
+from .overview import PipelineOverview
 from .postgres_schema import PG_SCHEMA_VERSION, migrate_postgres, stored_version
 from .process import default_alive, host_name, process_token
 from .records import (
@@ -1180,6 +1181,65 @@ class PostgresLedger(LedgerBackend):
             ),
             key=lambda request: request.id,
         )
+
+    def open_run_requests(self) -> list[RunRequest]:
+        """The requests no runner has taken yet, oldest first."""
+        rows = self._all_rows(
+            "SELECT id, pipeline, requested_at, requested_by, params FROM eil_run_requests"
+            " WHERE taken_by IS NULL ORDER BY id"
+        )
+        return [
+            RunRequest(r[0], r[1], _utc(r[2]), r[3], json.loads(r[4]) if r[4] else {})  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    def overview(self, pipelines: Collection[str] | None = None) -> dict[str, PipelineOverview]:
+        """Each pipeline's newest finished run, running rows and failure streak: three
+        queries whatever the number of pipelines, each a backward scan per pipeline
+        of the (pipeline, scheduled_at) key."""
+        if pipelines is None:
+            names = [r[0] for r in self._all_rows("SELECT DISTINCT pipeline FROM eil_runs")]
+        else:
+            names = sorted(set(pipelines))
+        if not names:
+            return {}
+        last_rows = self._all_rows(
+            "SELECT r.* FROM unnest(%s::text[]) AS p(name) CROSS JOIN LATERAL"
+            f" (SELECT {_RUN_COLUMNS} FROM eil_runs WHERE pipeline = p.name"
+            "  AND status NOT IN ('running', 'waiting', 'skipped')"
+            "  ORDER BY scheduled_at DESC LIMIT 1) AS r",
+            (names,),
+        )
+        # Failures after the newest success; skipped times neither count nor break it.
+        streaks = self._all_rows(
+            "SELECT p.name, (SELECT count(*) FROM eil_runs f WHERE f.pipeline = p.name"
+            "  AND f.status = ANY(%s) AND f.scheduled_at > coalesce((SELECT max(s.scheduled_at)"
+            "   FROM eil_runs s WHERE s.pipeline = p.name AND s.status = 'succeeded'),"
+            "   '-infinity'::timestamptz))"
+            " FROM unnest(%s::text[]) AS p(name)",
+            (list(FAILED_STATUSES), names),
+        )
+        held_rows = self._all_rows(
+            f"SELECT {_RUN_COLUMNS} FROM eil_runs WHERE status IN ('running', 'waiting')"
+            " ORDER BY started_at NULLS FIRST, id"
+        )
+        last = {record.pipeline: record for record in map(_run, last_rows)}
+        running: dict[str, list[RunRecord]] = {}
+        waiting: dict[str, list[RunRecord]] = {}
+        for record in map(_run, held_rows):
+            held = running if record.status == "running" else waiting
+            held.setdefault(record.pipeline, []).append(record)
+        streak = {name: int(count) for name, count in streaks}
+        return {
+            name: PipelineOverview(
+                name,
+                last.get(name),
+                tuple(running.get(name, ())),
+                tuple(waiting.get(name, ())),
+                streak.get(name, 0),
+            )
+            for name in names
+        }
 
     # -- the site --
 

@@ -533,6 +533,41 @@ def load_project_settings(
     return settings
 
 
+def load_ledger_settings(
+    root: Path | str, *, env: Mapping[str, str] | None = None
+) -> LedgerSettings:
+    """Only ``[ledger]`` of ``<root>/eil.toml`` (the defaults without it), for the
+    commands that read the run ledger and nothing else (``list``, ``history``,
+    ``status``, the status page): a variable another table names but this
+    shell does not set (an SMTP password) does not stop them.
+
+    Raises :class:`ConfigError` for a problem of ``[ledger]`` itself.
+    """
+    from .toml_files import display_path, expand_env, pydantic_problems, read_toml
+
+    file = Path(root).resolve() / PROJECT_FILE
+    if not file.exists():
+        return LedgerSettings()
+    shown = display_path(file)
+    ledger = read_toml(file, shown).get("ledger", {})
+    if not isinstance(ledger, dict):
+        raise ConfigError(file, [("ledger", "expected a table ([ledger])")], shown=shown)
+    raw: dict[str, Any] = {"ledger": ledger}
+    problems = _ledger_url_problems(raw)
+    problems.extend(expand_env(raw, project_environment(root, env), keys=(("ledger", "url"),)))
+    settings: LedgerSettings | None = None
+    if not problems:
+        try:
+            settings = LedgerSettings.model_validate(raw["ledger"])
+        except ValidationError as exc:
+            for key, message in pydantic_problems(exc, raw["ledger"], LedgerSettings):
+                # The URL may hold a secret once expanded: say only what was expected.
+                problems.append((f"ledger.{key}", message.split(", got ")[0]))
+    if settings is None or problems:
+        raise ConfigError(file, problems, shown=shown)
+    return settings
+
+
 # --- checks of a pipeline's [[deliver]] and [alert] -----------------------------------
 
 _PRODUCED_BY = {

@@ -38,10 +38,15 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from ..app import ledger_path
-from ..app.status import DEFAULT_MAX_AGE, PipelineFolder, pipeline_history, status_report
+from ..app.status import (
+    DEFAULT_MAX_AGE,
+    PipelineFolder,
+    open_status_ledger,
+    pipeline_history,
+    status_report,
+)
 from ..errors import ConfigError, EilError
-from ..ledger import Ledger, LedgerError
+from ..ledger import LedgerBackend, LedgerError
 from ..render.environment import render_page
 from ..spec.overrides import parse_param_options, with_params
 
@@ -110,19 +115,17 @@ class StatusSite:
         # Edits show within a second; between, a request does not even stat the files.
         self.folder = PipelineFolder(pipelines, recheck=1.0)
         self._lock = threading.Lock()
-        self._reader: Ledger | None = None
-        self._writer: Ledger | None = None
+        self._reader: LedgerBackend | None = None
+        self._writer: LedgerBackend | None = None
 
     # -- the ledger ---------------------------------------------------------------------
 
-    def _ledger(self) -> Ledger | None:
-        """The ledger opened read-only, once it exists (``None`` before the first run)."""
+    def _ledger(self) -> LedgerBackend | None:
+        """The ledger opened read-only, once it exists (``None`` before the first run):
+        ``[ledger] url`` of the project's ``eil.toml``, else the SQLite file."""
         with self._lock:
             if self._reader is None:
-                path = ledger_path(self.reports)
-                if not path.exists():
-                    return None
-                self._reader = Ledger(path, read_only=True)
+                self._reader = open_status_ledger(self.pipelines, self.reports)
             return self._reader
 
     def _drop_reader(self) -> None:
@@ -262,10 +265,14 @@ class StatusSite:
         try:
             with self._lock:
                 if self._writer is None:
-                    self._writer = Ledger(ledger_path(self.reports), clock=self.clock)
+                    self._writer = open_status_ledger(
+                        self.pipelines, self.reports, write=True, clock=self.clock
+                    )
                 writer = self._writer
+            if writer is None:  # write=True always opens one; this says so to the reader
+                raise LedgerError("run now: no run ledger")
             request_id = writer.request_run(name, requested_by=requested_by, params=params)
-        except LedgerError as exc:
+        except EilError as exc:
             return self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"run now: {exc}")
         if "application/json" in (headers.get("Accept") or ""):
             return self._json(HTTPStatus.ACCEPTED, {"request": request_id, "pipeline": name})

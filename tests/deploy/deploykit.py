@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 #: The folder of the interpreter running the tests: eil-run and hadolint are there.
 BIN = Path(sys.executable).parent
+ENTRYPOINT = REPO / "deploy" / "entrypoint.sh"
 
 
 def need(tool: str, found: object, how: str) -> None:
@@ -42,3 +46,36 @@ def run(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as ``(KEYWORD, arguments)``, continuations joined."""
+    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            rows.append((keyword.upper(), " ".join(rest.split())))
+    return rows
+
+
+def unit(name: str) -> dict[str, list[str]]:
+    """``Key`` -> values of a unit file (all sections)."""
+    values: dict[str, list[str]] = {}
+    for line in (REPO / "deploy" / name).read_text(encoding="utf-8").splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def health_checks() -> list[list[str]]:
+    """The Dockerfile's ``HEALTHCHECK`` and the systemd health unit's command, as
+    run here (the entrypoint script and this interpreter's ``eil-run``)."""
+    health = next(a for k, a in instructions(REPO / "Dockerfile") if k == "HEALTHCHECK")
+    image = json.loads(health.split(" CMD ", 1)[1])
+    assert image[0] == "eil-entrypoint"
+    unit_command = shlex.split(unit("eil-pipelines-health.service")["ExecStart"][0])
+    assert unit_command[0] == "/opt/eil-pipelines/bin/eil-run"
+    return [["sh", str(ENTRYPOINT), *image[1:]], [str(BIN / "eil-run"), *unit_command[1:]]]

@@ -16,21 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploykit import BIN, REPO, need, run, tool_env
-
-ENTRYPOINT = REPO / "deploy" / "entrypoint.sh"
-
-
-def instructions(path: Path) -> list[tuple[str, str]]:
-    """The Dockerfile's instructions as ``(KEYWORD, arguments)``, continuations joined."""
-    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
-    rows = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            rows.append((keyword.upper(), " ".join(rest.split())))
-    return rows
+from deploykit import BIN, ENTRYPOINT, REPO, health_checks, instructions, need, run, tool_env, unit
 
 
 def test_the_dockerfile_is_slim_non_root_and_health_checked():
@@ -43,7 +29,7 @@ def test_the_dockerfile_is_slim_non_root_and_health_checked():
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
     health = next(a for k, a in rows if k == "HEALTHCHECK")
     command = json.loads(health.split(" CMD ", 1)[1])
-    assert command[:2] == ["eil-run", "status"] and "--max-age" in command
+    assert command[:2] == ["eil-entrypoint", "status"] and "--max-age" in command
     assert json.loads(next(a for k, a in rows if k == "ENTRYPOINT")) == ["eil-entrypoint"]
     assert json.loads(next(a for k, a in rows if k == "CMD")) == ["scheduler"]
     # Everything it copies is in the repository, and the package is installed.
@@ -90,7 +76,8 @@ def test_compose_runs_the_scheduler_and_serve_on_one_reports_volume():
     assert serve["ports"] == ["127.0.0.1:8000:8000"]  # never open to the network as it is
     assert "reports" in compose["volumes"]
     text = (REPO / "compose.yaml").read_text(encoding="utf-8")
-    assert "# postgres:" in text and "POSTGRES_PASSWORD: ${" in text
+    # The Postgres ledger is an override file (tests/multi/test_compose_postgres.py).
+    assert "compose.postgres.yaml" in text
     # What the services run is what the entrypoint knows.
     script = ENTRYPOINT.read_text(encoding="utf-8")
     assert "\nscheduler)\n" in script and "\nserve)\n" in script
@@ -104,16 +91,6 @@ UNITS = (
 )
 
 
-def unit(name: str) -> dict[str, list[str]]:
-    """``Key`` -> values of a unit file (all sections)."""
-    values: dict[str, list[str]] = {}
-    for line in (REPO / "deploy" / name).read_text(encoding="utf-8").splitlines():
-        if "=" in line and not line.startswith(("#", "[")):
-            key, _, value = line.partition("=")
-            values.setdefault(key.strip(), []).append(value.strip())
-    return values
-
-
 def test_the_units_restart_validate_and_check_health():
     scheduler = unit("eil-pipelines.service")
     assert scheduler["Restart"] == ["on-failure"]
@@ -123,7 +100,12 @@ def test_the_units_restart_validate_and_check_health():
     assert scheduler["User"] == ["eil"]
     assert scheduler["ReadWritePaths"] == ["/srv/eil/reports"]
     health = unit("eil-pipelines-health.service")
-    assert shlex.split(health["ExecStart"][0])[1:3] == ["status", "reports/"]
+    assert shlex.split(health["ExecStart"][0])[1:5] == [
+        "status",
+        "pipelines/",
+        "--reports",
+        "reports/",
+    ]
     assert "systemctl restart eil-pipelines.service" in health["ExecStopPost"][0]
     assert unit("eil-pipelines-health.timer")["OnUnitActiveSec"] == ["1min"]
 
@@ -206,14 +188,25 @@ def test_the_entrypoint_starts_the_scheduler_with_json_logs_and_no_file(example_
                     break
                 time.sleep(0.1)
             assert '"finished: ticker' in err.read_text(), err.read_text()
+            # The image's and the systemd unit's health checks pass while it beats ...
+            for check in health_checks():
+                result = run(check, example_project)
+                assert result.returncode == 0, (check, result.stdout + result.stderr)
         finally:
             process.send_signal(signal.SIGTERM)  # exec: the signal reaches eil-run itself
             code = process.wait(60)
     assert code == 0, err.read_text()
+    # ... and fail (1, not a usage error) once it has stopped.
+    for check in health_checks():
+        result = run(check, example_project)
+        assert result.returncode == 1, (check, result.stdout + result.stderr)
+        assert "stopped" in result.stdout + result.stderr, result.stdout + result.stderr
     assert all(json.loads(line) for line in err.read_text().splitlines())
     assert not (example_project / "reports" / ".eil" / "scheduler.log").exists()
 
 
-@pytest.mark.parametrize("name", ["Dockerfile", "compose.yaml", "deploy/entrypoint.sh"])
+@pytest.mark.parametrize(
+    "name", ["Dockerfile", "compose.yaml", "compose.postgres.yaml", "deploy/entrypoint.sh"]
+)
 def test_every_kit_file_is_described_in_the_deploy_docs(name):
     assert f"`{name}`" in (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")

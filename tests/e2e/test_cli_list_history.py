@@ -322,3 +322,50 @@ def test_history_of_a_missing_path_exits_2(listed):
     result = eil("history", "nowhere", cwd=listed.root)
     assert result.returncode == 2
     assert result.stderr.strip() == "eil-run: nowhere: no such file or folder"
+
+
+def _project_with(tmp_path: Path, eil_toml: str) -> Path:
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "sales.toml").write_text(SALES)
+    (tmp_path / "eil.toml").write_text(eil_toml)
+    return tmp_path
+
+
+def test_a_variable_only_another_table_names_does_not_stop_the_ledger_readers(tmp_path):
+    # list, history and status read only [ledger] of eil.toml: an SMTP password this
+    # shell does not set is the scheduler's business, not theirs.
+    project = _project_with(
+        tmp_path,
+        '[smtp]\nhost = "mail.example"\npassword = "${EIL_TEST_UNSET_SMTP}"\n',
+    )
+    for command in (["list", "pipelines"], ["history", "pipelines"]):
+        result = eil(*command, cwd=project)
+        assert result.returncode == 0, result.stderr
+    status = eil("status", "pipelines", cwd=project)
+    assert status.returncode == 1  # unhealthy: no scheduler has beaten, but it ran
+    assert "no scheduler has ever beaten" in status.stdout
+
+
+@pytest.mark.parametrize(
+    ("ledger", "message"),
+    [
+        (
+            'url = "postgresql://eil:${EIL_TEST_UNSET_LEDGER}@db.internal/eil"',
+            'eil.toml: ledger.url: environment variable "EIL_TEST_UNSET_LEDGER" is not set',
+        ),
+        (
+            'url = "postgresql://eil:hunter2-literal@db.internal/eil"',
+            'eil.toml: ledger.url: write the password as "${ENV_VAR}"',
+        ),
+        ('url = "mysql://db.internal/eil"', "eil.toml: ledger.url: expected a postgresql://"),
+        ('lease = "half a minute"', "eil.toml: ledger.lease:"),
+    ],
+)
+def test_the_ledger_readers_name_a_bad_ledger_table(tmp_path, ledger, message):
+    project = _project_with(tmp_path, f"[ledger]\n{ledger}\n")
+    for command in ("list", "history", "status"):
+        result = eil(command, "pipelines", cwd=project)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert message in result.stderr, (command, result.stderr)
+        assert "hunter2" not in result.stdout + result.stderr
+        assert "Traceback" not in result.stderr

@@ -149,6 +149,38 @@ def test_the_sqlite_overview_agrees_with_the_interfaces_default(tmp_path: Path) 
     assert fast == slow
 
 
+def test_every_backends_overview_agrees_with_the_interfaces_default(ledger) -> None:
+    _fill(ledger)
+    ledger.record_skipped("b", T0 + timedelta(hours=1), reason="overlap", now=T0)
+    ledger.request_run("b", requested_by="test")
+    names = ["a", "b", "c", "never"]
+    fast = ledger.overview(names)
+    assert fast == LedgerBackend.overview(ledger, names)
+    assert fast["a"].failures_in_a_row == 2 and len(fast["a"].running) == 1
+    assert sorted(ledger.overview()) == ["a", "b", "c"]
+    assert [r.pipeline for r in ledger.open_run_requests()] == ["b"]
+
+
+def test_a_read_only_overview_follows_every_write_and_keeps_unchanged_records(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "l.sqlite3"
+    with Ledger(path) as writer:
+        _fill(writer)
+        with Ledger(path, read_only=True) as reader:
+            first = reader.overview(["a", "b"])
+            _finish(writer, "a", T0 + 5 * timedelta(hours=1), "succeeded")
+            _beat(writer, "n1")  # a write elsewhere in the file changes nothing shown
+            second = reader.overview(["a", "b"])
+            third = reader.overview(["a", "b"])
+    assert first["a"].last is not None and first["a"].last.status == "timed_out"
+    assert second["a"].last is not None and second["a"].last.status == "succeeded"
+    assert second["a"].running == () and second["a"].failures_in_a_row == 0
+    # b's newest finished row did not change: its record is the one read before.
+    assert second["b"].last is first["b"].last
+    assert third == second
+
+
 def test_a_run_request_carries_its_params(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.sqlite3", clock=Clock()) as ledger:
         ledger.request_run("daily", requested_by="serve token", params={"top_n": "5"})
