@@ -13,9 +13,9 @@ server in this process on 127.0.0.1, and times ``--rounds`` requests of
 ``/api/status`` over HTTP after one warm-up request (which parses the folder).
 
 Prints the median, 90th percentile and worst latency, the time of the
-ledger's overview query alone, the median right after a ledger write (when
-the runs are read again), and PASS/MISS for the target: both medians under
-50 ms.  This is a benchmark, not a test: nothing imports it.
+ledger's overview query alone, the medians right after a heartbeat (a write
+that changes no run) and right after a run was recorded (its pipeline is
+read again), and PASS/MISS for the target: all three medians under 50 ms.  This is a benchmark, not a test: nothing imports it.
 """
 
 from __future__ import annotations
@@ -159,10 +159,21 @@ def main() -> None:
                 last_error=None,
             )  # a write: the next request reads the runs again
             changed.append(fetch()[0])
+        ran = []
+        for k in range(max(options.rounds // 5, 3)):
+            at = NOW + timedelta(minutes=k + 1)
+            name = names[k % len(names)]
+            writer.claim(name, at, run_id=f"{name}-bench-{k}", now=at)
+            writer.finish(name, at, status="succeeded", now=at)  # a run of one pipeline
+            ran.append(fetch()[0])
         writer.close()
         print(
-            f"/api/status right after a ledger write (the runs read again): median "
+            f"/api/status right after a heartbeat (a write to the ledger): median "
             f"{statistics.median(changed):.1f} ms over {len(changed)} requests"
+        )
+        print(
+            f"/api/status right after a run was recorded (its pipeline read again): median "
+            f"{statistics.median(ran):.1f} ms over {len(ran)} requests"
         )
         t0 = time.perf_counter()
         sum(range(10**6))
@@ -173,11 +184,11 @@ def main() -> None:
         )
         # Both medians: a polled page meets a fresh write about as often as not
         # (a runner beats every few seconds), so the target holds for both.
-        after_write = statistics.median(changed)
-        verdict = "PASS" if max(median, after_write) < TARGET_MS else "MISS"
+        after_beat, after_run = statistics.median(changed), statistics.median(ran)
+        verdict = "PASS" if max(median, after_beat, after_run) < TARGET_MS else "MISS"
         print(
-            f"{verdict}: median {median:.1f} ms, {after_write:.1f} ms right after a write "
-            f"(target < {TARGET_MS:.0f} ms for both)"
+            f"{verdict}: median {median:.1f} ms, {after_beat:.1f} ms after a heartbeat, "
+            f"{after_run:.1f} ms after a run (target < {TARGET_MS:.0f} ms for all three)"
         )
         server.shutdown()
         server.server_close()

@@ -4,15 +4,17 @@ The contracts are :class:`~eil_pipelines.ledger.base.LedgerBackend`'s
 (:meth:`beat`, :meth:`nodes`, :meth:`request_run`, :meth:`take_run_requests`,
 :meth:`overview`).  The overview is three queries whatever the number of
 pipelines, each an index seek per pipeline (see the ``runs_status_pipeline``
-index of schema version 5), so the status page stays fast on a large ledger.
+index of schema version 5), so the status page stays fast on a large ledger;
+between two calls, only the pipelines whose ``runs_versions`` moved are read
+again (schema version 7).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from .connection import SqliteConnections
 from .overview import PipelineOverview
@@ -163,6 +165,48 @@ class SqliteNodes(SqliteConnections):
         return dict(cached[1])
 
     def _overview(self, names: list[str]) -> dict[str, PipelineOverview]:
+        # Each pipeline's runs version (schema 7), read before its rows: a write
+        # after this read moves a version, and is read at the next call.
+        versions: dict[str, int] = dict(self._read("SELECT pipeline, version FROM runs_versions"))
+        before: _Finished | None = getattr(self._local, "finished", None)
+        if before is None or before.names != names:
+            last, streak = self._finished(names)
+        else:
+            # Only the pipelines written since the last call are read again: a page
+            # polled between two runs (a heartbeat was the write) reads none.
+            last, streak = dict(before.last), dict(before.streak)
+            changed = [n for n in names if versions.get(n) != before.versions.get(n)]
+            if changed:
+                for name in changed:
+                    last.pop(name, None)
+                    streak.pop(name, None)
+                fresh_last, fresh_streak = self._finished(changed)
+                last.update(fresh_last)
+                streak.update(fresh_streak)
+        self._local.finished = _Finished(names, versions, last, streak)
+        held_rows = self._read(
+            f"SELECT {_COLUMNS} FROM runs WHERE status IN ('running', 'waiting')"
+            " ORDER BY started_at, id"
+        )
+        running: dict[str, list[RunRecord]] = {}
+        waiting: dict[str, list[RunRecord]] = {}
+        for row in held_rows:
+            record = _record(row)
+            held = running if record.status == "running" else waiting
+            held.setdefault(record.pipeline, []).append(record)
+        return {
+            name: PipelineOverview(
+                name,
+                last.get(name),
+                tuple(running.get(name, ())),
+                tuple(waiting.get(name, ())),
+                streak.get(name, 0),
+            )
+            for name in names
+        }
+
+    def _finished(self, names: list[str]) -> tuple[dict[str, RunRecord], dict[str, int]]:
+        """The newest finished row and the failure streak of each of ``names``."""
         given = json.dumps(names)
         # One index seek per pipeline: its newest row that finished (walking back
         # from its newest time past running and skipped rows).
@@ -185,36 +229,16 @@ class SqliteNodes(SqliteConnections):
             " FROM json_each(?) p",
             (given,),
         )
-        running_rows = self._read(
-            f"SELECT {_COLUMNS} FROM runs WHERE status IN ('running', 'waiting')"
-            " ORDER BY started_at, id"
-        )
-        # A finished row rarely changes between two reads of a polled page: the
-        # records parsed last time are kept by their raw row, and only rows that
-        # are new or changed are parsed (three timestamps and JSON each).
-        known: dict[tuple[Any, ...], RunRecord] = getattr(self._local, "last_records", {})
-        parsed: dict[tuple[Any, ...], RunRecord] = {}
-        last: dict[str, RunRecord] = {}
-        for row in last_rows:
-            key = tuple(row)
-            record = known.get(key) or _record(row)
-            parsed[key] = record
-            last[record.pipeline] = record
-        self._local.last_records = parsed
-        running: dict[str, list[RunRecord]] = {}
-        waiting: dict[str, list[RunRecord]] = {}
-        for row in running_rows:
-            record = _record(row)
-            held = running if record.status == "running" else waiting
-            held.setdefault(record.pipeline, []).append(record)
-        streak = {name: count for name, count in streaks}
-        return {
-            name: PipelineOverview(
-                name,
-                last.get(name),
-                tuple(running.get(name, ())),
-                tuple(waiting.get(name, ())),
-                streak.get(name, 0),
-            )
-            for name in names
-        }
+        last = {record.pipeline: record for record in map(_record, last_rows)}
+        return last, {name: count for name, count in streaks}
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """What one connection last read of the finished rows, to read only what changed."""
+
+    names: list[str]
+    versions: dict[str, int]
+    """Each pipeline's runs version then (``runs_versions``)."""
+    last: dict[str, RunRecord]
+    streak: dict[str, int]

@@ -214,6 +214,37 @@ def _migrate_to_6(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE run_requests ADD COLUMN params TEXT")
 
 
+def _migrate_to_7(conn: sqlite3.Connection) -> None:
+    # Each pipeline's runs version, bumped by triggers on every write to its rows,
+    # whoever writes: the status page reads again only the pipelines whose version
+    # moved since its last read (a runner's heartbeat moves none).  A step that
+    # rebuilds the runs table must create these triggers again.
+    conn.execute(
+        "CREATE TABLE runs_versions (pipeline TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        " WITHOUT ROWID"
+    )
+    conn.execute(
+        "INSERT INTO runs_versions (pipeline, version) SELECT DISTINCT pipeline, 1 FROM runs"
+    )
+    bump = (
+        "INSERT INTO runs_versions (pipeline, version) VALUES ({row}.pipeline, 1)"
+        " ON CONFLICT (pipeline) DO UPDATE SET version = version + 1;"
+    )
+    conn.execute(
+        f"CREATE TRIGGER runs_versions_insert AFTER INSERT ON runs BEGIN {bump.format(row='NEW')} END"
+    )
+    conn.execute(
+        f"CREATE TRIGGER runs_versions_update AFTER UPDATE ON runs BEGIN {bump.format(row='NEW')} END"
+    )
+    conn.execute(
+        "CREATE TRIGGER runs_versions_moved AFTER UPDATE OF pipeline ON runs"
+        f" WHEN OLD.pipeline IS NOT NEW.pipeline BEGIN {bump.format(row='OLD')} END"
+    )
+    conn.execute(
+        f"CREATE TRIGGER runs_versions_delete AFTER DELETE ON runs BEGIN {bump.format(row='OLD')} END"
+    )
+
+
 #: Step ``i`` brings a file from schema version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_to_1,
@@ -222,6 +253,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_runs_waiting,
     _migrate_to_5,
     _migrate_to_6,
+    _migrate_to_7,
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -234,6 +266,9 @@ TABLES: tuple[frozenset[str], ...] = (
     frozenset({"runs", "leases", "outbox", "delivery_state"}),
     frozenset({"runs", "leases", "outbox", "delivery_state", "nodes", "run_requests"}),
     frozenset({"runs", "leases", "outbox", "delivery_state", "nodes", "run_requests"}),
+    frozenset(
+        {"runs", "leases", "outbox", "delivery_state", "nodes", "run_requests", "runs_versions"}
+    ),
 )
 
 

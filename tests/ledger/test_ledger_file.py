@@ -36,7 +36,7 @@ def test_the_file_is_created_in_wal_mode_with_the_schema_version(db: Path):
         conn = ledger._conn()
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert ledger.schema_version() == SCHEMA_VERSION == 6
+        assert ledger.schema_version() == SCHEMA_VERSION == 7
     with raw(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -73,7 +73,7 @@ def test_a_file_from_a_newer_version_is_refused(db: Path):
         Ledger(db, display_path="reports/.eil/ledger.sqlite3")
     assert str(caught.value) == (
         "run ledger reports/.eil/ledger.sqlite3 has schema version 99, but this version of "
-        "eil-pipelines knows only up to 6: upgrade eil-pipelines"
+        "eil-pipelines knows only up to 7: upgrade eil-pipelines"
     )
 
 

@@ -181,6 +181,59 @@ def test_a_read_only_overview_follows_every_write_and_keeps_unchanged_records(
     assert third == second
 
 
+def test_a_read_only_overview_sees_a_retry_that_started_and_ended_between_two_reads(
+    tmp_path: Path,
+) -> None:
+    # The row is neither new nor running at either read: only its version says it moved.
+    path = tmp_path / "l.sqlite3"
+    with Ledger(path) as writer:
+        _fill(writer)
+        at = T0 + 4 * timedelta(hours=1)
+        with Ledger(path, read_only=True) as reader:
+            first = reader.overview(["a", "b"])
+            writer.reclaim("a", at, run_id="a-retry", attempt=2, now=at)
+            writer.finish("a", at, status="succeeded", now=at + timedelta(minutes=1))
+            second = reader.overview(["a", "b"])
+    assert first["a"].last is not None and first["a"].last.status == "timed_out"
+    assert second["a"].last is not None
+    assert (second["a"].last.status, second["a"].last.attempt) == ("succeeded", 2)
+    assert second["a"].failures_in_a_row == 0
+    assert second["b"].last is first["b"].last  # b was not read again
+
+
+def test_schema_7_counts_each_pipelines_writes_and_a_version_6_file_gains_it(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from eil_pipelines.ledger.schema import MIGRATIONS
+
+    path = tmp_path / "l.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for step in MIGRATIONS[:6]:
+            step(conn)
+        conn.execute("PRAGMA user_version = 6")
+        conn.execute(
+            "INSERT INTO runs (pipeline, scheduled_at, status, attempt)"
+            " VALUES ('old', '2026-12-01T06:00:00+00:00', 'succeeded', 1)"
+        )
+    conn.close()
+
+    def versions() -> dict[str, int]:
+        with sqlite3.connect(path) as conn:
+            return dict(conn.execute("SELECT pipeline, version FROM runs_versions"))
+
+    with Ledger(path) as ledger:
+        assert ledger.schema_version() == 7
+        assert versions() == {"old": 1}
+        ledger.claim("new", T0, run_id="n", now=T0)
+        assert versions() == {"old": 1, "new": 1}
+        ledger.finish("new", T0, status="failed", now=T0, error="x")
+        _beat(ledger, "n1")  # not a runs write
+        assert versions() == {"old": 1, "new": 2}
+        assert ledger.overview(["old"])["old"].last is not None
+
+
 def test_a_run_request_carries_its_params(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.sqlite3", clock=Clock()) as ledger:
         ledger.request_run("daily", requested_by="serve token", params={"top_n": "5"})
@@ -206,6 +259,6 @@ def test_a_version_5_ledger_gains_request_params_and_keeps_its_requests(tmp_path
         )
     conn.close()
     with Ledger(path, clock=Clock()) as ledger:
-        assert ledger.schema_version() == 6
+        assert ledger.schema_version() == 7
         (old,) = ledger.take_run_requests("n1", ["daily"])
         assert (old.pipeline, old.requested_by, old.params) == ("daily", "serve 127.0.0.1", {})
