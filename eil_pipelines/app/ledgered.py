@@ -249,8 +249,12 @@ def claim_after_wait() -> ClaimPolicy:
     (one conditional update, so exactly one process takes it)."""
 
     def claim(ledger: Ledger, name: str, at: datetime, run_id: str, now: datetime) -> Any:
+        # The waiting row's own attempt: 2 or more when it was taken back from a
+        # process that died while it waited.
+        held = ledger.get(name, at)
+        attempt = held.attempt if held is not None and held.status == "waiting" else 1
         return ledger.reclaim(
-            name, at, run_id=run_id, attempt=1, now=now, allowed_from=("waiting",)
+            name, at, run_id=run_id, attempt=attempt, now=now, allowed_from=("waiting",)
         )
 
     return claim

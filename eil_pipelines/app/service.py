@@ -617,7 +617,7 @@ class SchedulerService:
         with self._lock:
             resumed = key in self._resumed
             self._resumed.discard(key)
-        if not resumed and firing.attempt == 1 and needs_wait(pipeline) and self.waiter:
+        if not resumed and needs_wait(pipeline) and self.waiter and self._may_wait(name, firing):
             ctx_id = make_context(pipeline, firing.scheduled_at).run_id
             if not self.waiter.hold(pipeline, firing, ctx_id):
                 return True  # it waits (the waiter takes it from here), or isn't ours
@@ -643,6 +643,15 @@ class SchedulerService:
         if self.waiter is not None:
             self.waiter.poke()  # a run ended: runs waiting for it may start
         return outcome.ok
+
+    def _may_wait(self, name: str, firing: Firing) -> bool:
+        """Whether ``firing`` checks its upstream runs and gate first: a first attempt,
+        or a run taken over from a process that died (its row abandoned), which may
+        have died waiting.  A retry after a failure has had its upstream runs."""
+        if firing.attempt == 1:
+            return True
+        row = self.ledger.get(name, firing.scheduled_at)
+        return row is not None and row.status == "abandoned"
 
     def _ledgered(
         self,

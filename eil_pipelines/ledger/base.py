@@ -144,8 +144,9 @@ class LedgerBackend(ABC):
     ) -> RunRecord | None:
         """Hold ``pipeline`` at ``scheduled_at`` as ``waiting`` (for upstream runs or a gate).
 
-        Exactly once, as :meth:`claim`: ``None`` when the key has a row in any
-        state.  ``error`` holds ``note`` (what it waits for, redacted by the
+        Exactly once, as :meth:`claim`: ``None`` when the key has a row, except
+        an ``abandoned`` one (its process died while it waited or ran), which is
+        taken back as ``waiting`` with its attempt + 1.  ``error`` holds ``note`` (what it waits for, redacted by the
         caller) and ``summary`` ``{"checks": 0}``.  The row is taken to
         ``running`` by ``reclaim(..., allowed_from=("waiting",))``; a waiting
         row of a process that died is abandoned like a running one.

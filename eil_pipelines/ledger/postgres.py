@@ -540,6 +540,20 @@ class PostgresLedger(LedgerBackend):
             f" ON CONFLICT (pipeline, scheduled_at) DO NOTHING RETURNING {_RUN_COLUMNS}",
             params,
         )
+        if row is None:
+            # An abandoned row (its runner died, waiting or running) is taken back
+            # as its next attempt, waiting again for what it waits for.
+            row = self._one(
+                "UPDATE eil_runs SET status = 'waiting', attempt = attempt + 1,"
+                f" run_id = %(run_id)s, started_at = {_NOW}, finished_at = NULL,"
+                " duration_s = NULL, error = %(note)s, files = '[]', pid = %(pid)s,"
+                " host = %(host)s, owner_token = %(token)s, node = %(node)s,"
+                " lease_until = now() + make_interval(secs => %(lease)s),"
+                " summary = '{\"checks\": 0}'"
+                " WHERE pipeline = %(pipeline)s AND scheduled_at = %(at)s"
+                f" AND status = 'abandoned' RETURNING {_RUN_COLUMNS}",
+                params,
+            )
         return _run(row) if row else None
 
     def note_waiting(

@@ -146,7 +146,27 @@ class SqliteRuns(SqliteConnections):
                 ),
             )
             if cursor.rowcount != 1:
-                return None
+                # An abandoned row (its process died, waiting or running) is taken
+                # back as its next attempt, waiting again for what it waits for.
+                cursor = conn.execute(
+                    "UPDATE runs SET status = 'waiting', attempt = attempt + 1, run_id = ?,"
+                    " started_at = ?, finished_at = NULL, duration_s = NULL, error = ?,"
+                    " files = '[]', pid = ?, host = ?, owner_token = ?, summary = ?"
+                    " WHERE pipeline = ? AND scheduled_at = ? AND status = 'abandoned'",
+                    (
+                        run_id,
+                        started,
+                        note,
+                        os.getpid(),
+                        self._host,
+                        process_token(),
+                        json.dumps({"checks": 0}),
+                        pipeline,
+                        key,
+                    ),
+                )
+                if cursor.rowcount != 1:
+                    return None
             return _fetch(conn, pipeline, key)
 
     def note_waiting(

@@ -624,3 +624,21 @@ def test_any_sequence_of_operations_keeps_one_valid_row_per_key(ops):
             assert len({(r.pipeline, r.scheduled_at) for r in rows}) == len(rows)
             assert {(r.pipeline, r.scheduled_at): r.status for r in rows} == model
             assert all(r.status in STATUSES for r in rows)
+
+
+def test_wait_takes_an_abandoned_row_back_as_its_next_attempt(ledger: Ledger):
+    # A process died while its run waited: the next one to fire that time waits
+    # again, as attempt 2, instead of finding the key taken and dropping it.
+    assert ledger.wait("report", T0, run_id="w1", note="waiting for sales", now=NOW)
+    gone = ledger.mark_abandoned(now=NOW, pids_alive=lambda pid: False)
+    assert [(r.pipeline, r.status) for r in gone] == [("report", "abandoned")]
+    again = ledger.wait("report", T0, run_id="w2", note="waiting for sales", now=NOW)
+    assert again is not None
+    assert (again.status, again.attempt, again.run_id) == ("waiting", 2, "w2")
+    assert (again.error, again.finished_at) == ("waiting for sales", None)
+    assert ledger.wait("report", T0, run_id="w3", note="again", now=NOW) is None  # held
+    ledger.claim("sales", T0, run_id="s1", now=NOW)
+    ledger.finish("sales", T0, status="failed", now=NOW, error="boom")
+    # A failed row is its retry's to take, never a wait's.
+    assert ledger.wait("sales", T0, run_id="w4", note="x", now=NOW) is None
+    assert ledger.get("sales", T0).status == "failed"

@@ -271,3 +271,30 @@ def test_list_and_history_show_a_waiting_run_and_what_it_waits_for(project):
     )
     assert history.returncode == 0, history.stderr
     assert "weekly    waiting" in history.stdout and note in history.stdout
+
+
+def test_a_run_whose_process_died_while_it_waited_waits_again_as_attempt_2(project, make_service):
+    from eil_pipelines.app import ledger_path
+
+    # load's 05:00 run is made elsewhere (catch_up = "none" here: this scheduler
+    # never runs the missed one), so report's 06:00 run waits for it.
+    project.pipeline("load", text('daily = "05:00"\ncatch_up = "none"'))
+    project.pipeline("report", text('daily = "06:00"\nafter = ["load"]\nwait_for = "6h"'))
+    five, six = utc(2026, 6, 3, 5), utc(2026, 6, 3, 6)
+    # A scheduler held report's 06:00 run waiting for load, and was killed.
+    with Ledger(ledger_path(project.reports)) as ledger:
+        assert ledger.wait("report", six, run_id="dead", note="waiting for load", now=six)
+        ledger.mark_abandoned(now=six, pids_alive=lambda pid: False)
+    service = make_service(ManualClock(utc(2026, 6, 3, 6, 30)))
+    step(service)  # the catch-up fires 06:00 again: load has not run, so it waits
+    held = service.ledger.get("report", six)
+    assert held is not None
+    assert (held.status, held.attempt) == ("waiting", 2), (held.status, held.error)
+    # Another process runs load's 05:00; the waiter's next re-check finds it.
+    with Ledger(ledger_path(project.reports)) as other:
+        other.claim("load", five, run_id="elsewhere", now=utc(2026, 6, 3, 6, 31))
+        other.finish("load", five, status="succeeded", now=utc(2026, 6, 3, 6, 31))
+    step(service, utc(2026, 6, 3, 6, 32))
+    done = service.ledger.get("report", six)
+    assert done is not None
+    assert (done.status, done.attempt) == ("succeeded", 2), (done.status, done.error)
