@@ -15,7 +15,8 @@ server in this process on 127.0.0.1, and times ``--rounds`` requests of
 Prints the median, 90th percentile and worst latency, the time of the
 ledger's overview query alone, the medians right after a heartbeat (a write
 that changes no run) and right after a run was recorded (its pipeline is
-read again), and PASS/MISS for the target: all three medians under 50 ms.  This is a benchmark, not a test: nothing imports it.
+read again), and PASS/MISS for the target: all three medians under 50 ms.
+This is a benchmark, not a test: nothing imports it.
 """
 
 from __future__ import annotations

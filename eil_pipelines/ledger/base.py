@@ -146,8 +146,9 @@ class LedgerBackend(ABC):
 
         Exactly once, as :meth:`claim`: ``None`` when the key has a row, except
         an ``abandoned`` one (its process died while it waited or ran), which is
-        taken back as ``waiting`` with its attempt + 1.  ``error`` holds ``note`` (what it waits for, redacted by the
-        caller) and ``summary`` ``{"checks": 0}``.  The row is taken to
+        taken back as ``waiting`` with its attempt + 1.  ``error`` holds
+        ``note`` (what it waits for, redacted by the caller) and ``summary``
+        ``{"checks": 0}``.  The row is taken to
         ``running`` by ``reclaim(..., allowed_from=("waiting",))``; a waiting
         row of a process that died is abandoned like a running one.
         """

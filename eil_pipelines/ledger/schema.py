@@ -231,17 +231,20 @@ def _migrate_to_7(conn: sqlite3.Connection) -> None:
         " ON CONFLICT (pipeline) DO UPDATE SET version = version + 1;"
     )
     conn.execute(
-        f"CREATE TRIGGER runs_versions_insert AFTER INSERT ON runs BEGIN {bump.format(row='NEW')} END"
+        f"CREATE TRIGGER runs_versions_insert AFTER INSERT ON runs"
+        f" BEGIN {bump.format(row='NEW')} END"
     )
     conn.execute(
-        f"CREATE TRIGGER runs_versions_update AFTER UPDATE ON runs BEGIN {bump.format(row='NEW')} END"
+        f"CREATE TRIGGER runs_versions_update AFTER UPDATE ON runs"
+        f" BEGIN {bump.format(row='NEW')} END"
     )
     conn.execute(
         "CREATE TRIGGER runs_versions_moved AFTER UPDATE OF pipeline ON runs"
         f" WHEN OLD.pipeline IS NOT NEW.pipeline BEGIN {bump.format(row='OLD')} END"
     )
     conn.execute(
-        f"CREATE TRIGGER runs_versions_delete AFTER DELETE ON runs BEGIN {bump.format(row='OLD')} END"
+        f"CREATE TRIGGER runs_versions_delete AFTER DELETE ON runs"
+        f" BEGIN {bump.format(row='OLD')} END"
     )
 
 
