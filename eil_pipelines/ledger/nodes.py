@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .connection import SqliteConnections
-from .overview import PipelineOverview
+from .overview import PipelineOverview, assemble_overviews
 from .records import FAILED_STATUSES, NodeRecord, RunRecord, RunRequest
 from .runs import _COLUMNS, _record
 from .schema import from_text, to_text
@@ -188,22 +188,7 @@ class SqliteNodes(SqliteConnections):
             f"SELECT {_COLUMNS} FROM runs WHERE status IN ('running', 'waiting')"
             " ORDER BY started_at, id"
         )
-        running: dict[str, list[RunRecord]] = {}
-        waiting: dict[str, list[RunRecord]] = {}
-        for row in held_rows:
-            record = _record(row)
-            held = running if record.status == "running" else waiting
-            held.setdefault(record.pipeline, []).append(record)
-        return {
-            name: PipelineOverview(
-                name,
-                last.get(name),
-                tuple(running.get(name, ())),
-                tuple(waiting.get(name, ())),
-                streak.get(name, 0),
-            )
-            for name in names
-        }
+        return assemble_overviews(names, last, map(_record, held_rows), streak)
 
     def _finished(self, names: list[str]) -> tuple[dict[str, RunRecord], dict[str, int]]:
         """The newest finished row and the failure streak of each of ``names``."""

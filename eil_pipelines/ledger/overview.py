@@ -10,11 +10,12 @@ thousand pipelines and a hundred thousand rows stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .records import RunRecord
 
-__all__ = ["PipelineOverview"]
+__all__ = ["PipelineOverview", "assemble_overviews"]
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,30 @@ class PipelineOverview:
     """How many of its newest finished runs failed (``failed``, ``timed_out`` or
     ``abandoned``) since its last success; skipped times are not counted and do
     not break the streak."""
+
+
+def assemble_overviews(
+    names: Sequence[str],
+    last: Mapping[str, RunRecord],
+    held: Iterable[RunRecord],
+    streak: Mapping[str, int],
+) -> dict[str, PipelineOverview]:
+    """The overviews of ``names`` from a backend's set-wide reads: each pipeline's newest
+    finished row (``last``), the ``running`` and ``waiting`` rows (``held``, oldest
+    start first) and the failure streaks."""
+    running: dict[str, list[RunRecord]] = {}
+    waiting: dict[str, list[RunRecord]] = {}
+    for record in held:
+        (running if record.status == "running" else waiting).setdefault(record.pipeline, []).append(
+            record
+        )
+    return {
+        name: PipelineOverview(
+            name,
+            last.get(name),
+            tuple(running.get(name, ())),
+            tuple(waiting.get(name, ())),
+            streak.get(name, 0),
+        )
+        for name in names
+    }

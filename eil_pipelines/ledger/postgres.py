@@ -45,7 +45,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .base import DEFAULT_RECLAIMABLE, SKIP_BATCH_SIZE, LedgerBackend
-from .overview import PipelineOverview
+from .overview import PipelineOverview, assemble_overviews
 from .postgres_schema import PG_SCHEMA_VERSION, migrate_postgres, stored_version
 from .process import default_alive, host_name, process_token
 from .records import (
@@ -1238,22 +1238,8 @@ class PostgresLedger(LedgerBackend):
             " ORDER BY started_at NULLS FIRST, id"
         )
         last = {record.pipeline: record for record in map(_run, last_rows)}
-        running: dict[str, list[RunRecord]] = {}
-        waiting: dict[str, list[RunRecord]] = {}
-        for record in map(_run, held_rows):
-            held = running if record.status == "running" else waiting
-            held.setdefault(record.pipeline, []).append(record)
         streak = {name: int(count) for name, count in streaks}
-        return {
-            name: PipelineOverview(
-                name,
-                last.get(name),
-                tuple(running.get(name, ())),
-                tuple(waiting.get(name, ())),
-                streak.get(name, 0),
-            )
-            for name in names
-        }
+        return assemble_overviews(names, last, map(_run, held_rows), streak)
 
     # -- the site --
 
