@@ -155,7 +155,13 @@ def pipeline_files(path: Path) -> list[Path]:
             if entry.name.endswith(".toml") and entry.is_file()
         )
     if not files:
-        raise EilError(f"{path}: no pipeline files (*.toml) in this folder")
+        hint = ""
+        if (path / ".eil").is_dir():
+            # A reports folder (it holds the run ledger) given where the pipelines go.
+            hint = (
+                "; it is a reports folder: give the pipelines folder, and this one with --reports"
+            )
+        raise EilError(f"{path}: no pipeline files (*.toml) in this folder{hint}")
     return files
 
 

@@ -369,3 +369,18 @@ def test_the_ledger_readers_name_a_bad_ledger_table(tmp_path, ledger, message):
         assert message in result.stderr, (command, result.stderr)
         assert "hunter2" not in result.stdout + result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_reports_folder_given_as_path_is_named_as_one(tmp_path):
+    project = _project_with(tmp_path, "")
+    (project / "reports" / ".eil").mkdir(parents=True)
+    for command in ("status", "list", "validate"):
+        result = eil(command, "reports", cwd=project)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert result.stderr.strip() == (
+            "eil-run: reports: no pipeline files (*.toml) in this folder; it is a reports "
+            "folder: give the pipelines folder, and this one with --reports"
+        ), (command, result.stderr)
+    (project / "empty").mkdir()
+    plain = eil("list", "empty", cwd=project)
+    assert plain.stderr.strip() == "eil-run: empty: no pipeline files (*.toml) in this folder"
