@@ -173,7 +173,6 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eil-takeover")
         self._missed: dict[str, list[datetime]] = {}
-        self._skips: list[NewSkip] = []
         self._missed_lock = threading.Lock()
         self.taken_over = 0
         """How many runs this runner took over from runners that stopped."""
@@ -249,30 +248,21 @@ class Runner:
     # -- outages --
 
     def missed(self, name: str, scheduled_at: datetime) -> None:
-        """A fire time that could not be claimed because the ledger was down."""
+        """A fire time that could not be claimed, or whose skip could not be recorded,
+        because the ledger was down: the catch-up after the outage decides it."""
         with self._missed_lock:
             self._missed.setdefault(name, []).append(scheduled_at)
-
-    def skipped(self, skips: list[NewSkip]) -> None:
-        """Skips (with their true reasons) that could not be recorded because the
-        ledger was down: recorded after the outage, unless a row is there by then."""
-        with self._missed_lock:
-            self._skips.extend(skips)
 
     def _catch_up(self) -> None:
         with self._missed_lock:
             missed, self._missed = self._missed, {}
-            skips, self._skips = self._skips, []
         try:
-            if skips:
-                # Rows already there (another runner ran that time) are left alone.
-                self.ledger.record_skipped_many(skips, now=self._clock())
-                skips = []
             for name in list(missed):
                 options = self._options(name)
                 if options is not None:
                     run, skip = catch_up_plan(missed[name], options)
                     if skip:
+                        # Rows already there (another runner ran that time) stay.
                         reason = "missed while the run ledger was unreachable"
                         self.ledger.record_skipped_many(
                             [NewSkip(name, t, reason) for t in skip], now=self._clock()
@@ -284,6 +274,5 @@ class Runner:
             # The ledger went away again half-way: what is left waits for the next
             # catch-up, so no fire time is dropped between two outages.
             with self._missed_lock:
-                self._skips[:0] = skips
                 for name, times in missed.items():
                     self._missed.setdefault(name, [])[:0] = times

@@ -688,7 +688,7 @@ class SchedulerService:
 
     def _on_skip(self, firing: Firing, reason: str) -> None:
         log.info("skipped: %s at %s: %s", firing.key, firing.scheduled_at.isoformat(), reason)
-        with self._outage_tolerated([NewSkip(firing.key, firing.scheduled_at, reason)]):
+        with self._outage_tolerated([firing]):
             self.ledger.record_skipped(
                 firing.key, firing.scheduled_at, reason=reason, now=self.clock.now()
             )
@@ -708,18 +708,20 @@ class SchedulerService:
             self.ledger.record_skipped_many(skips, now=self.clock.now())
 
     @contextlib.contextmanager
-    def _outage_tolerated(self, skips: list[NewSkip]) -> Any:
-        """``skips`` that can't be recorded during a shared ledger's outage are told once
-        (by the runner) and kept by it, to be recorded when the ledger is back: a run
-        in flight through the outage skips its next fire times ("previous run still
-        going"), and each of them still gets its row."""
+    def _outage_tolerated(self, firings: list[Firing]) -> Any:
+        """Skips of ``firings`` that can't be recorded during a shared ledger's outage
+        are told once (by the runner), and the times are missed work for the catch-up
+        when the ledger is back: a run in flight through the outage (its finish
+        waiting for the ledger) makes its next fire times skip, and the outage, not
+        the run, is why they did not run."""
         try:
             yield
         except LedgerUnavailableError as exc:
             if self.runner is None:
                 raise
             self.runner.outage.failed(exc)
-            self.runner.skipped(skips)
+            for firing in firings:
+                self.runner.missed(firing.key, firing.scheduled_at)
 
     def _on_skip_many(self, firings: list[Firing], reason: str) -> None:
         # A long outage or a clock jump skips thousands of times: one log line and
@@ -733,9 +735,10 @@ class SchedulerService:
             last.scheduled_at.isoformat(),
             reason,
         )
-        skips = [NewSkip(f.key, f.scheduled_at, reason) for f in firings]
-        with self._outage_tolerated(skips):
-            self.ledger.record_skipped_many(skips, now=self.clock.now())
+        with self._outage_tolerated(firings):
+            self.ledger.record_skipped_many(
+                [NewSkip(f.key, f.scheduled_at, reason) for f in firings], now=self.clock.now()
+            )
         pipeline = self._current(first.key)
         if pipeline is not None:
             self._record_holidays(pipeline, first.scheduled_at, last.scheduled_at)
