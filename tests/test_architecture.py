@@ -208,6 +208,8 @@ HEAVY = {
     "multiprocessing",
     "ctypes",
     "fcntl",
+    "boto3",  # the s3 extra: only a project whose reports go to an object store needs it
+    "botocore",
     "holidays",  # most of a second to import; only schedules with a calendar need it
 }
 

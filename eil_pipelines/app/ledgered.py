@@ -25,6 +25,7 @@ from ..run.context import RunContext
 from ..run.pipeline import FENCED, RunResult, publish_status, run_pipeline
 from ..schedule.durations import format_duration
 from ..spec.loader import Pipeline
+from .storage import report_store
 
 if TYPE_CHECKING:
     from ..deliver import Dispatcher
@@ -193,6 +194,7 @@ def ledgered_run(
         chart_processes=chart_processes,
         fence=fence,
         site_lock=site_lock,
+        store=lambda: report_store(pipeline.root),
     )
     status, error = result.status, result.error
     if guard is not None and guard.stop_reason == "timeout" and not result.ok:

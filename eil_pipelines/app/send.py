@@ -21,12 +21,14 @@ from ..deliver.redact import Redactor
 from ..errors import EilError
 from ..ledger import Ledger
 from ..outputs.stamps import is_stamp, parse_stamp
+from ..outputs.store import mirror
 from ..run.context import make_context
 from ..run.pipeline import utc_now
 from ..spec.loader import Pipeline, load_pipeline
 from ..spec.models import DeliverSpec
 from ..spec.project import load_project_settings
 from . import ledger_path
+from .storage import report_store
 
 __all__ = ["Sent", "latest_report", "send_latest"]
 
@@ -81,10 +83,22 @@ def send_latest(path: Path, to: Sequence[str], reports: Path) -> list[Sent]:
 def latest_report(pipeline: Pipeline, reports: Path) -> Any:
     """The newest report of ``pipeline`` as :class:`~eil_pipelines.deliver.RunFacts`.
 
-    From the run ledger's newest succeeded run whose files still exist; else
-    the newest dated report in ``reports/<pipeline>/``.  Raises
+    With an object store (``[storage] reports = "s3://..."``), the report its
+    ``latest`` pointer names, brought into ``reports/<pipeline>/`` first.
+    Else from the run ledger's newest succeeded run whose files still exist;
+    else the newest dated report in ``reports/<pipeline>/``.  Raises
     :class:`EilError` when there is none.
     """
+    store = report_store(pipeline.root)
+    if store is not None:
+        mirror(store, reports, pipeline=pipeline.name)
+        pointer = store.latest(pipeline.name)
+        if pointer is None:
+            raise EilError(
+                f'no report of pipeline "{pipeline.name}" in {store.url}: run it first '
+                f"(eil-run --once {pipeline.display_path})"
+            )
+        return _facts_of(pipeline, reports / pipeline.name, str(pointer["stamp"]))
     ledger_file = ledger_path(reports)
     if ledger_file.exists():
         # Read-only: sending a report for testing records nothing in the ledger.
@@ -105,13 +119,19 @@ def latest_report(pipeline: Pipeline, reports: Path) -> Any:
             f"(eil-run --once {pipeline.display_path})"
         )
     newest = max(documents, key=lambda p: (p.stat().st_mtime_ns, p.stem))
-    stamp = newest.stem
+    return _facts_of(pipeline, folder, newest.stem)
+
+
+def _facts_of(pipeline: Pipeline, folder: Path, stamp: str) -> Any:
+    """The report ``stamp`` of ``folder`` as :class:`~eil_pipelines.deliver.RunFacts`."""
     files = [p for p in folder.glob(f"{stamp}.*")]
     for sub in (f"{stamp}_charts", f"{stamp}_data"):
         files.extend(p for p in (folder / sub).glob("*") if p.is_file())
+    if not any(p.suffix in (".md", ".html", ".pdf") for p in files):
+        raise EilError(f'the report {stamp} of pipeline "{pipeline.name}" has no document')
     parsed = parse_stamp(stamp)
-    assert parsed is not None  # documents hold only stamped files
-    moment = parsed.moment
+    if parsed is None:
+        raise EilError(f'"{stamp}" is not a report stamp of pipeline "{pipeline.name}"')
     # The file's own stamp, even if the schedule (and so the stamp format) changed since.
-    ctx = dataclasses.replace(make_context(pipeline, moment), stamp=stamp)
+    ctx = dataclasses.replace(make_context(pipeline, parsed.moment), stamp=stamp)
     return RunFacts(pipeline, ctx, "succeeded", files=files)

@@ -78,6 +78,7 @@ from .ledgered import (
     ledgered_run,
 )
 from .runner import Runner, default_node
+from .storage import default_reports_dir
 from .waiting import Waiter, needs_wait
 from .watch import FileWatcher, declared_references, pipeline_references
 
@@ -135,7 +136,7 @@ class SchedulerService:
     ):
         self.path = Path(path)
         self.root = project_root_for(self.path)
-        self.reports_dir = reports_dir or self.root / "reports"
+        self.reports_dir = reports_dir or default_reports_dir(self.root)
         self.clock = clock or SystemClock()
         self.env = os.environ if env is None else env
         self.reload_interval = reload_interval

@@ -75,6 +75,7 @@ def build_backfill_parser() -> argparse.ArgumentParser:
 def cmd_backfill(options: argparse.Namespace) -> int:
     """Plan, then run (or list, with ``--dry-run``) the fire times of the range."""
     from ..app.backfill import backfill, backfill_trigger, dry_run, fire_times
+    from ..app.storage import default_reports_dir
     from ..run.context import pipeline_zone
 
     if options.workers < 1:
@@ -95,7 +96,9 @@ def cmd_backfill(options: argparse.Namespace) -> int:
     times = fire_times(trigger, start, min(end, now))
     later = " (fire times after now are left to the scheduler)" if end > now else ""
     what = f"{pipeline.name} ({trigger.describe()})"
-    reports = Path(options.reports).resolve() if options.reports else pipeline.root / "reports"
+    reports = (
+        Path(options.reports).resolve() if options.reports else default_reports_dir(pipeline.root)
+    )
     if not times:
         print(
             f"No fire times of {what} from {options.start} to {options.end}{later}: "

@@ -46,12 +46,14 @@ def add_target(parser: argparse.ArgumentParser) -> None:
 
 
 def reports_dir_for(options: argparse.Namespace) -> Path:
-    """``--reports`` or ``reports/`` in the project root."""
+    """``--reports``, else ``[storage] reports`` of eil.toml when it names a folder,
+    else ``reports/`` in the project root."""
     if options.reports:
         return Path(options.reports).resolve()
+    from ..app.storage import default_reports_dir
     from ..spec.loader import project_root_for
 
-    return project_root_for(Path(options.path)) / "reports"
+    return default_reports_dir(project_root_for(Path(options.path)))
 
 
 def check_counts(options: argparse.Namespace) -> None:

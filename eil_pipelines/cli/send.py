@@ -37,6 +37,7 @@ def build_send_parser() -> argparse.ArgumentParser:
 def cmd_send(options: argparse.Namespace) -> int:
     """Send the latest report; exit 0 when every address took it, 1 otherwise."""
     from ..app.send import send_latest
+    from ..app.storage import default_reports_dir
     from ..spec.loader import display_path, project_root_for
     from ..spec.models import EMAIL_PATTERN
 
@@ -47,7 +48,9 @@ def cmd_send(options: argparse.Namespace) -> int:
     if bad:
         raise UsageError(f'eil-run send: --to: "{bad[0]}" is not an email address')
     reports = (
-        Path(options.reports).resolve() if options.reports else project_root_for(path) / "reports"
+        Path(options.reports).resolve()
+        if options.reports
+        else default_reports_dir(project_root_for(path))
     )
     failed = 0
     for sent in send_latest(path, options.to, reports):

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ..app.storage import mirror_for_serve
 from ..errors import UsageError
 from ..web.server import (
     DEFAULT_HOST,
@@ -44,9 +45,7 @@ def build_serve_parser() -> argparse.ArgumentParser:
         help='turn on the status page\'s "run now" (from this machine, or with [serve] '
         "run_token of eil.toml); the running scheduler runs it",
     )
-    parser.add_argument(
-        "--no-status", action="store_true", help="serve the report site only, no status pages"
-    )
+    parser.add_argument("--no-status", action="store_true", help="serve the report site only")
     parser.add_argument(
         "--port",
         type=int,
@@ -76,7 +75,7 @@ def build_serve_parser() -> argparse.ArgumentParser:
         help=f"worker threads answering requests; more connections wait (default: {DEFAULT_THREADS})",
     )
     parser.add_argument(
-        "--reports", metavar="DIR", help="reports folder (default: reports/ beside PATH's folder)"
+        "--reports", metavar="DIR", help="reports folder (default: [storage] or reports/)"
     )
     add_debug(parser)
     return parser
@@ -91,6 +90,7 @@ def cmd_serve(options: argparse.Namespace) -> int:
     if options.threads < 1:
         raise UsageError("eil-run serve: --threads must be 1 or more")
     reports = reports_dir_for(options)
+    mirror = mirror_for_serve(Path(options.path), reports)
     status = None if options.no_status else _status_site(options, reports)
     try:
         server = make_server(
@@ -116,9 +116,10 @@ def cmd_serve(options: argparse.Namespace) -> int:
     # Ctrl-C and SIGTERM (a service manager, a test harness) both stop cleanly; the
     # handlers are set explicitly, since a shell starts background jobs with SIGINT
     # ignored and `kill -INT` should stop the server there too.
-    with stop_on_signals(threading.Event()) as stop:
+    with stop_on_signals(threading.Event()) as stop, mirror:
         threading.Thread(target=server.serve_forever, name="eil-serve", daemon=True).start()
-        print(f"Serving {reports} at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+        source = mirror.source or reports
+        print(f"Serving {source} at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
         if status is not None:
             run = "on" if status.allow_run else "off (--allow-run turns it on)"
             print(f"Status at http://{shown}:{port}/status/ (run now: {run})", flush=True)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from ..charts.processes import ChartProcesses
     from ..charts.work import ChartJob, RenderedChart
+    from ..outputs.store import ObjectStore
     from ..sources.guard import QueryGuard
     from ..spec.models import ChartSpec
 
@@ -163,6 +164,7 @@ def run_pipeline(
     chart_processes: ChartProcesses | None = None,
     fence: Callable[[], bool] | None = None,
     site_lock: Callable[[], AbstractContextManager[Any]] | None = None,
+    store: Callable[[], ObjectStore | None] | None = None,
 ) -> RunResult:
     """Run ``pipeline`` once for ``ctx`` and write its reports under ``reports_dir``.
 
@@ -171,7 +173,8 @@ def run_pipeline(
     that came back after another took its run over), nothing is published and
     the run fails.  ``site_lock`` is held while the files go into place and
     while the site index is rebuilt, so runners on several machines never
-    interleave their writes and ``latest.*`` only moves forward.
+    interleave their writes and ``latest.*`` only moves forward.  ``store`` gives
+    the object store the files are then published to (``None``: the folder only).
 
     Never raises for a problem of the pipeline: every :class:`EilError` (and any
     unexpected exception) becomes a failed :class:`RunResult` carrying the
@@ -209,6 +212,7 @@ def run_pipeline(
             stages,
             fence,
             site_lock,
+            store() if store is not None else None,
         )
         stages.write = _time.perf_counter() - t
     except EilError as exc:
@@ -298,6 +302,7 @@ def _write(
     stages: StageTimes,
     fence: Callable[[], bool] | None = None,
     site_lock: Callable[[], AbstractContextManager[Any]] | None = None,
+    store: ObjectStore | None = None,
 ) -> _Written:
     """The write stage: exports and manifest, the files in place, then retention."""
 
@@ -356,15 +361,19 @@ def _write(
         reports_dir=reports_dir,
     )
     pipeline_dir = reports_dir / pipeline.name
-    if fence is not None and not fence():
-        raise EilError(
-            f"{FENCED}: another runner took this run over (its lease expired); "
-            "its report stands and this one is not published"
-        )
     # Under the shared lock: "is this stamp the newest?" and the write of latest.* are
-    # one step across runners, so latest.* only moves forward.
+    # one step across runners, so latest.* only moves forward.  The fence is asked
+    # under it too: a runner stopped between the check and the write would
+    # otherwise publish over the run that took its place.
     with site_lock() if site_lock is not None else contextlib.nullcontext():
+        if fence is not None and not fence():
+            raise EilError(
+                f"{FENCED}: another runner took this run over (its lease expired); "
+                "its report stands and this one is not published"
+            )
         paths = write_report(pipeline_dir, files)
+        if store is not None:
+            publish_report(store, pipeline.name, ctx, pipeline_dir, paths)
     written = _Written(files=paths)
     for path in paths:
         if path.parent == pipeline_dir and path.stem == ctx.stamp:
@@ -379,7 +388,31 @@ def _write(
             written.deleted = apply_retention(pipeline_dir, spec.report.keep, protect=ctx.stamp)
         except OSError as exc:  # the report is written; old files stay for the next run
             log.warning("retention for %s failed: %s", pipeline.name, exc)
+        if store is not None:
+            try:
+                store.apply_retention(pipeline.name, spec.report.keep, protect=ctx.stamp)
+            except EilError as exc:  # published; the old objects go at the next run
+                log.warning("retention for %s in %s failed: %s", pipeline.name, store.url, exc)
     return written
+
+
+def publish_report(
+    store: ObjectStore, name: str, ctx: RunContext, pipeline_dir: Path, paths: list[Path]
+) -> None:
+    """Publish the report a run just wrote (``paths``) to the object store, its
+    pointer moved when it is the newest.  Raises :class:`StoreError`: the run then
+    fails, and is retried, as for a full disk."""
+    files = {}
+    for path in paths:
+        relative = path.relative_to(pipeline_dir).as_posix()
+        if not relative.startswith("latest."):
+            files[relative] = path.read_bytes()
+    run = {
+        "run_id": ctx.run_id,
+        "attempt": ctx.attempt,
+        "scheduled_at": ctx.scheduled_at.isoformat(),
+    }
+    store.publish(name, ctx.stamp, files, run=run)
 
 
 def _template_name(pipeline: Pipeline, template: TemplateSource) -> str:

@@ -34,6 +34,7 @@ from pydantic import Field, StringConstraints, ValidationError, field_validator,
 from ..errors import ConfigError
 from .calendars import CalendarDefinition, CalendarSettings, resolve_calendar
 from .models import EMAIL_PATTERN, Duration, Email, StrictModel
+from .storage import is_store_url, parse_store_url
 from .toml_files import PROJECT_FILE
 
 #: The settings file's name, at the project root.
@@ -48,6 +49,8 @@ PROJECT_ENV_KEYS: tuple[tuple[str, ...], ...] = (
     ("delivery", "report_base_url"),
     ("serve", "run_token"),
     ("ledger", "url"),
+    ("storage", "reports"),
+    ("storage", "endpoint_url"),
 )
 
 _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
@@ -284,6 +287,51 @@ class LedgerSettings(StrictModel):
         return value
 
 
+class StorageSettings(StrictModel):
+    """Where reports are published: ``[storage]``.  Without it, the reports folder
+    (``--reports``, or ``reports/`` in the project root)."""
+
+    reports: str | None = None
+    """A folder every runner sees (NFS, EFS, SMB), the default of ``--reports``,
+    relative to the project root; or an object store, ``"s3://bucket/prefix"``,
+    which runners publish each report to and ``serve`` and ``send`` read from
+    (docs/several-machines.md).  ``${ENV_VAR}`` is expanded."""
+
+    endpoint_url: str | None = None
+    """The address of an S3-compatible server other than Amazon S3 (MinIO, Ceph),
+    such as ``"https://minio.internal:9000"``.  Credentials are never written
+    here: the AWS SDK's standard chain supplies them (``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY``, a profile, an instance role)."""
+
+    region: str | None = None
+    """The bucket's region (default ``us-east-1``)."""
+
+    @field_validator("reports")
+    @classmethod
+    def _check_reports(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.strip():
+            raise ValueError("expected a folder or an s3://bucket/prefix URL, not an empty string")
+        if is_store_url(value):
+            if not value.startswith("s3://"):
+                raise ValueError("expected a folder or an s3://bucket/prefix URL")
+            parse_store_url(value)
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// address")
+        return value
+
+    @property
+    def store_url(self) -> str | None:
+        """The object store's URL, or ``None`` when reports go to a folder."""
+        return self.reports if self.reports and is_store_url(self.reports) else None
+
+
 class TargetSettings(StrictModel):
     """One target: ``[targets.NAME]``, chosen by ``--target NAME`` or ``EIL_TARGET``."""
 
@@ -315,6 +363,9 @@ class ProjectSettings(StrictModel):
 
     ledger: LedgerSettings = LedgerSettings()
     """Where the run ledger lives (default: the SQLite file under the reports folder)."""
+
+    storage: StorageSettings = StorageSettings()
+    """Where reports are published: a shared folder or an object store."""
 
     targets: dict[str, TargetSettings] = Field(default_factory=dict)
     """Overrides of connections per environment (``dev``, ``prod`` …), as dbt's targets."""
@@ -543,26 +594,49 @@ def load_ledger_settings(
 
     Raises :class:`ConfigError` for a problem of ``[ledger]`` itself.
     """
+    return _load_table(root, "ledger", LedgerSettings, env, _ledger_url_problems)
+
+
+def load_storage_settings(
+    root: Path | str, *, env: Mapping[str, str] | None = None
+) -> StorageSettings:
+    """Only ``[storage]`` of ``<root>/eil.toml`` (the defaults without it): where
+    the reports go, for every command that writes or reads them.
+
+    Raises :class:`ConfigError` for a problem of ``[storage]`` itself.
+    """
+    return _load_table(root, "storage", StorageSettings, env, lambda raw: [])
+
+
+def _load_table(
+    root: Path | str,
+    table: str,
+    model: type[Any],
+    env: Mapping[str, str] | None,
+    before_expansion: Any,
+) -> Any:
+    """One table of eil.toml, validated by ``model``, its ``${ENV}`` values expanded."""
     from .toml_files import display_path, expand_env, pydantic_problems, read_toml
 
     file = Path(root).resolve() / PROJECT_FILE
     if not file.exists():
-        return LedgerSettings()
+        return model()
     shown = display_path(file)
-    ledger = read_toml(file, shown).get("ledger", {})
-    if not isinstance(ledger, dict):
-        raise ConfigError(file, [("ledger", "expected a table ([ledger])")], shown=shown)
-    raw: dict[str, Any] = {"ledger": ledger}
-    problems = _ledger_url_problems(raw)
-    problems.extend(expand_env(raw, project_environment(root, env), keys=(("ledger", "url"),)))
-    settings: LedgerSettings | None = None
+    values = read_toml(file, shown).get(table, {})
+    if not isinstance(values, dict):
+        raise ConfigError(file, [(table, f"expected a table ([{table}])")], shown=shown)
+    raw: dict[str, Any] = {table: values}
+    problems = before_expansion(raw)
+    keys = tuple(key for key in PROJECT_ENV_KEYS if key[0] == table)
+    problems.extend(expand_env(raw, project_environment(root, env), keys=keys))
+    settings = None
     if not problems:
         try:
-            settings = LedgerSettings.model_validate(raw["ledger"])
+            settings = model.model_validate(raw[table])
         except ValidationError as exc:
-            for key, message in pydantic_problems(exc, raw["ledger"], LedgerSettings):
-                # The URL may hold a secret once expanded: say only what was expected.
-                problems.append((f"ledger.{key}", message.split(", got ")[0]))
+            for key, message in pydantic_problems(exc, raw[table], model):
+                # A URL may hold a secret once expanded: say only what was expected.
+                problems.append((f"{table}.{key}", message.split(", got ")[0]))
     if settings is None or problems:
         raise ConfigError(file, problems, shown=shown)
     return settings

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ledger"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deliver"))
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +38,23 @@ def cluster(ledger_server, tmp_path: Path):
         yield made
     finally:
         made.kill_all()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[object]:
+    """A real S3-compatible server (moto_server) on 127.0.0.1, stopped after the session."""
+    from s3_server import start_s3_server
+
+    server = start_s3_server(tmp_path_factory.mktemp("s3"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The S3 server, its credentials in this process's environment (boto3 reads them there)."""
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    return s3_server
