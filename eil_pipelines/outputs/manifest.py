@@ -78,6 +78,8 @@ def git_state(root: Path, exclude: Path | None = None) -> dict[str, Any] | None:
     definitions look modified).  Runs git with ``GIT_OPTIONAL_LOCKS=0`` so it
     never takes the index lock from under a person using git at that moment.
     """
+    if not _may_be_in_git(root):
+        return None  # no git process per run for a project outside any repository
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
     def git(*args: str) -> str | None:
@@ -115,6 +117,15 @@ def git_state(root: Path, exclude: Path | None = None) -> dict[str, Any] | None:
             changed.append(path)
         dirty = bool(changed)
     return {"commit": commit, "dirty": dirty}
+
+
+def _may_be_in_git(root: Path) -> bool:
+    """Whether git could find a repository for ``root``: a ``.git`` in it or a
+    folder above it (git's own discovery), or ``GIT_DIR`` set."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    folder = root.resolve()
+    return any(os.path.lexists(candidate / ".git") for candidate in (folder, *folder.parents))
 
 
 def _relative(path: Path, top: Path) -> str | None:

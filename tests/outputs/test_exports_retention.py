@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -136,3 +137,24 @@ def test_git_state_outside_a_checkout_and_without_git(tmp_path, monkeypatch):
     assert git_state(tmp_path) is None
     monkeypatch.setenv("PATH", str(tmp_path))  # no git on PATH
     assert git_state(tmp_path) is None
+
+
+def test_git_state_starts_no_git_process_outside_any_repository(tmp_path, monkeypatch):
+    # A git on PATH that leaves a mark each time it is started.
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    mark = tmp_path / "git-started"
+    fake = tools / "git"
+    fake.write_text(f"#!/bin/sh\necho x >> {mark}\nexit 128\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    if any(os.path.lexists(p / ".git") for p in (project, *project.parents)):
+        pytest.skip("the temporary folder is inside a git repository")
+    assert git_state(project) is None
+    assert not mark.exists()
+    (project / ".git").mkdir()
+    assert git_state(project) is None  # the fake git fails: still no state, but it was asked
+    assert mark.read_text() == "x\n"

@@ -267,3 +267,53 @@ def test_once_reports_hostile_queries_without_a_traceback(project):
     ) in output
     assert "root:" not in output
     assert not (project.root / "reports" / "stolen.csv").exists()
+
+
+def test_runs_of_a_project_share_one_in_memory_database_not_a_connection(root, tmp_path):
+    # Making a DuckDB database costs about 35 ms of CPU; each run connects to one per root.
+    from eil_pipelines import sources
+
+    with (
+        open_source("p", SourceSpec(), root) as first,
+        open_source("q", SourceSpec(), root) as second,
+    ):
+        assert first.connection is not second.connection
+        # A connection's own objects (temporary ones: nothing else can be made) stay its own.
+        first.connection.execute("CREATE TEMP TABLE mine AS SELECT 1 AS x")
+        with pytest.raises(duckdb.CatalogException):
+            second.connection.execute("SELECT * FROM mine")
+        # Both are confined, and the relative names resolve against the project root.
+        for source in (first, second):
+            with pytest.raises(duckdb.Error, match="the configuration has been locked"):
+                source.connection.execute("SET enable_external_access = true")
+            frame = source.run("q", "SELECT sum(a) AS s FROM 'data/x.csv'", {})
+            assert frame["s"].tolist() == [4]
+    assert sources._memory_database(root.resolve()) is sources._memory_database(root.resolve())
+    # A later run starts clean: the temporary table went with its connection.
+    with open_source("p", SourceSpec(), root) as later, pytest.raises(duckdb.CatalogException):
+        later.connection.execute("SELECT * FROM mine")
+    # Another project gets its own database, confined to its own folder.
+    other = tmp_path / "other"
+    other.mkdir()
+    with open_source("p", SourceSpec(), other) as elsewhere:
+        message = refused_in(elsewhere, "SELECT * FROM read_csv('../project/data/x.csv')")
+    assert CONFINED in message
+
+
+def test_the_in_memory_databases_kept_are_bounded(tmp_path):
+    from eil_pipelines import sources
+
+    roots = [tmp_path / f"p{n}" for n in range(sources._MEMORY_KEEP + 3)]
+    for folder in roots:
+        folder.mkdir()
+        with open_source("p", SourceSpec(), folder) as source:
+            assert source.run("q", "SELECT 1 AS x", {})["x"].tolist() == [1]
+    assert len(sources._MEMORY_DATABASES) == sources._MEMORY_KEEP
+    assert roots[-1].resolve() in sources._MEMORY_DATABASES
+    assert roots[0].resolve() not in sources._MEMORY_DATABASES
+
+
+def refused_in(source, sql: str) -> str:
+    with pytest.raises(SourceError) as caught:
+        source.run("q", sql, {})
+    return str(caught.value)
