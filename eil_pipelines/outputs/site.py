@@ -50,7 +50,15 @@ from markupsafe import Markup
 from ..render.environment import page_environment, render_page
 from ..render.markdown import CONTENT_SECURITY_POLICY  # the reports' policy: nothing fetched or run
 from .atomic import atomic_write_bytes
-from .site_index import CHUNK, Entry, IndexInvalid, PipelineIndex, open_index, scan_pipeline
+from .site_index import (
+    CHUNK,
+    Entry,
+    IndexInvalid,
+    PipelineIndex,
+    index_dir,
+    open_index,
+    scan_pipeline,
+)
 from .stamps import format_stamp, parse_stamp
 
 log = logging.getLogger("eil_pipelines.outputs")
@@ -209,6 +217,15 @@ class PipelineState:
         """What the pages show of this pipeline, prepared once for the index and its page."""
         return _pipeline_view(self)
 
+    @cached_property
+    def index_section(self) -> Markup:
+        """Its section of the site index, rendered once (a state is reused while the
+        pipeline does not change)."""
+        prefix = self.view["href"] + "/"
+        view = {**self.view, "items": [index_item(r, prefix) for r in self.reports]}
+        section: Markup = _macros().index_section(view, INDEX_RECENT)
+        return section
+
 
 def pipeline_state(reports_dir: Path, index: PipelineIndex, *, newest: int) -> PipelineState:
     """What the site shows of the pipeline ``index`` describes, with its ``newest`` reports."""
@@ -282,6 +299,12 @@ def _update(
         scan = set(names) if rescan is None else rescan & set(names)
         states = []
         for name in names:
+            if name not in scan and name not in touched:
+                known = _known_state(reports_dir, name)
+                if known is not None:
+                    if known.state is not None:
+                        states.append(known.state)
+                    continue
             if name in scan:
                 index, rebuilt = _rescan(reports_dir, name), True
             else:
@@ -294,14 +317,73 @@ def _update(
             if index.changed:
                 index.save()
             if index.count == 0 and read_status(reports_dir, name) is None:
-                continue  # a folder without reports (notes, a removed pipeline's leftovers)
+                # A folder without reports (notes, a removed pipeline's leftovers).
+                _remember_state(reports_dir, index, None)
+                continue
             state = pipeline_state(reports_dir, index, newest=INDEX_LIMIT)
             states.append(state)
             if (rebuilt or name in touched) and state.has_folder:
                 written.extend(_write_pipeline_pages(reports_dir, index, state, rebuilt=rebuilt))
+            _remember_state(reports_dir, index, state)
         if _write_if_changed(reports_dir / "index.html", render_index(states)):
             written.append(reports_dir / "index.html")
     return written
+
+
+@dataclass
+class _Known:
+    """What the last update of this process made of a pipeline, and when it holds."""
+
+    paths: tuple[str, ...]
+    """Its index head, status record and folder."""
+    key: tuple[Any, ...]
+    """Their identities then."""
+    checks: tuple[str, ...]
+    """The files :meth:`~.site_index.PipelineIndex.spot_check` looks at."""
+    state: PipelineState | None
+    """Its state (``None``: not on the site)."""
+
+
+# Per (reports folder, pipeline): an update reuses the state of every pipeline whose
+# index, status record and folder did not change since, so its cost is that of the
+# pipelines a run touched, not of every pipeline on the site.  Paths are kept as
+# strings: at 1,000 pipelines, pathlib's joins would cost more than the stats.
+_KNOWN: dict[tuple[Path, str], _Known] = {}
+_KNOWN_LIMIT = 20_000
+
+
+def _file_key(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _known_state(reports_dir: Path, name: str) -> _Known | None:
+    """The pipeline as the last update saw it, when nothing of it changed since
+    (another process's writes change the files, so they count too)."""
+    known = _KNOWN.get((reports_dir, name))
+    if known is None or known.key != tuple(_file_key(p) for p in known.paths):
+        return None
+    if not all(os.path.lexists(path) for path in known.checks):
+        return None
+    return known
+
+
+def _remember_state(reports_dir: Path, index: PipelineIndex, state: PipelineState | None) -> None:
+    if len(_KNOWN) >= _KNOWN_LIMIT:
+        _KNOWN.clear()
+    name = index.name
+    head = index_dir(reports_dir, name) / "head.json"
+    paths = (str(head), str(status_path(reports_dir, name)), str(reports_dir / name))
+    order = index.order
+    checks: tuple[str, ...] = ()
+    if order:
+        ends = (index.entries(order[0])[0], index.entries(order[-1])[-1])
+        checks = tuple(str(index.folder / next(iter(e["d"].values()))) for e in ends)
+    key = tuple(_file_key(p) for p in paths)
+    _KNOWN[(reports_dir, name)] = _Known(paths, key, checks, state)
 
 
 def _rescan(reports_dir: Path, name: str) -> PipelineIndex:
@@ -650,16 +732,11 @@ def _render(template: str, values: dict[str, Any]) -> str:
 def render_index(states: list[PipelineState]) -> str:
     """``reports/index.html``: every pipeline, its last run, latest figures and newest reports."""
     ordered = sorted(states, key=lambda s: (s.title.casefold(), s.name))
-    views = []
-    for state in ordered:
-        prefix = state.view["href"] + "/"
-        views.append({**state.view, "items": [index_item(r, prefix) for r in state.reports]})
     return _render(
         "site_index.html.j2",
         {
-            "pipelines": views,
+            "sections": [state.index_section for state in ordered],
             "report_count": sum(s.count for s in ordered),
-            "recent": INDEX_RECENT,
         },
     )
 

@@ -297,3 +297,46 @@ def test_an_unreadable_index_folder_does_not_fail_the_update(tmp_path):
     os.unlink(tmp_path / ".eil" / "site")
     update_site(tmp_path, touched={"alpha": {stamp_of(0)}})  # the pending request is kept
     assert "1 pipeline · 1 report" in (tmp_path / "index.html").read_text()
+
+
+def test_an_update_reuses_untouched_pipelines_yet_sees_every_change_on_disk(tmp_path):
+    # The state of a pipeline no run touched is reused while its index head, status
+    # record and folder are unchanged; a change by anyone else (another process, a hand)
+    # shows at the next update all the same.
+    from eil_pipelines.outputs import site
+
+    reports = tmp_path / "reports"
+    for name in ("alpha", "beta", "gamma"):
+        put(reports, name, "2026-03-01", revenue=1)
+    build_site(reports)
+    before = (reports / "index.html").read_text()
+    assert {name for (_, name) in site._KNOWN if _ == reports} >= {"alpha", "beta", "gamma"}
+
+    # Another process writes a report of beta and updates the site for it: this
+    # process's next update, for alpha only, shows beta's report too.
+    put(reports, "beta", "2026-03-02", revenue=222)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from eil_pipelines.outputs.site import "
+            "update_site; update_site(Path(sys.argv[1]), touched={'beta': {'2026-03-02'}})",
+            str(reports),
+        ],
+        check=True,
+    )
+    put(reports, "alpha", "2026-03-02", revenue=111)
+    update_site(reports, touched={"alpha": {"2026-03-02"}})
+    index = (reports / "index.html").read_text()
+    assert index != before
+    assert "$222" in index and "$111" in index
+    assert_same_as_full_rebuild(reports, tmp_path)
+
+    # A report of gamma deleted by hand (no run, no index change) is noticed.
+    drop(reports, "gamma", "2026-03-01")
+    update_site(reports, touched={"alpha": {"2026-03-02"}})
+    index = (reports / "index.html").read_bytes()
+    assert b"gamma/2026-03-01.html" not in index
+    assert b"alpha/2026-03-02.html" in index
+    build_site(reports)
+    assert (reports / "index.html").read_bytes() == index
