@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -402,10 +403,19 @@ def mirror(
             if fmt not in ("md", "html", "pdf") or document != f"{pointer['stamp']}.{fmt}":
                 continue
             dated = reports_dir / name / document
-            if dated.is_file():
-                atomic_link(dated, reports_dir / name / f"latest.{fmt}", dated.read_bytes())
+            latest = reports_dir / name / f"latest.{fmt}"
+            if dated.is_file() and not _same_file(dated, latest):
+                atomic_link(dated, latest, dated.read_bytes())
     atomic_write_bytes(state_file, json.dumps(state, sort_keys=True).encode("utf-8"), durable=False)
     return touched
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``b`` is already ``a`` (a hard link made by an earlier mirror)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _read_state(path: Path) -> dict[str, str]:
