@@ -174,3 +174,22 @@ class Cluster:
                     os.killpg(runner.process.pid, signal.SIGCONT)
                     os.killpg(runner.process.pid, signal.SIGKILL)
                 runner.process.wait(30)
+
+
+def run_three_until_each_ran(
+    cluster: Cluster, names: int, *, timeout: float, **env: str
+) -> list[Runner]:
+    """Start runners ``r0``-``r2``, wait until each of the ``names`` pipelines has
+    succeeded 3 times, then stop them (each must exit 0); return them."""
+    from collections import Counter
+
+    runners = [cluster.start(f"r{n}", **env) for n in range(3)]
+
+    def enough() -> bool:
+        counts = Counter(r.pipeline for r in cluster.rows() if r.status == "succeeded")
+        return len(counts) == names and min(counts.values()) >= 3
+
+    wait_for(enough, "every pipeline ran 3 times", timeout=timeout)
+    for runner in runners:
+        assert cluster.stop(runner) == 0
+    return runners

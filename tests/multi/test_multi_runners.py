@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from multi_helpers import LEASE_S, Cluster, pipeline_text, wait_for
+from multi_helpers import LEASE_S, Cluster, pipeline_text, run_three_until_each_ran, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -60,15 +60,7 @@ def test_three_runners_run_every_time_exactly_once(cluster: Cluster):
     every_of = {f"p{n:02d}": EVERIES[n % len(EVERIES)] for n in range(30)}
     for name, every in every_of.items():
         cluster.pipeline(name, pipeline_text(f"{every}s"))
-    runners = [cluster.start(f"r{n}") for n in range(3)]
-
-    def enough() -> bool:
-        counts = Counter(r.pipeline for r in cluster.rows() if r.status == "succeeded")
-        return len(counts) == 30 and min(counts.values()) >= 3
-
-    wait_for(enough, "every pipeline ran 3 times", timeout=240)
-    for runner in runners:
-        assert cluster.stop(runner) == 0
+    runners = run_three_until_each_ran(cluster, 30, timeout=240)
     rows = _check_exactly_once(cluster, every_of)
     # The work spread: every runner ran some of it.
     hosts = Counter(r.pid for pipeline_rows in rows.values() for r in pipeline_rows)

@@ -400,7 +400,7 @@ CHART = (
 
 
 def test_three_runners_publish_every_report_once_to_the_store(cluster, s3):
-    from multi_helpers import pipeline_text
+    from multi_helpers import pipeline_text, run_three_until_each_ran
 
     bucket = s3.bucket("eil-three")
     with open(cluster.root / "eil.toml", "a") as toml:
@@ -410,15 +410,7 @@ def test_three_runners_publish_every_report_once_to_the_store(cluster, s3):
     every_of = {f"p{n:02d}": (2, 3, 4, 5)[n % 4] for n in range(30)}
     for n, (name, every) in enumerate(every_of.items()):
         cluster.pipeline(name, pipeline_text(f"{every}s") + (CHART if n % 5 == 0 else ""))
-    runners = [cluster.start(f"r{n}", **s3.env()) for n in range(3)]
-
-    def enough() -> bool:
-        counts = Counter(r.pipeline for r in cluster.rows() if r.status == "succeeded")
-        return len(counts) == 30 and min(counts.values()) >= 3
-
-    wait_for(enough, "every pipeline ran 3 times", timeout=300)
-    for runner in runners:
-        assert cluster.stop(runner) == 0
+    runners = run_three_until_each_ran(cluster, 30, timeout=300, **s3.env())
     rows = cluster.rows()
     keys = Counter((r.pipeline, r.scheduled_at) for r in rows)
     assert [k for k, n in keys.items() if n > 1] == []
