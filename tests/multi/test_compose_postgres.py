@@ -171,7 +171,10 @@ def test_two_compose_runners_share_the_postgres_ledger_and_pass_the_health_check
         assert len([n for n in report["nodes"] if n["alive"]]) == 2, report["nodes"]
         assert report["pipelines"][0]["last"]["status"] == "succeeded"
         listed = run(["eil-run", "list", "pipelines", "--format", "json"], project, env)
-        assert json.loads(listed.stdout)[0]["last_status"] == "succeeded", listed.stdout
+        # `list` shows the newest row: a tick every 2 s may be running at that moment.
+        assert json.loads(listed.stdout)[0]["last_status"] in {"succeeded", "running"}, (
+            listed.stdout
+        )
         history = run(["eil-run", "history", "pipelines", "--format", "json"], project, env)
         assert {r["status"] for r in json.loads(history.stdout)} >= {"succeeded"}
         for result in (shown, listed, history):
