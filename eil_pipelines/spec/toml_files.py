@@ -39,9 +39,15 @@ def display_path(path: Path, *, resolved: bool = False) -> str:
 
     ``resolved=True`` says ``path`` is resolved already (saves walking it again)."""
     try:
-        return str((path if resolved else path.resolve()).relative_to(_resolved(os.getcwd())))
+        text = str(path if resolved else path.resolve())
+        folder = str(_resolved(os.getcwd()))
     except (ValueError, OSError):
         return str(path)
+    # Strings, not PurePath.relative_to: this runs for every file of every load.
+    if text == folder:
+        return "."
+    prefix = folder.rstrip(os.sep) + os.sep
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 @functools.lru_cache(maxsize=8)

@@ -175,3 +175,38 @@ def test_printable_escapes_control_characters_only():
     assert printable("two\nlines", keep_newlines=False) == "two\\x0alines"
     assert printable("Umsätze – 日本") == "Umsätze – 日本"
     assert has_control_characters("a\tb") and not has_control_characters("a b")
+
+
+def test_a_folder_load_resolves_shared_folders_and_links_like_one_file_at_a_time(
+    root: Path, tmp_path: Path
+):
+    """Loading a folder resolves each SQL folder once; links are still followed each time."""
+    away = tmp_path / "away"
+    away.mkdir()
+    write(away / "q.sql", "SELECT 2 AS x")
+    (root / "linked").symlink_to(away)  # a folder that is a link out of the project
+    write(root / "sql" / "real.sql", "SELECT 1 AS x")
+    (root / "sql" / "out.sql").symlink_to(away / "q.sql")
+    (root / "sql" / "sub").symlink_to(away)  # sub/.. is away's parent, not sql/
+    names = {
+        "a_inside": "sql/real.sql",
+        "b_inside_too": "sql/real.sql",
+        "c_file_link": "sql/out.sql",
+        "d_folder_link": "linked/q.sql",
+        "e_dot_dot_after_link": "sql/sub/../away/q.sql",
+    }
+    for name, relative in names.items():
+        write(root / "pipelines" / f"{name}.toml", f'[queries.one]\nfile = "{relative}"\n')
+    with pytest.raises(ConfigErrors) as info:
+        load_pipelines(root / "pipelines", env={})
+    refused = {error.file.stem: error.problems for error in info.value.errors}
+    assert sorted(refused) == ["c_file_link", "d_folder_link", "e_dot_dot_after_link"]
+    for name, found in refused.items():
+        assert found == [
+            (
+                "queries.one.file",
+                f'SQL file "{names[name]}" is outside the project folder {root.resolve()} '
+                f"(it resolves to {(away / 'q.sql').resolve()}): "
+                "SQL files must be inside the project folder",
+            )
+        ]
