@@ -35,18 +35,15 @@ from zoneinfo import ZoneInfo
 from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 
-from ..errors import ConfigError, ConfigErrors, EilError, SourceError
+from ..errors import ConfigError, EilError, SourceError
 from ..outputs.exports import export_problems
 from ..render import SAFE_DATA_ATTRIBUTES, create_environment
 from ..render.pdf import format_problems
-from ..sources import open_source
 from ..spec.loader import (
     PROJECT_FILE,
     Pipeline,
     display_path,
-    load_pipeline,
-    load_pipelines,
-    pipeline_files,
+    load_pipelines_lenient,
     project_root_for,
 )
 from ..spec.project import load_project_settings
@@ -90,20 +87,8 @@ def check_path(
     """
 
     path = Path(path)
-    errors: list[ConfigError] = []
-    try:
-        pipelines = load_pipelines(path)
-    except ConfigErrors as exc:
-        errors = list(exc.errors)
-        failed = {e.file for e in errors}
-        root = project_root_for(path)
-        pipelines = []
-        for file in pipeline_files(path):
-            if file not in failed:
-                try:
-                    pipelines.append(load_pipeline(file, root=root))
-                except ConfigError as error:  # pragma: no cover - load_pipelines saw it first
-                    errors.append(error)
+    # One pass: the valid pipelines and the others' problems (files are not loaded twice).
+    pipelines, errors = load_pipelines_lenient(path)
     # Formats and exports that need an optional extra (pdf, parquet, xlsx): detectable
     # without running.
     project_file = project_root_for(path) / PROJECT_FILE
@@ -185,6 +170,8 @@ def _query_columns(
 
     columns: dict[str, list[str] | None] = dict.fromkeys(pipeline.sql)
     params: dict[str, Any] = {**ctx.params(), **pipeline.spec.params}
+    from ..sources import open_source  # the deep check only: sources cost start-up time
+
     try:
         source = open_source(pipeline.name, pipeline.spec.source, pipeline.root)
     except EilError as exc:

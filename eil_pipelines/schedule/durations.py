@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
@@ -30,6 +31,13 @@ def parse_duration(
     """
     if not isinstance(text, str):
         raise ValueError(f'expected a duration string such as "15m", got {text!r}')
+    return _parse(text, minimum, maximum)
+
+
+# Cached: 1,000 pipeline files hold a handful of distinct durations ("1d", "10m").
+# Errors are not cached (they raise), and a timedelta is immutable.
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str, minimum: timedelta | None, maximum: timedelta) -> timedelta:
     compact = text.strip().replace(" ", "").lower()
     if not compact or not _WHOLE.match(compact):
         shown = text if len(text) <= 40 else text[:40] + "…"
@@ -55,12 +63,13 @@ def check_duration(
     delta: timedelta, *, minimum: timedelta | None = None, maximum: timedelta = MAX_DURATION
 ) -> timedelta:
     """The bounds of :func:`parse_duration` for a value that is already a timedelta."""
-    shown = format_duration(delta) if delta > timedelta(0) else "0s"
     if delta <= timedelta(0):
-        raise ValueError(f'invalid duration "{shown}": must be greater than zero')
+        raise ValueError('invalid duration "0s": must be greater than zero')
     if delta > maximum:
+        shown = format_duration(delta)
         raise ValueError(f'invalid duration "{shown}": must be at most {format_duration(maximum)}')
     if minimum is not None and delta < minimum:
+        shown = format_duration(delta)
         raise ValueError(f'invalid duration "{shown}": must be at least {format_duration(minimum)}')
     return delta
 

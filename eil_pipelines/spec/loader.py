@@ -63,7 +63,8 @@ class Pipeline:
     @property
     def display_path(self) -> str:
         """The file as the user should see it: relative to the working folder when inside it."""
-        return display_path(self.file)
+        # Loading resolves every pipeline file (pipeline_files, load_pipeline).
+        return display_path(self.file, resolved=self.file.is_absolute())
 
     @property
     def template_path(self) -> Path | None:
