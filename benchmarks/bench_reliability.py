@@ -3,7 +3,7 @@
 Run from anywhere (one run prints everything; about 10 minutes on 2 loaded CPUs)::
 
     python benchmarks/bench_reliability.py [--only tiny,burst,startup,loop]
-        [--tiny-pipelines 200] [--tiny-seconds 180] [--burst-reports 50]
+        [--tiny-pipelines 200] [--tiny-seconds 180] [--tiny-daemons 2] [--burst-reports 50]
         [--chart-processes 2] [--keep]
 
 Every section but ``loop`` starts ``eil-run pipelines`` as a child process
@@ -19,6 +19,10 @@ run ledger and its log, as an operator would:
   counts by reason and the daemon's CPU per run (user + system of the
   process, from /proc, over the measured window).  Targets: 0 missing, 0
   duplicates, p50 < 1 s, no skips on an unloaded machine, <= 20 ms CPU/run.
+  With ``--tiny-daemons N`` (N > 1) it runs again with N daemons started on
+  the same project: several runners sharing one ledger, which claims each
+  fire time for one of them, so the work spreads over N CPUs.  The CPU per
+  run then sums every daemon's, the losing claims included.
 * ``burst``: ``--burst-reports`` four-chart reports due at the same minute
   (a daily cron), beside a pipeline every second; once with chart processes
   (``--chart-processes``), once without (0).  Prints the burst's total time
@@ -185,34 +189,51 @@ class Project:
         self.ledger = self.reports / ".eil" / "ledger.sqlite3"
         self.log = self.reports / ".eil" / "scheduler.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.others: list[subprocess.Popen[bytes]] = []
+        """More daemons on the same project (``start(copies=N)``)."""
         self.spawned = 0.0
 
     def pipeline(self, name: str, text: str) -> None:
         """Write ``pipelines/<name>.toml``."""
         (self.root / "pipelines" / f"{name}.toml").write_text(text, encoding="utf-8")
 
-    def start(self, *args: str) -> None:
-        """Start the daemon (stderr to a file)."""
+    def start(self, *args: str, copies: int = 1) -> None:
+        """Start the daemon (stderr to a file); ``copies`` > 1 starts more runners
+        on the same project, which share the fire times through the ledger's claims."""
         self.spawned = time.monotonic()
         self.stderr = (self.root / "daemon.stderr").open("wb")
-        self.process = subprocess.Popen(
-            [*eil_command(), "pipelines", *args],
-            cwd=self.root,
-            stdout=subprocess.DEVNULL,
-            stderr=self.stderr,
-        )
+        started = [
+            subprocess.Popen(
+                [*eil_command(), "pipelines", *args],
+                cwd=self.root,
+                stdout=subprocess.DEVNULL,
+                stderr=self.stderr,
+            )
+            for _ in range(copies)
+        ]
+        self.process, self.others = started[0], started[1:]
+
+    def pids(self) -> list[int]:
+        """Every daemon's process id."""
+        return [p.pid for p in ([self.process] if self.process else []) + self.others]
 
     def stop(self, grace: float = 120) -> int:
-        """SIGTERM; the exit code (killed after ``grace`` seconds)."""
+        """SIGTERM to every daemon; the first one's exit code (killed after ``grace`` s)."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        processes = [self.process, *self.others]
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        codes = []
         try:
-            return self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+            for process in processes:
+                try:
+                    codes.append(process.wait(grace))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    codes.append(process.wait())
         finally:
             self.stderr.close()
+        return max(codes, key=abs)
 
     def rows(self, where: str = "1", params: Sequence[object] = ()) -> list[tuple]:
         """(pipeline, scheduled_at, status, started_at, finished_at, error) rows."""
@@ -232,9 +253,10 @@ class Project:
         return self.log.read_text(encoding="utf-8") if self.log.exists() else ""
 
     def cleanup(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        for process in ([self.process] if self.process else []) + self.others:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         if self.keep:
             print(f"  kept {self.root}")
         else:
@@ -267,25 +289,25 @@ def duplicate_starts(log: str) -> int:
 # --------------------------------------------------------------------------- tiny
 
 
-def bench_tiny(pipelines: int, seconds: float, keep: bool) -> None:
-    """``pipelines`` tiny pipelines every 10 s for ``seconds`` on the daemon."""
-    print(f"\n{pipelines} tiny pipelines every 10 s for {seconds:.0f} s on the daemon")
+def bench_tiny(pipelines: int, seconds: float, keep: bool, daemons: int = 1) -> None:
+    """``pipelines`` tiny pipelines every 10 s for ``seconds`` on ``daemons`` daemons."""
+    on = "the daemon" if daemons == 1 else f"{daemons} daemons sharing one project and ledger"
+    print(f"\n{pipelines} tiny pipelines every 10 s for {seconds:.0f} s on {on}")
     project = Project(keep, "tiny")
     try:
         for n in range(pipelines):
             project.pipeline(f"tiny_{n:03d}", TINY.format(n=n))
-        project.start()
+        project.start(copies=daemons)
         # The window opens with the first fire time after the daemon is ready.
         if not wait_until(lambda: bool(project.rows()), 120):
             print("  no row after 120 s: the daemon did not start")
             return
-        assert project.process is not None
-        pid = project.process.pid
+        pids = project.pids()
         first = min(when(r[1]) for r in project.rows())  # type: ignore[type-var]
-        cpu_from, wall_from = cpu_seconds(pid), time.monotonic()
+        cpu_from, wall_from = sum(cpu_seconds(p) for p in pids), time.monotonic()
         opened = datetime.now(UTC)
         time.sleep(max(0.0, seconds - (time.monotonic() - project.spawned)))
-        cpu_to, wall_to = cpu_seconds(pid), time.monotonic()
+        cpu_to, wall_to = sum(cpu_seconds(p) for p in pids), time.monotonic()
         closed = datetime.now(UTC)
         code = project.stop()
         rows = project.rows()
@@ -463,6 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="tiny,burst,startup,loop")
     parser.add_argument("--tiny-pipelines", type=int, default=200)
     parser.add_argument("--tiny-seconds", type=float, default=180)
+    parser.add_argument(
+        "--tiny-daemons",
+        type=int,
+        default=1,
+        help="also run the tiny section with this many daemons on one project (one CPU each)",
+    )
     parser.add_argument("--burst-reports", type=int, default=50)
     parser.add_argument("--chart-processes", type=int, default=2)
     parser.add_argument("--workers", type=int, default=4, help="workers in the loop section")
@@ -475,6 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"eil-run: {' '.join(eil_command())}")
     if "tiny" in sections:
         bench_tiny(args.tiny_pipelines, args.tiny_seconds, args.keep)
+        if args.tiny_daemons > 1:
+            bench_tiny(args.tiny_pipelines, args.tiny_seconds, args.keep, args.tiny_daemons)
     if "burst" in sections:
         bench_burst(args.burst_reports, args.chart_processes, args.keep)
     if "startup" in sections:

@@ -239,6 +239,9 @@ LAZY_SEAMS = {
     ("eil_pipelines.spec.project", "eil_pipelines.render"),
     ("eil_pipelines.spec.loader", "eil_pipelines.errors"),
     ("eil_pipelines.spec.project", "eil_pipelines.errors"),
+    # validate prepares queries only with --deep: the sources (and sqlite3) load then,
+    # not for every validate
+    ("eil_pipelines.run.deep", "eil_pipelines.sources"),
     # the cron parser checks a cron string only when a file has one
     ("eil_pipelines.spec.models", "eil_pipelines.schedule.cron"),
 }

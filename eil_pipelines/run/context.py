@@ -7,6 +7,7 @@ that one value.  That is what makes ``--at``, backfill and the tests simple.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -46,11 +47,12 @@ class RunContext:
     attempt: int = 1
     """1 for the first try, then 2, 3 … for retries."""
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
         """A stable id for (pipeline, scheduled time): the same run always gets the same id.
 
         Stable rather than random so re-rendering a past report gives identical files.
+        Computed once per context (a run reads it a dozen times: logs, ledger, manifest).
         """
         utc = self.scheduled_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         digest = hashlib.sha1(f"{self.pipeline}@{utc}".encode()).hexdigest()[:8]
