@@ -43,7 +43,9 @@ def storage_settings(root: Path) -> StorageSettings:
 
     Raises :class:`~eil_pipelines.errors.ConfigError` for a problem of ``[storage]``.
     """
-    root = root.resolve()
+    # Absolute, not resolved: resolving walked every component of the path on every
+    # run, and cost more than the stat below.
+    root = Path(os.path.abspath(root))
     try:
         st = os.stat(root / PROJECT_FILE)
         key: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)

@@ -15,6 +15,7 @@ scheduled time, except the wall-clock fields in :data:`VOLATILE_KEYS`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -117,6 +118,15 @@ def git_state(root: Path, exclude: Path | None = None) -> dict[str, Any] | None:
             changed.append(path)
         dirty = bool(changed)
     return {"commit": commit, "dirty": dirty}
+
+
+@functools.lru_cache(maxsize=4096)
+def _pipeline_path(file: str, root: str) -> str:
+    """The pipeline file relative to the project root (resolved once per file, not per run)."""
+    try:
+        return Path(file).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return file
 
 
 def _may_be_in_git(root: Path) -> bool:
@@ -226,10 +236,7 @@ def build_manifest(
         version = _version_of("holidays")
         if version:
             software["holidays"] = version
-    try:
-        pipeline_path = pipeline.file.resolve().relative_to(pipeline.root.resolve()).as_posix()
-    except ValueError:
-        pipeline_path = str(pipeline.file)
+    pipeline_path = _pipeline_path(str(pipeline.file), str(pipeline.root))
     return {
         "manifest_version": MANIFEST_VERSION,
         "pipeline": pipeline.name,

@@ -30,6 +30,7 @@ report gives the same pages (the wall-clock times are in the manifests).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -476,6 +477,12 @@ _PENDING: dict[Path, _Request] = {}
 _BUILDING: set[Path] = set()
 
 
+@functools.lru_cache(maxsize=64)
+def _site_key(reports_dir: str, cwd: str) -> Path:
+    # One folder, one key, however it is spelled; resolved once, not once per run.
+    return Path(cwd, reports_dir).resolve()
+
+
 def update_site(
     reports_dir: Path,
     pipelines: Iterable[str] | None = None,
@@ -496,7 +503,7 @@ def update_site(
     once every caller has returned, the site reflects every run.  A failed
     rebuild leaves its request pending for the next run and raises.
     """
-    key = Path(reports_dir).resolve()
+    key = _site_key(str(reports_dir), os.getcwd())
     with _STATE_LOCK:
         _PENDING.setdefault(key, _Request()).add(pipelines, touched)
         if key in _BUILDING:
