@@ -92,17 +92,19 @@ class Dispatcher:
         status: str | None = None,
         error: str | None = None,
         final: bool = True,
-    ) -> list[DeliveryRecord]:
-        """Queue the messages of a finished run; return its outbox rows.
+    ) -> int:
+        """Queue the messages of a finished run; return how many outbox rows it added.
 
         ``status``/``error`` override the result's (a timeout); ``final`` is
         False when the run will be retried.  Wakes the worker, if running.
+        (``ledger.deliveries`` lists a run's rows; every run reading them back
+        here cost a query that no caller used.)
         """
         facts = RunFacts.from_result(pipeline, ctx, result, status=status, error=error)
         queued = self.queue(facts, final=final)
         if queued:
             self.wakeup()
-        return self.ledger.deliveries(pipeline=pipeline.name, scheduled_at=ctx.scheduled_at)
+        return queued
 
     def queue(self, facts: RunFacts, *, final: bool) -> int:
         """Render and store the run's messages and state; how many rows were added."""

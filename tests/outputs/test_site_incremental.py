@@ -340,3 +340,53 @@ def test_an_update_reuses_untouched_pipelines_yet_sees_every_change_on_disk(tmp_
     assert b"alpha/2026-03-02.html" in index
     build_site(reports)
     assert (reports / "index.html").read_bytes() == index
+
+
+def test_a_trusted_update_stats_only_the_folders_of_untouched_pipelines(tmp_path, monkeypatch):
+    # While the generation file is as this process left it (no other process updated
+    # the site), an update looks at each untouched pipeline's folder alone; once
+    # another update marks the file, every file of every pipeline is looked at again.
+    from eil_pipelines.outputs import site
+
+    reports = tmp_path / "reports"
+    names = [f"p{i}" for i in range(6)]
+    for name in names:
+        put(reports, name, "2026-03-01")
+    build_site(reports)
+    put(reports, "p0", "2026-03-02")
+    update_site(reports, touched={"p0": {"2026-03-02"}})  # this process's own update
+
+    looked: list[str] = []
+    real = site._file_key
+
+    def counting(path: str):
+        looked.append(path)
+        return real(path)
+
+    monkeypatch.setattr(site, "_file_key", counting)
+    put(reports, "p0", "2026-03-03")
+    update_site(reports, touched={"p0": {"2026-03-03"}})
+    untouched = {str(reports / name) for name in names[1:]}
+    status_files = {str(site.status_path(reports, name)) for name in names[1:]}
+    assert untouched <= set(looked)
+    assert not status_files & set(looked)
+
+    # Another process's update: the generation file is new, so all is looked at.
+    (reports / ".eil" / "site.generation").unlink()
+    (reports / ".eil" / "site.generation").write_text("another process")
+    looked.clear()
+    put(reports, "p0", "2026-03-04")
+    update_site(reports, touched={"p0": {"2026-03-04"}})
+    assert status_files <= set(looked)
+    assert_same_as_full_rebuild(reports, tmp_path)
+
+
+def test_a_new_pipeline_folder_shows_although_the_names_are_cached(tmp_path):
+    reports = tmp_path / "reports"
+    put(reports, "alpha", "2026-03-01")
+    build_site(reports)
+    put(reports, "beta", "2026-03-01")  # a new folder: the reports folder changed
+    update_site(reports, touched={"alpha": {"2026-03-01"}})
+    index = (reports / "index.html").read_text()
+    assert "beta/2026-03-01.html" in index
+    assert "alpha/2026-03-01.html" in index
