@@ -3,7 +3,8 @@
 Run from anywhere (one run prints everything; about 10 minutes on 2 loaded CPUs)::
 
     python benchmarks/bench_reliability.py [--only tiny,burst,startup,loop]
-        [--tiny-pipelines 200] [--tiny-seconds 180] [--tiny-daemons 2] [--burst-reports 50]
+        [--tiny-pipelines 200] [--tiny-seconds 180] [--tiny-daemons 2]
+        [--tiny-processes 2] [--burst-reports 50]
         [--chart-processes 2] [--keep]
 
 Every section but ``loop`` starts ``eil-run pipelines`` as a child process
@@ -22,7 +23,10 @@ run ledger and its log, as an operator would:
   With ``--tiny-daemons N`` (N > 1) it runs again with N daemons started on
   the same project: several runners sharing one ledger, which claims each
   fire time for one of them, so the work spreads over N CPUs.  The CPU per
-  run then sums every daemon's, the losing claims included.
+  run then sums every daemon's, the losing claims included.  With
+  ``--tiny-processes N`` (N > 1) it runs again as ``eil-run pipelines
+  --processes N``: one supervisor and N scheduler processes (the CPU per run
+  sums them all, the supervisor included).
 * ``burst``: ``--burst-reports`` four-chart reports due at the same minute
   (a daily cron), beside a pipeline every second; once with chart processes
   (``--chart-processes``), once without (0).  Prints the burst's total time
@@ -168,6 +172,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.2)
     return predicate()
 
 
+def children_of(pid: int) -> list[int]:
+    """The direct children of ``pid`` (Linux: /proc/PID/task/*/children)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of ``pid`` and its reaped children so far (Linux /proc)."""
     try:
@@ -214,8 +229,9 @@ class Project:
         self.process, self.others = started[0], started[1:]
 
     def pids(self) -> list[int]:
-        """Every daemon's process id."""
-        return [p.pid for p in ([self.process] if self.process else []) + self.others]
+        """Every daemon's process id, and their children's (``--processes``)."""
+        own = [p.pid for p in ([self.process] if self.process else []) + self.others]
+        return own + [child for pid in own for child in children_of(pid)]
 
     def stop(self, grace: float = 120) -> int:
         """SIGTERM to every daemon; the first one's exit code (killed after ``grace`` s)."""
@@ -250,7 +266,9 @@ class Project:
             return []
 
     def log_text(self) -> str:
-        return self.log.read_text(encoding="utf-8") if self.log.exists() else ""
+        """The daemon's log, and those of its scheduler processes (``--processes``)."""
+        files = sorted(self.log.parent.glob("scheduler*.log")) if self.log.parent.exists() else []
+        return "".join(path.read_text(encoding="utf-8") for path in files)
 
     def cleanup(self) -> None:
         for process in ([self.process] if self.process else []) + self.others:
@@ -289,15 +307,20 @@ def duplicate_starts(log: str) -> int:
 # --------------------------------------------------------------------------- tiny
 
 
-def bench_tiny(pipelines: int, seconds: float, keep: bool, daemons: int = 1) -> None:
-    """``pipelines`` tiny pipelines every 10 s for ``seconds`` on ``daemons`` daemons."""
+def bench_tiny(
+    pipelines: int, seconds: float, keep: bool, daemons: int = 1, processes: int = 1
+) -> None:
+    """``pipelines`` tiny pipelines every 10 s for ``seconds`` on ``daemons`` daemons
+    (each with ``--processes processes``)."""
     on = "the daemon" if daemons == 1 else f"{daemons} daemons sharing one project and ledger"
+    if processes > 1:
+        on = f"one daemon with --processes {processes}"
     print(f"\n{pipelines} tiny pipelines every 10 s for {seconds:.0f} s on {on}")
     project = Project(keep, "tiny")
     try:
         for n in range(pipelines):
             project.pipeline(f"tiny_{n:03d}", TINY.format(n=n))
-        project.start(copies=daemons)
+        project.start("--processes", str(processes), copies=daemons)
         # The window opens with the first fire time after the daemon is ready.
         if not wait_until(lambda: bool(project.rows()), 120):
             print("  no row after 120 s: the daemon did not start")
@@ -491,6 +514,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="also run the tiny section with this many daemons on one project (one CPU each)",
     )
+    parser.add_argument(
+        "--tiny-processes",
+        type=int,
+        default=1,
+        help="also run the tiny section as one daemon with --processes N",
+    )
     parser.add_argument("--burst-reports", type=int, default=50)
     parser.add_argument("--chart-processes", type=int, default=2)
     parser.add_argument("--workers", type=int, default=4, help="workers in the loop section")
@@ -505,6 +534,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_tiny(args.tiny_pipelines, args.tiny_seconds, args.keep)
         if args.tiny_daemons > 1:
             bench_tiny(args.tiny_pipelines, args.tiny_seconds, args.keep, args.tiny_daemons)
+        if args.tiny_processes > 1:
+            bench_tiny(
+                args.tiny_pipelines, args.tiny_seconds, args.keep, processes=args.tiny_processes
+            )
     if "burst" in sections:
         bench_burst(args.burst_reports, args.chart_processes, args.keep)
     if "startup" in sections:

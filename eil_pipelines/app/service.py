@@ -77,6 +77,7 @@ from .ledgered import (
     ledgered_failure,
     ledgered_run,
 )
+from .processes import ProcessRole, rotated
 from .runner import Runner, default_node
 from .storage import default_reports_dir
 from .waiting import Waiter, needs_wait
@@ -133,6 +134,7 @@ class SchedulerService:
         chart_processes: int | None = None,
         node: str | None = None,
         beat_interval: float = DEFAULT_BEAT_INTERVAL,
+        role: ProcessRole | None = None,
     ):
         self.path = Path(path)
         self.root = project_root_for(self.path)
@@ -169,6 +171,9 @@ class SchedulerService:
         self._beater: threading.Thread | None = None
         self._adhoc: ThreadPoolExecutor | None = None
         self._adhoc_runs: set[Future[Any]] = set()
+        self.role = role
+        """This process's place among a supervisor's (``--processes N``): it registers the
+        pipelines from its own share on, so that siblings claim different ones first."""
         self.runner: Any = None
         """The :class:`~eil_pipelines.app.runner.Runner` (lease renewal, takeover, outages)
         when the ledger is shared by several runners; ``None`` for the SQLite file."""
@@ -207,7 +212,7 @@ class SchedulerService:
             for error in errors:
                 self._broken[error.file] = str(error)
                 log.error("invalid pipeline file (not scheduled):\n%s", error)
-            for pipeline in pipelines:
+            for pipeline in rotated(pipelines, self.role):
                 problem = self._unschedulable(pipeline)
                 if problem is not None:
                     self._broken[pipeline.file] = problem

@@ -45,7 +45,12 @@ def add_log_options(parser: argparse.ArgumentParser, *, log_file: bool = False) 
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record, on one line; UTC timestamps with milliseconds."""
+    """One JSON object per record, on one line; UTC timestamps with milliseconds
+    (and ``process``, a supervised scheduler process's number, on every line)."""
+
+    def __init__(self, process: int | None = None) -> None:
+        super().__init__()
+        self.process = process
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as a JSON line (a traceback, if any, goes in ``exc``)."""
@@ -56,6 +61,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.process is not None:
+            row["process"] = self.process
         for field in RUN_FIELDS:
             value = getattr(record, field, None)
             if value is not None:
@@ -104,9 +111,14 @@ def configure_logging(verbose: bool, fmt: str = "text") -> None:
         handler.setFormatter(formatter(fmt))
 
 
-def configure_daemon_logging(fmt: str, log_file: Path | None, secrets: Iterable[str]) -> None:
+def configure_daemon_logging(
+    fmt: str, log_file: Path | None, secrets: Iterable[str], *, process: int | None = None
+) -> None:
     """The scheduler's logging: INFO to stderr and to ``log_file`` (unless ``None``),
-    in ``fmt``, every line through a :class:`RedactFilter` of ``secrets``."""
+    in ``fmt``, every line through a :class:`RedactFilter` of ``secrets``; ``process``
+    (a supervised process's number) marks each line, as processes share stderr."""
+    mark = "" if process is None else f"[process {process}] "
+    text_format = DAEMON_TEXT_FORMAT.replace("%(message)s", f"{mark}%(message)s")
     redact = RedactFilter(secrets)
     handlers = list(logging.getLogger().handlers)
     if log_file is not None:
@@ -120,7 +132,9 @@ def configure_daemon_logging(fmt: str, log_file: Path | None, secrets: Iterable[
         handlers.append(file_handler)
     for handler in handlers:
         handler.setLevel(logging.INFO)
-        handler.setFormatter(formatter(fmt, DAEMON_TEXT_FORMAT))
+        handler.setFormatter(
+            JsonFormatter(process) if fmt == "json" else formatter(fmt, text_format)
+        )
         handler.addFilter(redact)
     logging.getLogger("eil_pipelines").setLevel(logging.INFO)
 

@@ -7,6 +7,7 @@ import gc
 import sys
 from pathlib import Path
 
+from ..errors import UsageError
 from .common import (
     Parser,
     add_path,
@@ -97,6 +98,11 @@ def cmd_once(options: argparse.Namespace) -> int:
     from .printing import print_config_errors, print_deliveries, print_summary
 
     check_counts(options)
+    if options.processes != 1:
+        raise UsageError(
+            "eil-run: --processes goes with the scheduler; --once runs in one process "
+            "(--workers sets how many pipelines run at once)"
+        )
     at = parse_at(options.at) if options.at else None
     valid, errors = load_pipelines_lenient(Path(options.path))
     pipelines = select_pipelines(valid, errors, options.only)

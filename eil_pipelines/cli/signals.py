@@ -60,3 +60,14 @@ def stop_on_signals(
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def taker(event: threading.Event) -> Any:
+    """A callable that says whether ``event`` was set since it last asked, and clears it."""
+
+    def take() -> bool:
+        asked = event.is_set()
+        event.clear()
+        return asked
+
+    return take
