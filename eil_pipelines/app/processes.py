@@ -24,7 +24,10 @@ claims it, and the others find it claimed.
   Ctrl-C reaches the supervisor only.
 * **Reload.**  SIGHUP to the supervisor is passed on to every process.
 * **Restart.**  A process that dies is started again after 1 s, then 2, 4 ...
-  up to 60 s while it keeps dying within a minute of its start.
+  up to 60 s while it keeps dying within a minute of its start.  A process
+  that exits with one of the codes that say starting again cannot help (the
+  project or the reports folder is unusable: 2 and 3) stops them all, and the
+  supervisor exits with that code, for systemd or the container to see.
 """
 
 from __future__ import annotations
@@ -150,8 +153,13 @@ class Supervisor:
         *,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fatal: frozenset[int] = frozenset(),
     ):
         self.count = count
+        self.fatal = fatal
+        """Exit codes of a process after which starting it again cannot help."""
+        self.failed: int | None = None
+        """The first such exit code seen: the supervisor then stops (``None`` until then)."""
         self.command = command
         self.env = dict(os.environ if env is None else env)
         self._clock = clock
@@ -254,6 +262,13 @@ class Supervisor:
         child.process = None
         if self._stopping:
             return
+        if code in self.fatal:
+            log.error(
+                "scheduler process %d exited with code %d: stopping the others", child.index, code
+            )
+            child.restart_at = None
+            self.failed = code if self.failed is None else self.failed
+            return
         if now - child.started >= RESTART_RESET_S:
             child.pause = RESTART_FIRST_S
         child.restart_at = now + child.pause
@@ -280,9 +295,10 @@ class Supervisor:
 def run_supervised(
     supervisor: Supervisor, stop: threading.Event, *, on_reload: Callable[[], bool]
 ) -> None:
-    """Keep the processes running until ``stop`` is set; SIGHUP (``on_reload``) reloads them."""
+    """Keep the processes running until ``stop`` is set (or one fails for good, see
+    :attr:`Supervisor.failed`); SIGHUP (``on_reload``) reloads them."""
     supervisor.poll()
-    while not stop.wait(0.2):
+    while supervisor.failed is None and not stop.wait(0.2):
         if on_reload():
             supervisor.reload()
         supervisor.poll()

@@ -8,7 +8,7 @@ import os
 import threading
 from pathlib import Path
 
-from .exitcodes import EXIT_OK
+from .exitcodes import EXIT_CONFIG, EXIT_COULD_NOT_RUN, EXIT_OK
 from .schedule import node_option
 from .signals import stop_on_signals, taker
 
@@ -19,7 +19,11 @@ def supervise(options: argparse.Namespace, reports: Path, log_file: Path | None)
     from ..app.processes import Supervisor, run_supervised
 
     count = options.processes
-    supervisor = Supervisor(count, lambda index: process_command(options, reports, log_file, index))
+    supervisor = Supervisor(
+        count,
+        lambda index: process_command(options, reports, log_file, index),
+        fatal=frozenset({EXIT_CONFIG, EXIT_COULD_NOT_RUN}),
+    )
     reload_asked = threading.Event()
     log = logging.getLogger("eil_pipelines.scheduler")
     with stop_on_signals(threading.Event(), on_reload=reload_asked.set) as stop:
@@ -38,7 +42,7 @@ def supervise(options: argparse.Namespace, reports: Path, log_file: Path | None)
     log.info(
         "stopped" if clean else "stopped; a process was killed, its runs recorded as abandoned"
     )
-    return EXIT_OK
+    return EXIT_OK if supervisor.failed is None else supervisor.failed
 
 
 def process_command(

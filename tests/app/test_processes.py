@@ -21,12 +21,13 @@ from eil_pipelines.app.processes import (
     process_log_file,
     role_from_env,
     rotated,
+    run_supervised,
 )
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pipes")
 
 # A stand-in scheduler process: says it is up (with its role and whether it holds
-# the pipe), writes "hup" on SIGHUP, exits 0 on SIGTERM or when the pipe ends.
+# the pipe), writes "hup" on SIGHUP, exits 0 on SIGTERM or when the pipe ends, 2 on SIGUSR1.
 CHILD = r"""
 import os, signal, sys, threading
 out = sys.argv[1]
@@ -34,6 +35,7 @@ def say(text):
     with open(out, "a") as f:
         f.write(text + "\n")
 signal.signal(signal.SIGHUP, lambda *_: say("hup"))
+signal.signal(signal.SIGUSR1, lambda *_: os._exit(2))
 done = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: done.set())
 def pipe():
@@ -80,10 +82,13 @@ def supervised(tmp_path):
     script.write_text(CHILD, encoding="utf-8")
     made: list[Supervisor] = []
 
-    def make(count: int, clock: Clock | None = None) -> Supervisor:
+    def make(
+        count: int, clock: Clock | None = None, fatal: frozenset[int] = frozenset()
+    ) -> Supervisor:
         supervisor = Supervisor(
             count,
             lambda index: [sys.executable, str(script), str(tmp_path / f"out-{index}.txt")],
+            fatal=fatal,
             **({"clock": clock} if clock else {}),
         )
         made.append(supervisor)
@@ -171,6 +176,30 @@ def test_a_stopped_supervisor_starts_nothing_again(supervised, tmp_path):
     clock.now += 3600
     supervisor.poll()
     assert supervisor.pids() == []
+
+
+def test_a_fatal_exit_code_stops_the_supervisor_instead_of_a_restart(supervised, tmp_path):
+    clock = Clock()
+    supervisor = supervised(2, clock, fatal=frozenset({2, 3}))
+    supervisor.poll()
+    outs = [tmp_path / "out-1.txt", tmp_path / "out-2.txt"]
+    assert wait_for(lambda: all(lines(p)[:1] for p in outs))  # handlers in place
+    # A crash (a signal) is not fatal: that process starts again.
+    os.kill(supervisor.pids()[0], signal.SIGKILL)
+    assert wait_for(lambda: (supervisor.poll(), len(supervisor.pids()))[1] == 1)
+    assert supervisor.failed is None
+    clock.now += RESTART_FIRST_S
+    supervisor.poll()
+    assert wait_for(lambda: lines(outs[0]).count("up 1/2") == 2)
+    # Exit code 2 is fatal: run_supervised returns with no stop asked, and
+    # nothing starts again; the other process runs until stop().
+    os.kill(supervisor.pids()[1], signal.SIGUSR1)
+    run_supervised(supervisor, threading.Event(), on_reload=lambda: False)
+    assert supervisor.failed == 2
+    clock.now += 3600
+    supervisor.poll()
+    assert len(supervisor.pids()) == 1
+    assert lines(outs[1]) == ["up 2/2"]
 
 
 def test_the_pipe_ends_with_the_supervisor(tmp_path):

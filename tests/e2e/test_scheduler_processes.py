@@ -184,3 +184,19 @@ def test_processes_is_for_the_scheduler(project):
     assert not (project.root / "reports").exists() or not list(
         Path(project.root / "reports").iterdir()
     )
+
+
+def test_a_process_that_cannot_start_stops_the_supervisor_with_its_code(supervise, project):
+    """Starting again cannot fix an unusable ledger: the supervisor exits 2, as
+    ``eil-run`` alone does, instead of starting its processes for ever."""
+    ledger = project.reports / ".eil" / "ledger.sqlite3"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_bytes(b"")
+    run = supervise("--processes", "2")
+    assert run.process.wait(120) == 2
+    stderr = run.stderr_path.read_text(encoding="utf-8")
+    assert "is empty (0 bytes), so it holds no run history" in stderr
+    assert "exited with code 2: stopping the others" in run.log()
+    assert "starting it again" not in run.log()
+    assert not any(alive(pid) for pid in run.children().values())
+    assert ledger.read_bytes() == b""
