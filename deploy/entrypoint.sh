@@ -2,7 +2,8 @@
 # The container's entry point; it runs the same way outside a container
 # (tests/deploy runs it so). Run from the project folder (/srv/eil in the image).
 #
-#   eil-entrypoint [scheduler]   the scheduler in the foreground (the default)
+#   eil-entrypoint [scheduler [ARGS]]  the scheduler in the foreground (the default;
+#                                ARGS: --processes N to use N CPUs, --workers ...)
 #   eil-entrypoint serve         the report site on 0.0.0.0:$EIL_PORT (put a proxy in front)
 #   eil-entrypoint once [ARGS]   every pipeline once, now (ARGS: --at, --only ...)
 #   eil-entrypoint validate      check every pipeline file; exit 2 on any problem

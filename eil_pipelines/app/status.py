@@ -545,7 +545,11 @@ def status_report(
         "format": STATUS_FORMAT,
         "generated_at": _iso(moment.astimezone(UTC)),
         "ledger_error": ledger_error,
-        "scheduler": node_rows[0] if node_rows else None,
+        # The newest runner alive; else the newest: with several (--processes, or
+        # machines), one that said goodbye does not make a running service unhealthy.
+        "scheduler": next(
+            (r for r in node_rows if r["alive"]), node_rows[0] if node_rows else None
+        ),
         "nodes": node_rows,
         "pipelines": rows,
         "invalid": invalid,

@@ -85,6 +85,32 @@ def test_a_goodbye_and_no_heartbeat_are_unhealthy(daily) -> None:
     ]
 
 
+def test_a_goodbye_beside_a_live_runner_is_healthy(daily) -> None:
+    """Several runners (``--processes``): one that stopped, newer than the live one's
+    last beat, does not fail the check while the other still beats."""
+    with Ledger(ledger_path(daily.reports), clock=lambda: NOW) as ledger:
+        ledger.beat(
+            "alive",
+            host="h",
+            pid=2,
+            version="1.0",
+            started_at=NOW - timedelta(hours=1),
+            running=0,
+            last_error=None,
+        )
+    with Ledger(ledger_path(daily.reports), clock=lambda: NOW + timedelta(seconds=3)) as ledger:
+        _beat(ledger, stopped=True)
+    report = status_report(daily.pipelines, daily.reports, now=NOW + timedelta(seconds=4))
+    assert report["nodes"][0]["node"] == "runner"  # the goodbye is the newest beat
+    assert report["scheduler"]["node"] == "alive"
+    assert report["health"] == {"ok": True, "problems": []}
+    # Once the live one is too old as well, the newest beat (the goodbye) is reported.
+    late = status_report(daily.pipelines, daily.reports, now=NOW + timedelta(seconds=120))
+    assert late["health"]["problems"] == [
+        "the scheduler runner stopped at 2026-12-07T06:00:03+00:00"
+    ]
+
+
 def test_failures_in_a_row_beyond_the_limit_are_unhealthy(daily) -> None:
     with Ledger(ledger_path(daily.reports), clock=lambda: NOW) as ledger:
         _beat(ledger)
