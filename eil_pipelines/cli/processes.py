@@ -79,4 +79,6 @@ def process_command(
         command += ["--node", f"{node_option(options)}-{index}"]
     if getattr(options, "target", None):
         command += ["--target", options.target]
+    if options.debug:
+        command.append("--debug")
     return command

@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..spec.loader import project_root_for
@@ -17,6 +17,9 @@ from .common import check_counts, reports_dir_for
 from .exitcodes import EXIT_OK
 from .logs import configure_daemon_logging, log_file_for
 from .signals import stop_on_signals, taker
+
+if TYPE_CHECKING:
+    from ..app.processes import ProcessRole
 
 #: The scheduler's log, relative to the reports folder (``--log-file`` moves it).
 LOG_FILE = Path(".eil") / "scheduler.log"
@@ -66,7 +69,7 @@ def cmd_schedule(options: argparse.Namespace) -> int:
     return _schedule(options, reports, role)
 
 
-def _schedule(options: argparse.Namespace, reports: Path, role: Any) -> int:
+def _schedule(options: argparse.Namespace, reports: Path, role: ProcessRole | None) -> int:
     """One scheduler process, in the foreground until a signal (or its supervisor) stops it."""
     from ..app.processes import follow_supervisor
     from ..app.service import SchedulerService, run_forever

@@ -62,7 +62,7 @@ def stop_on_signals(
             signal.signal(sig, old)
 
 
-def taker(event: threading.Event) -> Any:
+def taker(event: threading.Event) -> Callable[[], bool]:
     """A callable that says whether ``event`` was set since it last asked, and clears it."""
 
     def take() -> bool:

@@ -29,11 +29,11 @@ sql = "SELECT 1 AS x"
 """
 
 
-def _beat(ledger: Ledger, *, stopped: bool = False) -> None:
+def _beat(ledger: Ledger, *, stopped: bool = False, node: str = "runner", pid: int = 1) -> None:
     ledger.beat(
-        "runner",
+        node,
         host="h",
-        pid=1,
+        pid=pid,
         version="1.0",
         started_at=NOW - timedelta(hours=1),
         running=0,
@@ -89,15 +89,7 @@ def test_a_goodbye_beside_a_live_runner_is_healthy(daily) -> None:
     """Several runners (``--processes``): one that stopped, newer than the live one's
     last beat, does not fail the check while the other still beats."""
     with Ledger(ledger_path(daily.reports), clock=lambda: NOW) as ledger:
-        ledger.beat(
-            "alive",
-            host="h",
-            pid=2,
-            version="1.0",
-            started_at=NOW - timedelta(hours=1),
-            running=0,
-            last_error=None,
-        )
+        _beat(ledger, node="alive", pid=2)
     with Ledger(ledger_path(daily.reports), clock=lambda: NOW + timedelta(seconds=3)) as ledger:
         _beat(ledger, stopped=True)
     report = status_report(daily.pipelines, daily.reports, now=NOW + timedelta(seconds=4))
