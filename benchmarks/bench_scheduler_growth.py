@@ -25,6 +25,10 @@ Sections (each prints a table; all together take well under a minute):
   ``floor`` row is no scheduler at all: a bare thread in ``Condition.wait``
   to the same grid beside as many busy Python threads, which is what the
   machine allows any thread; the loop's own cost is its gap to the floor.
+  The ``apscheduler`` row is the peer the issue compared with: APScheduler 3's
+  ``BackgroundScheduler`` with a job every 0.05 s beside the same busy
+  threads, its lateness taken when its loop submits the job (its
+  ``EVENT_JOB_SUBMITTED``); printed when ``apscheduler==3.*`` is installed.
 
 ``--loop PATH`` loads the scheduler from another ``loop.py`` (an older
 version, say ``git show a653a16:eil_pipelines/schedule/loop.py > /tmp/loop.py``)
@@ -315,6 +319,60 @@ def floor_once(threads: int, fires: int) -> str:
     )
 
 
+def apscheduler_once(threads: int, fires: int) -> str:
+    """One row: APScheduler 3's ``BackgroundScheduler`` with a job every 0.05 s (its
+    submit lateness, from its own event), beside ``threads`` threads busy in Python,
+    at the same switch interval as the loop: the peer the issue compared with."""
+    try:
+        from apscheduler.events import EVENT_JOB_SUBMITTED
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+    except ImportError:
+        return f"{'apscheduler 3':>28} not installed (pip install 'apscheduler==3.*')"
+    stop = threading.Event()
+    busy = [threading.Thread(target=burn(stop), args=(None,), daemon=True) for _ in range(threads)]
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(min(saved, 0.001))
+    lateness: list[float] = []
+
+    def submitted(event: Any) -> None:
+        # Called in APScheduler's own loop thread as it hands the job over.
+        lateness.append((time.time() - event.scheduled_run_times[0].timestamp()) * 1000)
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_listener(submitted, EVENT_JOB_SUBMITTED)
+    start = datetime.fromtimestamp((time.time() // 0.05 + 20) * 0.05, UTC)
+    scheduler.add_job(
+        lambda: None,
+        IntervalTrigger(seconds=0.05, start_date=start, timezone="UTC"),
+        max_instances=10,
+        misfire_grace_time=None,
+        coalesce=False,
+    )
+    for thread in busy:
+        thread.start()
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + fires * 0.05 * 3 + 10
+        while len(lateness) < fires and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=False)
+        stop.set()
+        for thread in busy:
+            thread.join(5)
+        sys.setswitchinterval(saved)
+    values = lateness[:fires]
+    label = f"apscheduler: {threads} threads Python"
+    if not values:
+        return f"{label:>28} no fires measured"
+    return (
+        f"{label:>28} {len(values):>5} {statistics.median(values):>7.2f}ms "
+        f"{nearest_rank(values, 90):>7.2f}ms {nearest_rank(values, 99):>7.2f}ms "
+        f"{max(values):>7.2f}ms"
+    )
+
+
 def bench_lateness(loop: ModuleType, workers: int, fires: int) -> None:
     """The loop's dispatch lateness, quiet and with every worker busy, and the floor."""
     print(f"loop lateness (dispatch minus fire time), a job every 0.05 s, {workers} workers")
@@ -323,6 +381,7 @@ def bench_lateness(loop: ModuleType, workers: int, fires: int) -> None:
     print(lateness_once(loop, workers, fires, True, native=True))
     print(lateness_once(loop, workers, fires, True))
     print(floor_once(max(1, workers - 1), fires))
+    print(apscheduler_once(max(1, workers - 1), fires))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
