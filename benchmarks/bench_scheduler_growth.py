@@ -226,6 +226,17 @@ def burn(stop: threading.Event, native: bool = False) -> Callable[[Any], None]:
     return job
 
 
+def lateness_row(label: str, values: list[float]) -> str:
+    """One row of the lateness table: n, p50, p90, p99 and max in milliseconds."""
+    if not values:
+        return f"{label:>28} no fires measured"
+    return (
+        f"{label:>28} {len(values):>5} {statistics.median(values):>7.2f}ms "
+        f"{nearest_rank(values, 90):>7.2f}ms {nearest_rank(values, 99):>7.2f}ms "
+        f"{max(values):>7.2f}ms"
+    )
+
+
 def lateness_once(
     loop: ModuleType, workers: int, fires: int, busy: bool, native: bool = False
 ) -> str:
@@ -273,13 +284,7 @@ def lateness_once(
     kind = "C" if native else "Python"
     label = f"{long_jobs} workers 100% CPU {kind}" if busy else "workers idle"
     values = lateness[:fires]
-    if not values:
-        return f"{label:>28} no fires measured"
-    return (
-        f"{label:>28} {len(values):>5} {statistics.median(values):>7.2f}ms "
-        f"{nearest_rank(values, 90):>7.2f}ms {nearest_rank(values, 99):>7.2f}ms "
-        f"{max(values):>7.2f}ms"
-    )
+    return lateness_row(label, values)
 
 
 def floor_once(threads: int, fires: int) -> str:
@@ -311,12 +316,7 @@ def floor_once(threads: int, fires: int) -> str:
         for thread in busy:
             thread.join(5)
         sys.setswitchinterval(saved)
-    label = f"floor: {threads} threads 100% Python"
-    return (
-        f"{label:>28} {len(lateness):>5} {statistics.median(lateness):>7.2f}ms "
-        f"{nearest_rank(lateness, 90):>7.2f}ms {nearest_rank(lateness, 99):>7.2f}ms "
-        f"{max(lateness):>7.2f}ms"
-    )
+    return lateness_row(f"floor: {threads} threads 100% Python", lateness)
 
 
 def apscheduler_once(threads: int, fires: int) -> str:
@@ -364,13 +364,7 @@ def apscheduler_once(threads: int, fires: int) -> str:
         sys.setswitchinterval(saved)
     values = lateness[:fires]
     label = f"apscheduler: {threads} threads Python"
-    if not values:
-        return f"{label:>28} no fires measured"
-    return (
-        f"{label:>28} {len(values):>5} {statistics.median(values):>7.2f}ms "
-        f"{nearest_rank(values, 90):>7.2f}ms {nearest_rank(values, 99):>7.2f}ms "
-        f"{max(values):>7.2f}ms"
-    )
+    return lateness_row(label, values)
 
 
 def bench_lateness(loop: ModuleType, workers: int, fires: int) -> None:
