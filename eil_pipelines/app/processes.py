@@ -232,19 +232,17 @@ class Supervisor:
                 env=env,
                 pass_fds=(read,),
                 # A session of its own: a terminal's Ctrl-C reaches the supervisor
-                # only, which passes on one SIGTERM (two signals would end a run).
+                # only, which stops them through the pipe (two signals end a run).
                 start_new_session=True,
             )
         except OSError as exc:
             os.close(write)
-            child.restart_at = now + child.pause
             log.error(
                 "scheduler process %d could not start (%s); trying again in %gs",
                 child.index,
                 exc,
-                child.pause,
+                self._later(child, now),
             )
-            child.pause = min(RESTART_MAX_S, child.pause * 2)
             return
         finally:
             os.close(read)
@@ -271,14 +269,19 @@ class Supervisor:
             return
         if now - child.started >= RESTART_RESET_S:
             child.pause = RESTART_FIRST_S
-        child.restart_at = now + child.pause
         log.error(
             "scheduler process %d exited with code %d; starting it again in %gs",
             child.index,
             code,
-            child.pause,
+            self._later(child, now),
         )
-        child.pause = min(RESTART_MAX_S, child.pause * 2)
+
+    def _later(self, child: _Child, now: float) -> float:
+        """Start ``child`` again after its pause, and double the next one; the pause."""
+        pause = child.pause
+        child.restart_at = now + pause
+        child.pause = min(RESTART_MAX_S, pause * 2)
+        return pause
 
     def _close(self, child: _Child) -> None:
         if child.pipe is not None:
